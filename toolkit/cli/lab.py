@@ -1,0 +1,118 @@
+"""Commands about one lab: validate, labs, up, status, ssh, destroy."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+
+import click
+
+from toolkit.errors import HostError, LabNotFoundError, SpecError
+from toolkit.hosts import lifecycle
+from toolkit.lab import spec
+from toolkit.lab.state import LabState
+from toolkit.progress import Progress
+
+
+@click.command()
+@click.argument("lab")
+def validate(lab: str) -> None:
+    """Check a lab spec (a lab name or a path to a lab.yml); nothing is created."""
+    model = spec.load_lab(lab)
+    click.echo(
+        f"{model.source}: valid ({len(model.control_planes)} control planes, "
+        f"{len(model.etcd_hosts)} etcd hosts, {len(model.workers)} workers, "
+        f"{model.etcd_topology} etcd, {model.provider})"
+    )
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def labs(as_json: bool) -> None:
+    """List the labs under inventories/."""
+    rows = []
+    for name in spec.available_labs():
+        try:
+            row: dict[str, object] = spec.labs_summary([spec.load_lab(name)])[0]
+        except SpecError as exc:
+            row = {"name": name, "error": str(exc).splitlines()[0]}
+        row["state"] = "present" if LabState.of(name).exists() else "absent"
+        rows.append(row)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'LAB':<14}{'TOPOLOGY':<10}{'CP':>3}{'ETCD':>5}{'WORKERS':>8}  {'K8S':<9}STATE")
+    for row in rows:
+        if "error" in row:
+            click.echo(f"{row['name']:<14}invalid: {row['error']}")
+            continue
+        click.echo(
+            f"{row['name']:<14}{row['topology']:<10}{row['control_planes']:>3}{row['etcd']:>5}"
+            f"{row['workers']:>8}  {row['kubernetes']:<9}{row['state']}"
+        )
+
+
+@click.command()
+@click.argument("lab")
+def up(lab: str) -> None:
+    """Create the lab's hosts (building the node image if missing) and wait for SSH."""
+    model = spec.load_lab(lab)
+    progress = Progress()
+    durations = lifecycle.up_hosts(model, progress)
+    state = LabState.of(model.name)
+    phases = ", ".join(f"{name} {took:.1f}s" for name, took in durations.items())
+    click.echo(
+        f"lab {model.name}: {len(model.nodes)} hosts up in {progress.elapsed():.1f}s ({phases})"
+    )
+    click.echo(f"  inventory:  {state.inventory}")
+    click.echo(f"  ssh config: {state.ssh_config}")
+
+
+@click.command()
+@click.argument("lab")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(lab: str, as_json: bool) -> None:
+    """Each node of the lab: state, address and whether it answers SSH."""
+    model = spec.load_lab(lab)
+    statuses = lifecycle.lab_status(model)
+    if as_json:
+        click.echo(json.dumps(lifecycle.status_rows(statuses), indent=2))
+    else:
+        click.echo(f"{'NODE':<10}{'ROLE':<15}{'ADDRESS':<16}{'STATE':<13}SSH")
+        for node in statuses:
+            ssh_state = "reachable" if node.reachable else "unreachable"
+            click.echo(
+                f"{node.name:<10}{node.role:<15}{node.address:<16}{node.state:<13}{ssh_state}"
+            )
+    if not all(node.reachable for node in statuses):
+        raise SystemExit(1)
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("lab")
+@click.argument("node")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def ssh(lab: str, node: str, command: tuple[str, ...]) -> None:
+    """Open a shell on NODE, or run COMMAND there (after --)."""
+    model = spec.load_lab(lab)
+    model.node(node)
+    state = LabState.of(model.name)
+    if not state.ssh_config.exists():
+        raise HostError(
+            f"lab {model.name} is not up ({state.ssh_config} is missing); "
+            f"run `k8slab up {model.name}`"
+        )
+    os.execvp("ssh", ["ssh", "-F", str(state.ssh_config), node, *command])
+
+
+@click.command()
+@click.argument("lab")
+def destroy(lab: str) -> None:
+    """Remove the lab's hosts, network, volumes and state directory (safe to repeat)."""
+    provider = "docker"
+    # A lab whose spec is gone can still have hosts; clean those up too.
+    with contextlib.suppress(LabNotFoundError):
+        provider = spec.load_lab(lab).provider
+    removed = lifecycle.destroy_lab(lab, provider, Progress())
+    click.echo(f"lab {lab}: removed {len(removed)} objects" + "".join(f"\n  {r}" for r in removed))

@@ -1,0 +1,128 @@
+"""What this machine has and lacks for running labs, each with the command that fixes it."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolkit import paths
+from toolkit.shell import run
+
+MIN_FREE_MEMORY_GIB = 6.0
+MIN_FREE_DISK_GIB = 20.0
+PYTHON_DISTRIBUTIONS = (
+    "ansible-core",
+    "ansible-runner",
+    "paramiko",
+    "pyinfra",
+    "pytest-testinfra",
+    "click",
+)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+
+def _program(name: str, package: str, version_argv: list[str]) -> Check:
+    path = shutil.which(name)
+    if path is None:
+        return Check(name, False, "not installed", f"apt-get install -y {package}")
+    result = run(version_argv, check=False, timeout=60)
+    first = result.stdout.strip().splitlines()[0] if result.stdout.strip() else "?"
+    return Check(name, True, f"{path}: {first}")
+
+
+def _engine() -> Check:
+    if shutil.which("docker") is None:
+        return Check("docker engine", False, "no docker CLI", "apt-get install -y docker.io")
+    result = run(
+        ["docker", "info", "--format", "{{.ServerVersion}} {{.CgroupVersion}}"],
+        check=False,
+        timeout=30,
+    )
+    if result.returncode != 0:
+        return Check(
+            "docker engine",
+            False,
+            "installed but no engine answers",
+            "systemctl start docker (or: nohup dockerd >/var/log/dockerd.log 2>&1 &)",
+        )
+    version, _, cgroup = result.stdout.strip().partition(" ")
+    return Check("docker engine", True, f"engine {version}, cgroup v{cgroup or '?'}")
+
+
+def _python() -> list[Check]:
+    checks = []
+    for dist in PYTHON_DISTRIBUTIONS:
+        try:
+            checks.append(Check(f"python: {dist}", True, importlib.metadata.version(dist)))
+        except importlib.metadata.PackageNotFoundError:
+            checks.append(Check(f"python: {dist}", False, "missing", "pip install -e ."))
+    return checks
+
+
+def _memory() -> Check:
+    available_kib = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            available_kib = int(line.split()[1])
+    gib = available_kib / 1024 / 1024
+    ok = gib >= MIN_FREE_MEMORY_GIB
+    return Check(
+        "free memory",
+        ok,
+        f"{gib:.1f} GiB available",
+        "" if ok else f"free memory: ha-stacked wants {MIN_FREE_MEMORY_GIB:.0f} GiB",
+    )
+
+
+def _disk() -> Check:
+    target = paths.cache_dir()
+    probe = target if target.exists() else Path.home()
+    free = shutil.disk_usage(probe).free / 1024**3
+    ok = free >= MIN_FREE_DISK_GIB
+    return Check(
+        "free disk",
+        ok,
+        f"{free:.0f} GiB free at {probe}",
+        "" if ok else f"free disk space: images and bundles want {MIN_FREE_DISK_GIB:.0f} GiB",
+    )
+
+
+def _cgroup() -> Check:
+    v2 = Path("/sys/fs/cgroup/cgroup.controllers").exists()
+    detail = "v2 (unified)" if v2 else "v1: Kubernetes 1.35+ needs failCgroupV1: false"
+    return Check("cgroup", True, detail)
+
+
+def _root() -> Check:
+    ok = os.geteuid() == 0
+    return Check(
+        "root",
+        ok,
+        "running as root" if ok else "not root",
+        "" if ok else "run as root: the node image build uses debootstrap and chroot",
+    )
+
+
+def run_checks() -> list[Check]:
+    return [
+        _root(),
+        _engine(),
+        _program("vagrant", "vagrant", ["vagrant", "--version"]),
+        _program("debootstrap", "debootstrap", ["debootstrap", "--version"]),
+        _program("ssh", "openssh-client", ["ssh", "-V"]),
+        _program("go", "golang-go", ["go", "version"]),
+        *_python(),
+        _memory(),
+        _disk(),
+        _cgroup(),
+    ]

@@ -1,0 +1,1 @@
+"""Lab hosts: the node image, the docker engine probe and the Vagrant driver."""

@@ -1,0 +1,118 @@
+"""Bringing a lab's hosts up, reporting on them and removing every trace of them."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+
+from toolkit.hosts import engine
+from toolkit.hosts.image import LOGIN_USER, build_node_image
+from toolkit.hosts.ssh import SshTarget, reachable, wait_until_ready
+from toolkit.hosts.vagrant import Vagrant
+from toolkit.lab import render
+from toolkit.lab.spec import Lab, Node
+from toolkit.lab.state import LabState
+from toolkit.progress import SILENT, Progress
+
+
+def ssh_target(state: LabState, node: Node) -> SshTarget:
+    return SshTarget(node.name, str(node.address), LOGIN_USER, state.private_key)
+
+
+def write_access_files(lab: Lab, state: LabState) -> None:
+    """The Ansible inventory and ssh config through which everything else reaches the hosts."""
+    state.write_text(state.inventory, render.inventory_yaml(lab, state))
+    state.write_text(state.ssh_config, render.ssh_config(lab, state))
+
+
+def up_hosts(lab: Lab, progress: Progress = SILENT) -> dict[str, float]:
+    """Create the lab's hosts with Vagrant and wait until each answers SSH; return timings."""
+    state = LabState.of(lab.name)
+    image_tag = None
+    run_args: list[str] = []
+    if lab.provider == "docker":
+        engine.check_engine()
+        with progress.phase("image"):
+            image_tag = build_node_image(progress).tag
+        privileged = engine.privileged_allowed(image_tag)
+        progress.say(
+            "engine",
+            "--privileged allowed"
+            if privileged
+            else "--privileged refused by this engine; using explicit capabilities instead",
+        )
+        run_args = engine.host_run_args(privileged)
+    state.ensure_key_pair()
+    state.write_json(state.machines, render.machines(lab, state, image_tag, run_args))
+    write_access_files(lab, state)
+    if lab.provider == "docker":
+        engine.ensure_network(lab)
+        engine.ensure_volumes(lab)
+    with progress.phase("hosts", f"vagrant up: {len(lab.nodes)} machines ({lab.provider})"):
+        Vagrant(state).up(lab.provider, progress)
+    with progress.phase("ssh", "waiting for every host to answer SSH with the lab key"):
+        _wait_for_all(lab, state, progress)
+    state.write_json(
+        state.root / "timings" / "up.json",
+        {
+            "lab": lab.name,
+            "recorded_at": time.time(),
+            "phases_s": progress.durations,
+            "total_s": progress.elapsed(),
+        },
+    )
+    return dict(progress.durations)
+
+
+def _wait_for_all(lab: Lab, state: LabState, progress: Progress) -> None:
+    def wait(node: Node) -> None:
+        waited = wait_until_ready(ssh_target(state, node))
+        progress.say("ssh", f"ready after {waited:.1f}s", node.name)
+
+    with ThreadPoolExecutor(max_workers=min(8, len(lab.nodes))) as pool:
+        for future in [pool.submit(wait, node) for node in lab.nodes]:
+            future.result()
+
+
+@dataclass(frozen=True)
+class NodeStatus:
+    name: str
+    role: str
+    address: str
+    state: str
+    reachable: bool
+
+
+def lab_status(lab: Lab) -> list[NodeStatus]:
+    state = LabState.of(lab.name)
+    states = Vagrant(state).status(lab.provider)
+
+    def one(node: Node) -> NodeStatus:
+        machine_state = states.get(node.name, "not_created")
+        ok = machine_state == "running" and reachable(ssh_target(state, node))
+        return NodeStatus(
+            node.name, render.ROLE_NAMES[node.role], str(node.address), machine_state, ok
+        )
+
+    with ThreadPoolExecutor(max_workers=min(8, len(lab.nodes))) as pool:
+        return list(pool.map(one, lab.nodes))
+
+
+def status_rows(statuses: list[NodeStatus]) -> list[dict[str, object]]:
+    return [asdict(status) for status in statuses]
+
+
+def destroy_lab(lab_name: str, provider: str, progress: Progress = SILENT) -> list[str]:
+    """Remove the lab's hosts, network, volumes and state; safe to repeat. Return what went."""
+    state = LabState.of(lab_name)
+    removed: list[str] = []
+    with progress.phase("destroy", f"lab {lab_name}"):
+        Vagrant(state).destroy(provider)
+        if provider == "docker":
+            removed += engine.remove_lab_objects(lab_name)
+        if state.exists():
+            shutil.rmtree(state.root)
+            removed.append(f"state {state.root}")
+    return removed

@@ -1,0 +1,1 @@
+"""The lab: its spec, its state directory and everything rendered from the spec."""

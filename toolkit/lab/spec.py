@@ -1,0 +1,552 @@
+"""The lab spec: the one hand-written description of a lab, and its typed model.
+
+``inventories/<lab>/lab.yml`` is loaded, checked against a schema (unknown keys, types,
+choices), then against rules that span fields (topology, addresses, ranges). Every
+problem is reported with the file, the field and the fix, and all of them at once, so
+that nothing is created from a spec that is only half right.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from toolkit import versions
+from toolkit.errors import LabNotFoundError, SpecError
+from toolkit.paths import INVENTORIES_DIR
+
+SPEC_FILENAME = "lab.yml"
+PROVIDERS = ("docker", "libvirt", "virtualbox")
+TOPOLOGIES = ("stacked", "external")
+RUNTIMES = ("containerd",)
+CNIS = ("flannel", "bridge")
+ROLES = ("control_planes", "etcd", "workers")
+HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+DEFAULT_CPUS = 2
+DEFAULT_MEMORY_MB = 2048
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    role: str  # one of ROLES, singular meaning: "control_planes" -> a control plane
+    address: ipaddress.IPv4Address
+    cpus: int
+    memory_mb: int
+    container_runtime: str
+
+
+@dataclass(frozen=True)
+class Network:
+    subnet: ipaddress.IPv4Network
+    pod_cidr: ipaddress.IPv4Network
+    service_cidr: ipaddress.IPv4Network
+
+    @property
+    def gateway(self) -> ipaddress.IPv4Address:
+        """The first address of the subnet: the engine's bridge (or the VM host) holds it."""
+        return self.subnet.network_address + 1
+
+
+@dataclass(frozen=True)
+class Lab:
+    name: str
+    provider: str
+    kubernetes_version: str
+    etcd_topology: str
+    container_runtime: str
+    cni: str
+    network: Network
+    api_vip: ipaddress.IPv4Address
+    api_port: int
+    nodes: tuple[Node, ...]
+    source: Path = field(compare=False)
+
+    def by_role(self, role: str) -> list[Node]:
+        return [node for node in self.nodes if node.role == role]
+
+    @property
+    def control_planes(self) -> list[Node]:
+        return self.by_role("control_planes")
+
+    @property
+    def etcd_hosts(self) -> list[Node]:
+        return self.by_role("etcd")
+
+    @property
+    def workers(self) -> list[Node]:
+        return self.by_role("workers")
+
+    @property
+    def etcd_members(self) -> list[Node]:
+        """The nodes that run etcd: control planes when stacked, etcd hosts when external."""
+        return self.control_planes if self.etcd_topology == "stacked" else self.etcd_hosts
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise SpecError(
+            f"lab {self.name!r} has no node {name!r}; its nodes are: "
+            + ", ".join(n.name for n in self.nodes)
+        )
+
+
+# --- schema -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Key:
+    """One allowed key of a mapping: its type, whether it is required, its check."""
+
+    kind: type | tuple[type, ...]
+    required: bool = True
+    choices: tuple[str, ...] = ()
+    hint: str = ""
+
+
+NODE_KEYS: dict[str, Key] = {
+    "name": Key(str, hint="a hostname such as cp1"),
+    "address": Key(str, hint="an IPv4 address inside network.subnet"),
+    "cpus": Key(int, required=False, hint="a whole number of CPUs, at least 1"),
+    "memory_mb": Key(int, required=False, hint="memory in MiB, at least 512"),
+    "container_runtime": Key(str, required=False, choices=RUNTIMES),
+}
+TOP_KEYS: dict[str, Key] = {
+    "name": Key(str, hint="the lab's name, the same as its folder"),
+    "provider": Key(str, choices=PROVIDERS),
+    "kubernetes_version": Key(str, hint="for example " + versions.DEFAULT_KUBERNETES_VERSION),
+    "etcd_topology": Key(str, choices=TOPOLOGIES),
+    "container_runtime": Key(str, choices=RUNTIMES),
+    "cni": Key(str, choices=CNIS),
+    "network": Key(dict),
+    "api_endpoint": Key(dict),
+    "node_defaults": Key(dict, required=False),
+    "nodes": Key(dict),
+}
+NETWORK_KEYS: dict[str, Key] = {
+    "subnet": Key(str, hint="the lab network in CIDR form, e.g. 172.30.2.0/24"),
+    "pod_cidr": Key(str, hint="the Pod range in CIDR form, e.g. 10.244.0.0/16"),
+    "service_cidr": Key(str, hint="the Service range in CIDR form, e.g. 10.96.0.0/16"),
+}
+API_KEYS: dict[str, Key] = {
+    "vip": Key(str, hint="a free IPv4 address inside network.subnet"),
+    "port": Key(int, required=False, hint="a TCP port, 6443 by default"),
+}
+DEFAULTS_KEYS: dict[str, Key] = {
+    "cpus": NODE_KEYS["cpus"],
+    "memory_mb": NODE_KEYS["memory_mb"],
+}
+NODES_KEYS: dict[str, Key] = {
+    "control_planes": Key(list, hint="a list of nodes"),
+    "etcd": Key(list, required=False, hint="a list of nodes (external topology only)"),
+    "workers": Key(list, required=False, hint="a list of nodes"),
+}
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "a whole number", dict: "a mapping", list: "a list"}
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    return " or ".join(names.get(k, k.__name__) for k in kinds)
+
+
+class Problems:
+    """Collects every problem of one spec file, each naming the file, field and fix."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lines: list[str] = []
+
+    def add(self, field_path: str, message: str) -> None:
+        self.lines.append(f"{_display(self.path)}: {field_path}: {message}")
+
+    def raise_if_any(self) -> None:
+        if self.lines:
+            count = len(self.lines)
+            head = (
+                f"{_display(self.path)}: {count} problem{'s' if count > 1 else ''} in the lab spec"
+            )
+            raise SpecError("\n".join([head, *("  " + line for line in self.lines)]))
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _check_mapping(
+    data: dict[str, Any], keys: dict[str, Key], where: str, problems: Problems
+) -> dict[str, Any]:
+    """Check one mapping against its keys; return only the keys whose value is usable."""
+    usable: dict[str, Any] = {}
+    prefix = f"{where}." if where else ""
+    for key in data:
+        if key not in keys:
+            near = [k for k in keys if _similar(str(key), k)]
+            fix = f"did you mean {near[0]!r}?" if near else "allowed keys: " + ", ".join(keys)
+            problems.add(f"{prefix}{key}", f"unknown key; {fix}")
+    for key, rule in keys.items():
+        if key not in data or data[key] is None:
+            if rule.required:
+                hint = f" ({rule.hint})" if rule.hint else ""
+                choices = f" (one of: {', '.join(rule.choices)})" if rule.choices else ""
+                problems.add(f"{prefix}{key}", f"missing; add it{hint or choices}")
+            continue
+        value = data[key]
+        # bool is an int in Python; a YAML `true` where a number belongs is still wrong.
+        if not isinstance(value, rule.kind) or (isinstance(value, bool) and rule.kind is int):
+            problems.add(
+                f"{prefix}{key}",
+                f"is {type(value).__name__} {value!r}, expected {_type_name(rule.kind)}",
+            )
+            continue
+        if rule.choices and value not in rule.choices:
+            problems.add(
+                f"{prefix}{key}",
+                f"unknown value {value!r}; use one of: {', '.join(rule.choices)}",
+            )
+            continue
+        usable[key] = value
+    return usable
+
+
+def _similar(a: str, b: str) -> bool:
+    a, b = a.lower(), b.lower()
+    if a in b or b in a:
+        return True
+    # one edit apart (typo): same length with one difference, or one char extra
+    if abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) <= 1
+    short, long_ = sorted((a, b), key=len)
+    return any(long_[:i] + long_[i + 1 :] == short for i in range(len(long_)))
+
+
+def _parse(
+    value: str, parser: Callable[[str], Any], field_path: str, what: str, problems: Problems
+) -> Any:
+    try:
+        return parser(value)
+    except ValueError as exc:
+        problems.add(field_path, f"{value!r} is not {what} ({exc})")
+        return None
+
+
+def _positive(value: int | None, minimum: int, field_path: str, problems: Problems) -> None:
+    if value is not None and value < minimum:
+        problems.add(field_path, f"is {value}; it must be at least {minimum}")
+
+
+# --- loading ------------------------------------------------------------------------
+
+
+def spec_path(lab_name: str, inventories: Path = INVENTORIES_DIR) -> Path:
+    return inventories / lab_name / SPEC_FILENAME
+
+
+def available_labs(inventories: Path = INVENTORIES_DIR) -> list[str]:
+    return sorted(p.parent.name for p in inventories.glob(f"*/{SPEC_FILENAME}"))
+
+
+def load_lab(name_or_path: str | Path, inventories: Path = INVENTORIES_DIR) -> Lab:
+    """Load and validate a lab by name (``inventories/<name>/lab.yml``) or by file path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yml", ".yaml") or candidate.is_file():
+        path = candidate
+    else:
+        path = spec_path(str(name_or_path), inventories)
+        if not path.parent.is_dir():
+            labs = ", ".join(available_labs(inventories)) or "none"
+            raise LabNotFoundError(
+                f"no lab named {str(name_or_path)!r}: {_display(path)} does not exist; "
+                f"labs under {_display(inventories)}: {labs}"
+            )
+    return parse_lab(_read_yaml(path), path)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise SpecError(f"{_display(path)}: file not found; create it (see inventories/single/)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(
+            f"{_display(path)}: cannot read it: {exc.strerror}; check its permissions"
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(f"{_display(path)}: not valid YAML{where}: {problem}") from None
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        raise SpecError(
+            f"{_display(path)}: the lab spec must be a YAML mapping (key: value), but it is {kind}"
+        )
+    return data
+
+
+def parse_lab(data: dict[str, Any], path: Path) -> Lab:
+    """Validate ``data`` read from ``path`` and build the model; raise SpecError listing all."""
+    problems = Problems(path)
+    top = _check_mapping(data, TOP_KEYS, "", problems)
+
+    name = top.get("name")
+    if name is not None:
+        if not HOSTNAME_RE.match(name):
+            problems.add(
+                "name", f"{name!r} is not a valid name; use lowercase letters, digits and '-'"
+            )
+        elif path.name == SPEC_FILENAME and path.parent.name != name:
+            problems.add(
+                "name", f"is {name!r} but the folder is {path.parent.name!r}; make them the same"
+            )
+
+    version = top.get("kubernetes_version")
+    if version is not None and version not in versions.RELEASES:
+        problems.add(
+            "kubernetes_version",
+            f"{version!r} is not a version the toolkit can supply; use one of: "
+            + ", ".join(versions.supported_versions()),
+        )
+
+    network = _parse_network(top.get("network"), problems)
+    api_vip, api_port = _parse_api(top.get("api_endpoint"), problems)
+    defaults = (
+        _check_mapping(top["node_defaults"], DEFAULTS_KEYS, "node_defaults", problems)
+        if "node_defaults" in top
+        else {}
+    )
+    for key in ("cpus", "memory_mb"):
+        _positive(defaults.get(key), 1 if key == "cpus" else 512, f"node_defaults.{key}", problems)
+    nodes = _parse_nodes(top.get("nodes"), defaults, top.get("container_runtime"), problems)
+
+    _check_topology(top.get("etcd_topology"), nodes, problems)
+    _check_addresses(network, api_vip, nodes, problems)
+
+    problems.raise_if_any()
+    assert network is not None and api_vip is not None  # guaranteed: no problems were found
+    return Lab(
+        name=top["name"],
+        provider=top["provider"],
+        kubernetes_version=top["kubernetes_version"],
+        etcd_topology=top["etcd_topology"],
+        container_runtime=top["container_runtime"],
+        cni=top["cni"],
+        network=network,
+        api_vip=api_vip,
+        api_port=api_port,
+        nodes=tuple(node for node, _ in nodes),
+        source=path,
+    )
+
+
+def _parse_network(raw: dict[str, Any] | None, problems: Problems) -> Network | None:
+    if raw is None:
+        return None
+    values = _check_mapping(raw, NETWORK_KEYS, "network", problems)
+    ranges: dict[str, ipaddress.IPv4Network] = {}
+    for key, value in values.items():
+        parsed = _parse(
+            value,
+            lambda v: ipaddress.IPv4Network(v, strict=True),
+            f"network.{key}",
+            "an IPv4 network in CIDR form with no host bits set",
+            problems,
+        )
+        if parsed is not None:
+            ranges[key] = parsed
+    subnet = ranges.get("subnet")
+    if subnet is not None and subnet.prefixlen > 29:
+        problems.add("network.subnet", f"{subnet} is too small for a lab; use a /24")
+    names = list(ranges)
+    for i, first in enumerate(names):
+        for second in names[i + 1 :]:
+            if ranges[first].overlaps(ranges[second]):
+                problems.add(
+                    f"network.{second}",
+                    f"{ranges[second]} overlaps network.{first} {ranges[first]}; "
+                    "the lab network, Pod and Service ranges must be disjoint",
+                )
+    if len(ranges) < len(NETWORK_KEYS):
+        return None
+    return Network(ranges["subnet"], ranges["pod_cidr"], ranges["service_cidr"])
+
+
+def _parse_api(
+    raw: dict[str, Any] | None, problems: Problems
+) -> tuple[ipaddress.IPv4Address | None, int]:
+    if raw is None:
+        return None, 6443
+    values = _check_mapping(raw, API_KEYS, "api_endpoint", problems)
+    port = values.get("port", 6443)
+    if not 1 <= port <= 65535:
+        problems.add("api_endpoint.port", f"{port} is not a TCP port; use 1-65535 (6443 is usual)")
+    vip = None
+    if "vip" in values:
+        vip = _parse(
+            values["vip"], ipaddress.IPv4Address, "api_endpoint.vip", "an IPv4 address", problems
+        )
+    return vip, port
+
+
+def _parse_nodes(
+    raw: dict[str, Any] | None,
+    defaults: dict[str, Any],
+    runtime: str | None,
+    problems: Problems,
+) -> list[tuple[Node, str]]:
+    """Nodes with the field path they came from (for messages about them)."""
+    if raw is None:
+        return []
+    groups = _check_mapping(raw, NODES_KEYS, "nodes", problems)
+    nodes: list[tuple[Node, str]] = []
+    for role in ROLES:
+        for index, entry in enumerate(groups.get(role) or []):
+            where = f"nodes.{role}[{index}]"
+            if not isinstance(entry, dict):
+                problems.add(
+                    where, f"is {type(entry).__name__}, expected a mapping with name and address"
+                )
+                continue
+            values = _check_mapping(entry, NODE_KEYS, where, problems)
+            name = values.get("name")
+            if name is not None and not HOSTNAME_RE.match(name):
+                problems.add(
+                    f"{where}.name",
+                    f"{name!r} is not a valid hostname; use lowercase letters, digits and '-' "
+                    "(at most 63, not starting or ending with '-')",
+                )
+                name = None
+            address = None
+            if "address" in values:
+                address = _parse(
+                    values["address"],
+                    ipaddress.IPv4Address,
+                    f"{where}.address",
+                    "an IPv4 address",
+                    problems,
+                )
+            cpus = values.get("cpus", defaults.get("cpus", DEFAULT_CPUS))
+            memory = values.get("memory_mb", defaults.get("memory_mb", DEFAULT_MEMORY_MB))
+            _positive(values.get("cpus"), 1, f"{where}.cpus", problems)
+            _positive(values.get("memory_mb"), 512, f"{where}.memory_mb", problems)
+            if name is None or address is None:
+                continue
+            node_runtime = values.get("container_runtime", runtime or RUNTIMES[0])
+            nodes.append((Node(name, role, address, cpus, memory, node_runtime), where))
+    return nodes
+
+
+def _check_topology(
+    topology: str | None, nodes: list[tuple[Node, str]], problems: Problems
+) -> None:
+    counts = {role: sum(1 for node, _ in nodes if node.role == role) for role in ROLES}
+    if counts["control_planes"] == 0:
+        problems.add("nodes.control_planes", "is empty; a cluster needs at least one control plane")
+    if topology == "external":
+        if counts["etcd"] == 0:
+            problems.add(
+                "nodes.etcd",
+                "is empty but etcd_topology is 'external'; list the etcd hosts "
+                "or set etcd_topology: stacked",
+            )
+        elif counts["etcd"] % 2 == 0:
+            problems.add(
+                "nodes.etcd",
+                f"has {counts['etcd']} members; etcd needs an odd number (1, 3 or 5) "
+                "to keep quorum",
+            )
+    elif topology == "stacked":
+        if counts["etcd"]:
+            problems.add(
+                "nodes.etcd",
+                "lists etcd hosts but etcd_topology is 'stacked' (etcd runs on the control "
+                "planes); remove them or set etcd_topology: external",
+            )
+        if counts["control_planes"] and counts["control_planes"] % 2 == 0:
+            problems.add(
+                "nodes.control_planes",
+                f"has {counts['control_planes']} nodes, so stacked etcd would have an even "
+                "member count; use an odd number (1, 3 or 5)",
+            )
+
+
+def _check_addresses(
+    network: Network | None,
+    vip: ipaddress.IPv4Address | None,
+    nodes: list[tuple[Node, str]],
+    problems: Problems,
+) -> None:
+    seen_names: dict[str, str] = {}
+    seen_addresses: dict[ipaddress.IPv4Address, str] = {}
+    for node, where in nodes:
+        if node.name in seen_names:
+            problems.add(
+                f"{where}.name",
+                f"{node.name!r} is already used by {seen_names[node.name]}; names must be unique",
+            )
+        else:
+            seen_names[node.name] = where
+        if node.address in seen_addresses:
+            problems.add(
+                f"{where}.address",
+                f"{node.address} is already used by {seen_addresses[node.address]}; "
+                "give each node its own",
+            )
+        else:
+            seen_addresses[node.address] = where
+        if network is not None:
+            _check_in_subnet(node.address, network, f"{where}.address", problems)
+    if vip is None or network is None:
+        return
+    _check_in_subnet(vip, network, "api_endpoint.vip", problems)
+    if vip in seen_addresses:
+        problems.add(
+            "api_endpoint.vip",
+            f"{vip} is the address of {seen_addresses[vip]}; the VIP must be a free address",
+        )
+
+
+def _check_in_subnet(
+    address: ipaddress.IPv4Address, network: Network, field_path: str, problems: Problems
+) -> None:
+    subnet = network.subnet
+    if address not in subnet:
+        problems.add(
+            field_path, f"{address} is outside the lab subnet {subnet}; pick one inside it"
+        )
+    elif address in (subnet.network_address, subnet.broadcast_address):
+        problems.add(field_path, f"{address} is the network or broadcast address of {subnet}")
+    elif address == network.gateway:
+        problems.add(
+            field_path,
+            f"{address} is the lab network's gateway (its first address, held by the host); "
+            "pick another",
+        )
+
+
+def labs_summary(labs: Iterable[Lab]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": lab.name,
+            "provider": lab.provider,
+            "topology": lab.etcd_topology,
+            "control_planes": len(lab.control_planes),
+            "etcd": len(lab.etcd_hosts),
+            "workers": len(lab.workers),
+            "kubernetes": lab.kubernetes_version,
+        }
+        for lab in labs
+    ]
