@@ -40,3 +40,7 @@ class CommandError(K8slabError):
         self.argv = argv
         self.returncode = returncode
         self.output = output
+
+
+class BundleError(K8slabError):
+    """An artifact bundle could not be built, fetched, verified or found."""

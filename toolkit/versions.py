@@ -14,13 +14,53 @@ from toolkit.errors import SpecError
 
 @dataclass(frozen=True)
 class KubernetesRelease:
+    """One Kubernetes version and the components a cluster of it runs with.
+
+    etcd, CoreDNS and pause are the versions kubeadm of that release asks for
+    (``DefaultEtcdVersion``, ``CoreDNSVersion``, ``PauseVersion`` in
+    cmd/kubeadm/app/constants); the CNI plugins are those of its build/dependencies.yaml;
+    crictl follows the Kubernetes minor, as cri-tools versions itself.
+    """
+
     version: str
     needs_fail_cgroup_v1_false: bool
+    etcd: str
+    etcd_image_revision: str
+    coredns: str
+    pause: str
+    crictl: str
+    cni_plugins: str
+    flannel: str
+
+    @property
+    def minor(self) -> str:
+        """``v1.34`` for ``v1.34.4``."""
+        return ".".join(self.version.split(".")[:2])
 
 
 RELEASES: dict[str, KubernetesRelease] = {
-    "v1.34.4": KubernetesRelease("v1.34.4", needs_fail_cgroup_v1_false=False),
-    "v1.35.4": KubernetesRelease("v1.35.4", needs_fail_cgroup_v1_false=True),
+    "v1.34.4": KubernetesRelease(
+        "v1.34.4",
+        needs_fail_cgroup_v1_false=False,
+        etcd="3.6.5",
+        etcd_image_revision="0",
+        coredns="v1.12.1",
+        pause="3.10.1",
+        crictl="v1.34.0",
+        cni_plugins="v1.7.1",
+        flannel="v0.27.4",
+    ),
+    "v1.35.4": KubernetesRelease(
+        "v1.35.4",
+        needs_fail_cgroup_v1_false=True,
+        etcd="3.6.6",
+        etcd_image_revision="0",
+        coredns="v1.13.1",
+        pause="3.10.1",
+        crictl="v1.35.0",
+        cni_plugins="v1.8.0",
+        flannel="v0.27.4",
+    ),
 }
 DEFAULT_KUBERNETES_VERSION = "v1.34.4"
 

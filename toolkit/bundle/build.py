@@ -1,0 +1,190 @@
+"""Building a bundle: binaries, then images, in a partial folder renamed when complete."""
+
+from __future__ import annotations
+
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolkit.bundle import gobuild, images, recipe, upstream
+from toolkit.bundle.manifest import Artifact, Manifest, VersionCheck, sha256_of
+from toolkit.bundle.store import (
+    build_lock,
+    bundle_dir,
+    bundles_root,
+    check_artifact,
+    is_complete,
+    partial_dir,
+)
+from toolkit.bundle.tools import Toolchain, preflight
+from toolkit.errors import BundleError
+from toolkit.progress import SILENT, Progress
+from toolkit.versions import KubernetesRelease, release
+
+SOURCES = ("gomod", "upstream")
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    path: Path
+    manifest: Manifest
+    reused: bool
+
+
+@dataclass(frozen=True)
+class _Binary:
+    path: Path
+    kind: str
+    version: str
+    source: str
+    check: VersionCheck
+
+
+def _artifact(folder: Path, name: str, b: _Binary) -> Artifact:
+    relative = ("cni/" if b.kind == "cni-plugin" else "bin/") + name
+    target = folder / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    b.path.replace(target)
+    return Artifact(
+        name,
+        b.kind,
+        b.version,
+        b.source,
+        sha256_of(target),
+        target.stat().st_size,
+        relative,
+        b.check,
+    )
+
+
+def _gomod_binaries(
+    rel: KubernetesRelease, tools: Toolchain, work: Path, log: Path, progress: Progress
+) -> dict[str, _Binary]:
+    builds = recipe.go_builds(rel)
+    with progress.phase("download", "Go modules through the module proxy"):
+        for build in builds:
+            gobuild.download(tools.go, build, rel.minor, log)
+    found: dict[str, _Binary] = {}
+    for build in builds:
+        with progress.phase("compile", f"{build.component} {build.version}"):
+            paths = gobuild.compile_build(tools.go, build, rel.minor, work, log)
+        source = f"gomod:{build.module_dir(rel.minor).relative_to(recipe.RECIPE_DIR.parent)}"
+        for b in build.binaries:
+            found[b.name] = _Binary(paths[b.name], b.kind, b.version, source, b.check)
+    return found
+
+
+def _upstream_binaries(
+    rel: KubernetesRelease,
+    work: Path,
+    kubernetes_base: str,
+    github_base: str,
+    progress: Progress,
+) -> dict[str, _Binary]:
+    wanted = {b.name: b for build in recipe.go_builds(rel) for b in build.binaries}
+    found: dict[str, _Binary] = {}
+    with progress.phase("download", "release files, each checked against its sha256"):
+        for file in upstream.upstream_files(rel, kubernetes_base, github_base):
+            progress.say("download", file.url)
+            for name, path in upstream.fetch(file, work, work / "downloads").items():
+                b = wanted.pop(name)
+                found[name] = _Binary(path, b.kind, b.version, f"upstream:{file.url}", b.check)
+    if wanted:
+        raise BundleError(f"no upstream location known for: {', '.join(sorted(wanted))}")
+    return found
+
+
+def build(
+    version: str,
+    source: str = "gomod",
+    *,
+    force: bool = False,
+    kubernetes_base: str = upstream.KUBERNETES_BASE,
+    github_base: str = upstream.GITHUB_BASE,
+    progress: Progress = SILENT,
+) -> BuildResult:
+    """Build (or reuse) the bundle of ``version`` under the cache; see ``bundle_dir``."""
+    rel = release(version)
+    if source not in SOURCES:
+        raise BundleError(f"unknown source {source!r}; use one of: {', '.join(SOURCES)}")
+    final = bundle_dir(rel.version)
+    if is_complete(rel.version) and not force:
+        progress.say("bundle", f"{final} is complete; nothing to do")
+        return BuildResult(final, Manifest.read(final), reused=True)
+    tools = preflight(need_go=source == "gomod")
+    with build_lock(rel.version, progress):
+        if is_complete(rel.version) and not force:
+            progress.say("bundle", f"{final} was completed by another build")
+            return BuildResult(final, Manifest.read(final), reused=True)
+        return _build_locked(rel, source, tools, kubernetes_base, github_base, progress)
+
+
+def _build_locked(
+    rel: KubernetesRelease,
+    source: str,
+    tools: Toolchain,
+    kubernetes_base: str,
+    github_base: str,
+    progress: Progress,
+) -> BuildResult:
+    work = partial_dir(rel.version)
+    if work.exists():
+        progress.say("bundle", f"discarding an interrupted build in {work}")
+        shutil.rmtree(work)
+    (work / "bin").mkdir(parents=True)
+    log = work / "build.log"
+    progress.say("bundle", f"building {rel.version} from {source} in {work} (log: {log})")
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # debootstrap waits on the network while the compiler uses the CPUs.
+        base_future = pool.submit(images.ensure_debian_base, tools, work / "base.log", progress)
+        if source == "gomod":
+            binaries = _gomod_binaries(rel, tools, work / "bin", log, progress)
+        else:
+            binaries = _upstream_binaries(rel, work / "bin", kubernetes_base, github_base, progress)
+        pause = images.compile_pause(tools, rel.pause, work / "bin", log)
+        binaries["pause"] = _Binary(
+            pause,
+            "binary",
+            rel.pause,
+            f"gcc:{recipe.PAUSE_SOURCE.relative_to(recipe.RECIPE_DIR.parent)}",
+            VersionCheck(("-v",), f"pause {rel.pause}"),
+        )
+        with progress.phase("base", "Debian minbase for kube-proxy and flannel"):
+            base = base_future.result()
+
+    artifacts = [_artifact(work, name, b) for name, b in binaries.items()]
+    placed = {a.name: work / a.path for a in artifacts}
+    with progress.phase("images", "docker build + docker save"):
+        for spec in recipe.images(rel):
+            progress.say("images", spec.tag)
+            archive = images.build_image(tools, spec, placed, base, work, log)
+            artifacts.append(
+                Artifact(
+                    spec.tag,
+                    "image",
+                    spec.tag.rsplit(":", 1)[1],
+                    f"docker:bundle/images/{spec.context}",
+                    sha256_of(archive),
+                    archive.stat().st_size,
+                    spec.archive,
+                    tag=spec.tag,
+                )
+            )
+
+    with progress.phase("check", "every artifact against its sha256 and version"):
+        problems = [p for a in artifacts for p in check_artifact(work, a)]
+    if problems:
+        raise BundleError(f"the built bundle is wrong: {'; '.join(problems)}")
+    Manifest(rel.version, source, recipe.components(rel), artifacts).write(work)
+
+    final = bundle_dir(rel.version)
+    if final.exists():
+        stale = bundles_root() / f".{rel.version}.replaced"
+        shutil.rmtree(stale, ignore_errors=True)
+        final.rename(stale)
+        shutil.rmtree(stale)
+    work.rename(final)
+    progress.say("bundle", f"{final} complete: {len(artifacts)} artifacts")
+    return BuildResult(final, Manifest.read(final), reused=False)

@@ -1,0 +1,66 @@
+"""Building the bundle's Go commands from their published modules (``--source gomod``)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from toolkit.bundle.recipe import GoBuild
+from toolkit.bundle.tools import run
+from toolkit.errors import BundleError, CommandError
+
+# As upstream's release builds: static binaries, no local paths, no symbol tables.
+BUILD_ENV = {"CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly -buildvcs=false"}
+
+
+def default_binary_name(package: str) -> str:
+    """The file ``go build -o DIR/`` writes for ``package``: its last element, ignoring
+    a major-version suffix (``go.etcd.io/etcd/server/v3`` → ``server``)."""
+    parts = package.split("/")
+    if len(parts) > 1 and re.fullmatch(r"v[0-9]+", parts[-1]):
+        return parts[-2]
+    return parts[-1]
+
+
+def download(go: str, build: GoBuild, minor: str, log: Path) -> None:
+    """Fetch every module the build needs, so that a network problem shows before compiling."""
+    folder = build.module_dir(minor)
+    if not (folder / "go.mod").is_file():
+        raise BundleError(f"recipe folder {folder} has no go.mod")
+    try:
+        run([go, "mod", "download"], cwd=folder, env=BUILD_ENV, log=log)
+    except CommandError as exc:
+        raise BundleError(
+            f"cannot download the Go modules for {build.component} {build.version} "
+            f"through the Go module proxy (GOPROXY): {exc}. "
+            "Check the network, or set GOPROXY to a reachable proxy"
+        ) from None
+
+
+def compile_build(go: str, build: GoBuild, minor: str, out: Path, log: Path) -> dict[str, Path]:
+    """Compile the build's commands into ``out``; returns bundle name → binary path."""
+    scratch = out / f".go-{build.module}"
+    scratch.mkdir(parents=True)
+    run(
+        [
+            go,
+            "build",
+            "-trimpath",
+            "-ldflags",
+            " ".join(("-s", "-w", *build.ldflags)),
+            "-o",
+            f"{scratch}/",
+            *(b.package for b in build.binaries),
+        ],
+        cwd=build.module_dir(minor),
+        env=BUILD_ENV,
+        log=log,
+    )
+    built: dict[str, Path] = {}
+    for binary in build.binaries:
+        target = out / binary.name
+        (scratch / default_binary_name(binary.package)).replace(target)
+        built[binary.name] = target
+    shutil.rmtree(scratch)
+    return built

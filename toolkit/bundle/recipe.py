@@ -1,0 +1,252 @@
+"""What a bundle of one Kubernetes version holds and how each piece is made.
+
+The recipe files (Go module folders, image build contexts, pause.c) live in the
+repository's ``bundle/`` folder; this module turns a :class:`KubernetesRelease` into the
+list of binaries and images to produce from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolkit.bundle.manifest import VersionCheck
+from toolkit.paths import REPO_ROOT
+from toolkit.versions import KubernetesRelease
+
+RECIPE_DIR = REPO_ROOT / "bundle"
+GOMOD_DIR = RECIPE_DIR / "gomod"
+IMAGES_DIR = RECIPE_DIR / "images"
+PAUSE_SOURCE = RECIPE_DIR / "pause" / "pause.c"
+
+KUBERNETES_COMMANDS = (
+    "kubeadm",
+    "kubelet",
+    "kubectl",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kube-proxy",
+)
+CNI_PLUGINS = {
+    "bridge": "plugins/main/bridge",
+    "host-local": "plugins/ipam/host-local",
+    "loopback": "plugins/main/loopback",
+    "portmap": "plugins/meta/portmap",
+}
+# The build date stamped into Kubernetes binaries: the release tag's time, so that two
+# builds of one version are byte-identical.
+KUBERNETES_BUILD_DATES = {
+    "v1.34.4": "2026-02-10T12:53:36Z",
+    "v1.35.4": "2026-04-15T18:01:22Z",
+}
+
+
+@dataclass(frozen=True)
+class GoBinary:
+    name: str  # file name in the bundle
+    package: str
+    kind: str  # "binary" or "cni-plugin"
+    version: str
+    check: VersionCheck
+
+
+@dataclass(frozen=True)
+class GoBuild:
+    """One ``go build`` in one of the recipe's Go modules."""
+
+    module: str  # folder under bundle/gomod/<minor>/
+    component: str
+    version: str
+    ldflags: tuple[str, ...]
+    binaries: tuple[GoBinary, ...]
+
+    def module_dir(self, minor: str) -> Path:
+        return GOMOD_DIR / minor / self.module
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    tag: str
+    context: str  # folder under bundle/images/
+    binaries: tuple[str, ...]  # bundle files copied into the build context
+    debian_base: bool = False
+
+    @property
+    def archive(self) -> str:
+        name = self.tag.rsplit("/", 1)[-1].replace(":", "_")
+        return f"images/{name}.tar"
+
+
+def _kubernetes_ldflags(version: str) -> tuple[str, ...]:
+    major, minor = version.lstrip("v").split(".")[:2]
+    stamps = {
+        "gitVersion": version,
+        "gitMajor": major,
+        "gitMinor": minor,
+        "gitTreeState": "clean",
+        "buildDate": KUBERNETES_BUILD_DATES[version],
+    }
+    return tuple(
+        f"-X {package}.{key}={value}"
+        for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
+        for key, value in stamps.items()
+    )
+
+
+def _kubernetes_check(name: str, version: str) -> VersionCheck:
+    if name == "kubeadm":
+        return VersionCheck(("version", "-o", "short"), version)
+    if name == "kubectl":
+        return VersionCheck(("version", "--client"), f"Client Version: {version}")
+    return VersionCheck(("--version",), f"Kubernetes {version}")
+
+
+def go_builds(rel: KubernetesRelease) -> list[GoBuild]:
+    k8s = rel.version
+    etcd = f"v{rel.etcd}"
+    return [
+        GoBuild(
+            "kubernetes",
+            "kubernetes",
+            k8s,
+            _kubernetes_ldflags(k8s),
+            tuple(
+                GoBinary(c, f"k8s.io/kubernetes/cmd/{c}", "binary", k8s, _kubernetes_check(c, k8s))
+                for c in KUBERNETES_COMMANDS
+            ),
+        ),
+        GoBuild(
+            "etcd",
+            "etcd",
+            etcd,
+            (),
+            (
+                GoBinary(
+                    "etcd",
+                    "go.etcd.io/etcd/server/v3",
+                    "binary",
+                    etcd,
+                    VersionCheck(("--version",), f"etcd Version: {rel.etcd}"),
+                ),
+                GoBinary(
+                    "etcdctl",
+                    "go.etcd.io/etcd/etcdctl/v3",
+                    "binary",
+                    etcd,
+                    VersionCheck(("version",), f"etcdctl version: {rel.etcd}"),
+                ),
+                GoBinary(
+                    "etcdutl",
+                    "go.etcd.io/etcd/etcdutl/v3",
+                    "binary",
+                    etcd,
+                    VersionCheck(("version",), f"etcdutl version: {rel.etcd}"),
+                ),
+            ),
+        ),
+        GoBuild(
+            "crictl",
+            "cri-tools",
+            rel.crictl,
+            (f"-X sigs.k8s.io/cri-tools/pkg/version.Version={rel.crictl}",),
+            (
+                GoBinary(
+                    "crictl",
+                    "sigs.k8s.io/cri-tools/cmd/crictl",
+                    "binary",
+                    rel.crictl,
+                    VersionCheck(("--version",), f"crictl version {rel.crictl}"),
+                ),
+            ),
+        ),
+        GoBuild(
+            "cni-plugins",
+            "cni-plugins",
+            rel.cni_plugins,
+            (
+                "-X github.com/containernetworking/plugins/pkg/utils/buildversion."
+                f"BuildVersion={rel.cni_plugins}",
+            ),
+            tuple(
+                GoBinary(
+                    name,
+                    f"github.com/containernetworking/plugins/{path}",
+                    "cni-plugin",
+                    rel.cni_plugins,
+                    # A CNI plugin run without CNI_COMMAND prints its "about" line.
+                    VersionCheck((), f"CNI {name} plugin {rel.cni_plugins}"),
+                )
+                for name, path in CNI_PLUGINS.items()
+            ),
+        ),
+        GoBuild(
+            "coredns",
+            "coredns",
+            rel.coredns,
+            (),
+            (
+                GoBinary(
+                    "coredns",
+                    "github.com/coredns/coredns",
+                    "binary",
+                    rel.coredns,
+                    VersionCheck(("-version",), f"CoreDNS-{rel.coredns.lstrip('v')}"),
+                ),
+            ),
+        ),
+        GoBuild(
+            "flannel",
+            "flannel",
+            rel.flannel,
+            (f"-X github.com/flannel-io/flannel/pkg/version.Version={rel.flannel}",),
+            (
+                GoBinary(
+                    "flanneld",
+                    "github.com/flannel-io/flannel",
+                    "binary",
+                    rel.flannel,
+                    VersionCheck(("--version",), rel.flannel),
+                ),
+            ),
+        ),
+    ]
+
+
+def images(rel: KubernetesRelease) -> list[ImageSpec]:
+    """The images kubeadm asks for (``kubeadm config images list``), then flannel's."""
+    k8s = rel.version
+    return [
+        ImageSpec(f"registry.k8s.io/kube-apiserver:{k8s}", "kube-component", ("kube-apiserver",)),
+        ImageSpec(
+            f"registry.k8s.io/kube-controller-manager:{k8s}",
+            "kube-component",
+            ("kube-controller-manager",),
+        ),
+        ImageSpec(f"registry.k8s.io/kube-scheduler:{k8s}", "kube-component", ("kube-scheduler",)),
+        ImageSpec(f"registry.k8s.io/kube-proxy:{k8s}", "kube-proxy", ("kube-proxy",), True),
+        ImageSpec(f"registry.k8s.io/coredns/coredns:{rel.coredns}", "coredns", ("coredns",)),
+        ImageSpec(f"registry.k8s.io/pause:{rel.pause}", "pause", ("pause",)),
+        ImageSpec(
+            f"registry.k8s.io/etcd:{rel.etcd}-{rel.etcd_image_revision}",
+            "etcd",
+            ("etcd", "etcdctl", "etcdutl"),
+        ),
+        ImageSpec(f"ghcr.io/flannel-io/flannel:{rel.flannel}", "flannel", ("flanneld",), True),
+    ]
+
+
+def kubeadm_image_tags(rel: KubernetesRelease) -> list[str]:
+    return [spec.tag for spec in images(rel) if spec.tag.startswith("registry.k8s.io/")]
+
+
+def components(rel: KubernetesRelease) -> dict[str, str]:
+    return {
+        "kubernetes": rel.version,
+        "etcd": rel.etcd,
+        "coredns": rel.coredns,
+        "pause": rel.pause,
+        "crictl": rel.crictl,
+        "cni-plugins": rel.cni_plugins,
+        "flannel": rel.flannel,
+    }

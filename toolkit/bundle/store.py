@@ -1,0 +1,186 @@
+"""Where bundles live, how a build claims one, and what is present: list and verify."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolkit.bundle.images import archive_tags
+from toolkit.bundle.manifest import MANIFEST_NAME, Artifact, Manifest, sha256_of
+from toolkit.errors import BundleError
+from toolkit.paths import cache_dir
+from toolkit.progress import SILENT, Progress
+from toolkit.versions import release
+
+PARTIAL_SUFFIX = ".partial"
+
+
+def bundles_root() -> Path:
+    return cache_dir() / "bundles"
+
+
+def bundle_dir(version: str) -> Path:
+    return bundles_root() / version
+
+
+def partial_dir(version: str) -> Path:
+    """Where a build of ``version`` works until it is complete (then renamed)."""
+    return bundles_root() / f".{version}{PARTIAL_SUFFIX}"
+
+
+def is_complete(version: str) -> bool:
+    return (bundle_dir(version) / MANIFEST_NAME).is_file()
+
+
+@contextmanager
+def build_lock(version: str, progress: Progress = SILENT) -> Iterator[None]:
+    """Hold the build lock of ``version``; a second build waits for the first."""
+    root = bundles_root()
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / f".{version}.lock").open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            progress.say("lock", f"a build of {version} is running (pid {holder}); waiting")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+
+
+def _tree_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+@dataclass(frozen=True)
+class BundleStatus:
+    version: str
+    path: Path
+    complete: bool
+    size: int
+    artifacts: int
+    note: str
+
+
+def list_bundles() -> list[BundleStatus]:
+    """Every bundle and interrupted build under the cache, oldest version first."""
+    root = bundles_root()
+    if not root.is_dir():
+        return []
+    found: list[BundleStatus] = []
+    for entry in sorted(root.iterdir()):
+        if not entry.is_dir():
+            continue
+        if entry.name.startswith(".") and entry.name.endswith(PARTIAL_SUFFIX):
+            version = entry.name[1 : -len(PARTIAL_SUFFIX)]
+            found.append(
+                BundleStatus(
+                    version,
+                    entry,
+                    False,
+                    _tree_size(entry),
+                    0,
+                    "partial: interrupted or still building",
+                )
+            )
+            continue
+        if entry.name.startswith("."):
+            continue
+        try:
+            manifest = Manifest.read(entry)
+        except BundleError as exc:
+            found.append(BundleStatus(entry.name, entry, False, _tree_size(entry), 0, str(exc)))
+            continue
+        missing = [a.name for a in manifest.artifacts if not (entry / a.path).is_file()]
+        found.append(
+            BundleStatus(
+                entry.name,
+                entry,
+                not missing,
+                _tree_size(entry),
+                len(manifest.artifacts),
+                f"missing: {', '.join(missing)}" if missing else f"source {manifest.source}",
+            )
+        )
+    return found
+
+
+def _check_version(path: Path, artifact: Artifact) -> str | None:
+    assert artifact.check is not None
+    try:
+        result = subprocess.run(
+            [str(path), *artifact.check.argv],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env={"PATH": "/usr/bin:/bin"},
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"{artifact.name}: does not run ({exc})"
+    output = result.stdout + result.stderr
+    if result.returncode != 0 or artifact.check.expect not in output:
+        said = " ".join(output.split())[:200]
+        return (
+            f"{artifact.name}: `{' '.join(artifact.check.argv)}` should print "
+            f"{artifact.check.expect!r}, said {said!r} (exit {result.returncode})"
+        )
+    return None
+
+
+def check_artifact(folder: Path, artifact: Artifact) -> list[str]:
+    """What is wrong with one artifact of the bundle in ``folder`` (nothing if it is sound)."""
+    path = folder / artifact.path
+    if not path.is_file():
+        return [f"{artifact.name}: {artifact.path} is missing"]
+    problems = []
+    actual = sha256_of(path)
+    if actual != artifact.sha256:
+        problems.append(
+            f"{artifact.name}: sha256 of {artifact.path} is {actual}, "
+            f"the manifest says {artifact.sha256}"
+        )
+    elif artifact.check is not None:
+        problem = _check_version(path, artifact)
+        if problem:
+            problems.append(problem)
+    if artifact.kind == "image" and artifact.tag not in archive_tags(path):
+        problems.append(f"{artifact.name}: {artifact.path} does not carry the tag {artifact.tag}")
+    return problems
+
+
+def verify(version: str, progress: Progress = SILENT) -> Manifest:
+    """Re-check every sha256 and every binary's version; raise naming each bad artifact."""
+    rel = release(version)
+    folder = bundle_dir(rel.version)
+    if not folder.is_dir():
+        hint = (
+            " (an interrupted build is there; run `k8slab bundle build` to finish it)"
+            if partial_dir(rel.version).is_dir()
+            else ""
+        )
+        raise BundleError(
+            f"no bundle for {rel.version} in {bundles_root()}{hint}: "
+            f"run `k8slab bundle build --kubernetes {rel.version}`"
+        )
+    manifest = Manifest.read(folder)
+    problems: list[str] = []
+    for artifact in manifest.artifacts:
+        found = check_artifact(folder, artifact)
+        progress.say("verify", "FAILED" if found else "ok", artifact.name)
+        problems += found
+    if problems:
+        raise BundleError(
+            f"bundle {rel.version} failed verification ({len(problems)} problem(s)): "
+            + "; ".join(problems)
+        )
+    return manifest

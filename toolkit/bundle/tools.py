@@ -1,0 +1,100 @@
+"""The external programs a bundle build needs, found before any work starts."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from toolkit.errors import BundleError, CommandError
+
+GO_FALLBACK = Path("/usr/local/go/bin/go")
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    log: Path | None = None,
+    timeout: float | None = None,
+) -> str:
+    """Run ``argv`` and return its combined output; a failure raises with its tail."""
+    try:
+        result = subprocess.run(
+            list(argv),
+            cwd=cwd,
+            env={**os.environ, **env} if env else None,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise BundleError(f"`{argv[0]}` is not installed") from None
+    if log is not None:
+        with log.open("a", encoding="utf-8") as handle:
+            handle.write(f"$ {' '.join(argv)}\n{result.stdout}[exit {result.returncode}]\n")
+    if result.returncode != 0:
+        raise CommandError(list(argv), result.returncode, result.stdout)
+    return result.stdout
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    go: str
+    gcc: str
+    docker: str
+    debootstrap: str
+
+
+def find_go() -> str | None:
+    explicit = os.environ.get("K8SLAB_GO")
+    if explicit:
+        return explicit
+    found = shutil.which("go")
+    if found:
+        return found
+    return str(GO_FALLBACK) if GO_FALLBACK.exists() else None
+
+
+def docker_answers(docker: str) -> bool:
+    try:
+        subprocess.run([docker, "info"], capture_output=True, timeout=30, check=True)
+    except (subprocess.SubprocessError, OSError):
+        return False
+    return True
+
+
+def preflight(*, need_go: bool) -> Toolchain:
+    """Every program the build will call, or one error naming each missing one and its fix."""
+    problems: list[str] = []
+    go = find_go() if need_go else ""
+    if need_go and not go:
+        problems.append(
+            "no Go toolchain: install Go >= 1.24 and put `go` on PATH (or set K8SLAB_GO), "
+            "or build with --source upstream"
+        )
+    gcc = shutil.which("gcc") or ""
+    if not gcc:
+        problems.append("no C compiler for the pause image: `apt-get install gcc libc6-dev`")
+    debootstrap = shutil.which("debootstrap") or ""
+    if not debootstrap:
+        problems.append(
+            "no debootstrap for the kube-proxy and flannel base: `apt-get install debootstrap`"
+        )
+    docker = shutil.which("docker") or ""
+    if not docker:
+        problems.append("no docker client: `apt-get install docker.io`")
+    elif not docker_answers(docker):
+        problems.append(
+            "the docker engine does not answer `docker info`: start it "
+            "(`systemctl start docker`, or `dockerd >/var/log/dockerd.log 2>&1 &`)"
+        )
+    if problems:
+        raise BundleError("cannot build a bundle: " + "; ".join(problems))
+    return Toolchain(go=go or "", gcc=gcc, docker=docker, debootstrap=debootstrap)
