@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from toolkit import __version__
+from toolkit.cli.bundle import bundle
 from toolkit.cli.doctor import doctor
 from toolkit.cli.image import image
 from toolkit.cli.lab import destroy, labs, ssh, status, up, validate
@@ -36,5 +37,5 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
-for command in (validate, labs, up, status, ssh, destroy, doctor, image):
+for command in (validate, labs, up, status, ssh, destroy, doctor, image, bundle):
     main.add_command(command)

@@ -1,0 +1,84 @@
+"""``k8slab bundle``: build, verify and list artifact bundles."""
+
+from __future__ import annotations
+
+import click
+
+from toolkit import bundle as core
+from toolkit.bundle import upstream
+from toolkit.progress import Progress
+from toolkit.versions import DEFAULT_KUBERNETES_VERSION, supported_versions
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:,.0f} MB"
+
+
+@click.group()
+def bundle() -> None:
+    """Versioned bundles of the Kubernetes binaries and images a lab installs."""
+
+
+@bundle.command("build")
+@click.option(
+    "--kubernetes",
+    "version",
+    default=DEFAULT_KUBERNETES_VERSION,
+    show_default=True,
+    help=f"Kubernetes version; one of {', '.join(supported_versions())}.",
+)
+@click.option(
+    "--source",
+    type=click.Choice(core.SOURCES),
+    default="gomod",
+    show_default=True,
+    help="gomod: compile from the Go module proxy; upstream: official release files.",
+)
+@click.option(
+    "--kubernetes-url",
+    default=upstream.KUBERNETES_BASE,
+    show_default=True,
+    help="With --source upstream: where /release/<version>/bin/linux/amd64/ is served.",
+)
+@click.option(
+    "--github-url",
+    default=upstream.GITHUB_BASE,
+    show_default=True,
+    help="With --source upstream: where the other components' releases are served.",
+)
+@click.option("--force", is_flag=True, help="Rebuild even if the bundle is complete.")
+def build(version: str, source: str, kubernetes_url: str, github_url: str, force: bool) -> None:
+    """Build the bundle of one Kubernetes version (a no-op when it is complete)."""
+    progress = Progress()
+    result = core.build(
+        version,
+        source,
+        force=force,
+        kubernetes_base=kubernetes_url,
+        github_base=github_url,
+        progress=progress,
+    )
+    size = sum(a.size for a in result.manifest.artifacts)
+    verb = "already built" if result.reused else f"built in {progress.elapsed():.0f}s"
+    click.echo(f"{result.path}: {verb}, {len(result.manifest.artifacts)} artifacts, {_size(size)}")
+
+
+@bundle.command("verify")
+@click.argument("version", default=DEFAULT_KUBERNETES_VERSION)
+def verify(version: str) -> None:
+    """Re-check every artifact's sha256 and every binary's reported version."""
+    manifest = core.verify(version, Progress())
+    click.echo(f"bundle {manifest.kubernetes}: {len(manifest.artifacts)} artifacts verified")
+
+
+@bundle.command("list")
+def list_() -> None:
+    """The bundles in the cache, their size and whether they are complete."""
+    found = core.list_bundles()
+    if not found:
+        click.echo("no bundles; build one with `k8slab bundle build`")
+        return
+    click.echo(f"{'VERSION':<10} {'STATE':<10} {'ARTIFACTS':>9} {'SIZE':>9}  NOTE")
+    for b in found:
+        state = "complete" if b.complete else "INCOMPLETE"
+        click.echo(f"{b.version:<10} {state:<10} {b.artifacts:>9} {_size(b.size):>9}  {b.note}")
