@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import threading
 from dataclasses import dataclass
@@ -82,6 +83,15 @@ class Vagrant:
             if len(fields) >= 4 and fields[2] == "state":
                 states[fields[1]] = fields[3]
         return states
+
+    def validate(self, provider: str) -> str:
+        """``vagrant validate`` of the rendered machines; returns Vagrant's verdict."""
+        argv = ["vagrant", "validate"]
+        if provider == "virtualbox" and shutil.which("VBoxManage") is None:
+            # Without VirtualBox, Vagrant refuses to look at its provider block at all;
+            # the machines, network and ssh settings are still checked.
+            argv.append("--ignore-provider")
+        return run(argv, env=self.env(provider), timeout=120).stdout.strip()
 
     def destroy(self, provider: str) -> None:
         if not self.state.vagrant_dotfile.exists() or not self.state.machines.exists():

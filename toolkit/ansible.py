@@ -1,0 +1,80 @@
+"""Running Ansible through ansible-runner, with per-host stats as the result.
+
+Idempotence and reachability are read from Ansible's own per-host stats (ok, changed,
+failures, unreachable), never from words in its output.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+from toolkit.errors import HostError
+from toolkit.lab.state import LabState
+from toolkit.paths import REPO_ROOT
+
+
+@dataclass(frozen=True)
+class RunStats:
+    status: str
+    ok: dict[str, int] = field(default_factory=dict)
+    changed: dict[str, int] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+    unreachable: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_runner(cls, status: str, stats: dict[str, Any] | None) -> RunStats:
+        stats = stats or {}
+        return cls(
+            status=status,
+            ok=dict(stats.get("ok", {})),
+            changed=dict(stats.get("changed", {})),
+            failures=dict(stats.get("failures", {})),
+            unreachable=dict(stats.get("dark", {})),
+        )
+
+
+def ansible_env() -> dict[str, str]:
+    """The repo's ansible.cfg, and the ansible commands of this Python environment first."""
+    bin_dir = Path(sys.executable).parent
+    return {
+        "ANSIBLE_CONFIG": str(REPO_ROOT / "ansible.cfg"),
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+
+
+def run_module(
+    state: LabState, module: str, args: str = "", pattern: str = "all", name: str = "adhoc"
+) -> RunStats:
+    """Run one module against the lab's inventory; artifacts go to the state directory."""
+    data_dir = state.root / "ansible" / name
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env = ansible_env()
+    previous_path = os.environ.get("PATH", "")
+    # ansible-runner looks the ansible command up on this process's PATH.
+    os.environ["PATH"] = env["PATH"]
+    try:
+        run = ansible_runner.run(
+            private_data_dir=str(data_dir),
+            inventory=str(state.inventory),
+            host_pattern=pattern,
+            module=module,
+            module_args=args,
+            envvars=env,
+            quiet=True,
+        )
+    finally:
+        os.environ["PATH"] = previous_path
+    return RunStats.from_runner(run.status, run.stats)
+
+
+def ping(state: LabState) -> RunStats:
+    stats = run_module(state, "ansible.builtin.ping", name="ping")
+    if stats.unreachable:
+        raise HostError("unreachable over SSH: " + ", ".join(sorted(stats.unreachable)))
+    return stats
