@@ -18,8 +18,10 @@ class KubernetesRelease:
 
     etcd, CoreDNS and pause are the versions kubeadm of that release asks for
     (``DefaultEtcdVersion``, ``CoreDNSVersion``, ``PauseVersion`` in
-    cmd/kubeadm/app/constants); the CNI plugins are those of its build/dependencies.yaml;
-    crictl follows the Kubernetes minor, as cri-tools versions itself.
+    cmd/kubeadm/app/constants); the CNI plugins are those of its build/dependencies.yaml.
+    crictl follows the Kubernetes minor where the Go module proxy has that release; for
+    1.35 it does not serve cri-tools v1.35.0, so 1.35 gets v1.34.0, the crictl its own
+    build/dependencies.yaml pins.
     """
 
     version: str
@@ -57,7 +59,7 @@ RELEASES: dict[str, KubernetesRelease] = {
         etcd_image_revision="0",
         coredns="v1.13.1",
         pause="3.10.1",
-        crictl="v1.35.0",
+        crictl="v1.34.0",
         cni_plugins="v1.8.0",
         flannel="v0.27.4",
     ),

@@ -1,0 +1,217 @@
+"""The bundle's recipe, manifest, verification, listing and locking, without Go or docker."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from toolkit.bundle import build, list_bundles, recipe, verify
+from toolkit.bundle.manifest import Artifact, Manifest, VersionCheck
+from toolkit.bundle.store import build_lock, bundle_dir, partial_dir
+from toolkit.bundle.tools import preflight
+from toolkit.errors import BundleError, SpecError
+from toolkit.versions import release, supported_versions
+
+VERSION = "v1.34.4"
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("K8SLAB_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _fake_binary(folder: Path, name: str, says: str) -> Artifact:
+    path = folder / "bin" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\necho '{says}'\n")
+    path.chmod(0o755)
+    return Artifact(
+        name,
+        "binary",
+        VERSION,
+        "test",
+        hashlib.sha256(path.read_bytes()).hexdigest(),
+        path.stat().st_size,
+        f"bin/{name}",
+        VersionCheck(("--version",), f"Kubernetes {VERSION}"),
+    )
+
+
+def _fake_bundle(cache: Path) -> Path:
+    folder = bundle_dir(VERSION)
+    artifacts = [
+        _fake_binary(folder, "kubelet", f"Kubernetes {VERSION}"),
+        _fake_binary(folder, "kube-proxy", f"Kubernetes {VERSION}"),
+    ]
+    Manifest(VERSION, "gomod", recipe.components(release(VERSION)), artifacts).write(folder)
+    return folder
+
+
+@pytest.mark.parametrize("version", supported_versions())
+def test_each_supported_version_has_a_go_module_per_component(version: str) -> None:
+    rel = release(version)
+    for go_build in recipe.go_builds(rel):
+        folder = go_build.module_dir(rel.minor)
+        assert (folder / "go.mod").is_file(), folder
+        assert (folder / "go.sum").is_file(), folder
+        go_mod = (folder / "go.mod").read_text()
+        for binary in go_build.binaries:
+            assert binary.package in go_mod, f"{binary.package} is not a tool of {folder}"
+
+
+@pytest.mark.parametrize("version", supported_versions())
+def test_the_kubernetes_module_pins_every_staging_module(version: str) -> None:
+    rel = release(version)
+    go_mod = (recipe.GOMOD_DIR / rel.minor / "kubernetes" / "go.mod").read_text()
+    staging = rel.version.replace("v1.", "v0.", 1)
+    assert f"\tk8s.io/kubernetes {rel.version} // indirect\n" in go_mod
+    for module in ("k8s.io/api", "k8s.io/client-go", "k8s.io/kubelet", "k8s.io/cri-api"):
+        assert f"\t{module} => {module} {staging}\n" in go_mod
+
+
+def test_image_tags_are_those_kubeadm_lists_for_v1_34() -> None:
+    # `kubeadm config images list --kubernetes-version v1.34.4` of a v1.34.4 kubeadm;
+    # the integration tests compare with the bundle's own kubeadm.
+    assert recipe.kubeadm_image_tags(release(VERSION)) == [
+        "registry.k8s.io/kube-apiserver:v1.34.4",
+        "registry.k8s.io/kube-controller-manager:v1.34.4",
+        "registry.k8s.io/kube-scheduler:v1.34.4",
+        "registry.k8s.io/kube-proxy:v1.34.4",
+        "registry.k8s.io/coredns/coredns:v1.12.1",
+        "registry.k8s.io/pause:3.10.1",
+        "registry.k8s.io/etcd:3.6.5-0",
+    ]
+
+
+def test_kubernetes_binaries_are_stamped_for_both_version_packages() -> None:
+    kubernetes = recipe.go_builds(release(VERSION))[0]
+    flags = " ".join(kubernetes.ldflags)
+    for package in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+        assert f"-X {package}.gitVersion={VERSION}" in flags
+        assert f"-X {package}.gitMinor=34" in flags
+
+
+@pytest.mark.parametrize("bad", ["v1.99.0", "1.34.4", "latest", ""])
+def test_an_unknown_or_malformed_version_lists_the_supported_ones(bad: str, cache: Path) -> None:
+    with pytest.raises(SpecError, match=re.escape("use one of: v1.34.4, v1.35.4")):
+        build(bad)
+
+
+def test_the_manifest_round_trips(cache: Path) -> None:
+    folder = _fake_bundle(cache)
+    manifest = Manifest.read(folder)
+    assert manifest.kubernetes == VERSION
+    assert manifest.artifacts[0].check == VersionCheck(("--version",), f"Kubernetes {VERSION}")
+    assert manifest.components["etcd"] == "3.6.5"
+
+
+def test_a_sound_bundle_verifies(cache: Path) -> None:
+    _fake_bundle(cache)
+    assert len(verify(VERSION).artifacts) == 2
+
+
+def test_a_corrupted_artifact_fails_verification_and_is_named(cache: Path) -> None:
+    folder = _fake_bundle(cache)
+    with (folder / "bin" / "kube-proxy").open("a") as f:
+        f.write("# tampered\n")
+
+    expected = re.escape("kube-proxy: sha256 of bin/kube-proxy is")
+    with pytest.raises(BundleError, match=expected) as err:
+        verify(VERSION)
+    assert "kubelet" not in str(err.value)
+
+
+def test_a_binary_reporting_another_version_fails_verification(cache: Path) -> None:
+    folder = bundle_dir(VERSION)
+    artifact = _fake_binary(folder, "kubelet", "Kubernetes v0.0.0-master+$Format:%H$")
+    Manifest(VERSION, "gomod", {}, [artifact]).write(folder)
+
+    expected = re.escape("kubelet: `--version` should print 'Kubernetes v1.34.4'")
+    with pytest.raises(BundleError, match=expected):
+        verify(VERSION)
+
+
+def test_verify_without_a_bundle_says_how_to_build_it(cache: Path) -> None:
+    expected = re.escape("run `k8slab bundle build --kubernetes v1.34.4`")
+    with pytest.raises(BundleError, match=expected):
+        verify(VERSION)
+
+
+def test_an_interrupted_build_is_listed_as_incomplete(cache: Path) -> None:
+    _fake_bundle(cache)
+    (partial_dir("v1.35.4") / "bin").mkdir(parents=True)
+    (partial_dir("v1.35.4") / "bin" / "kubeadm").write_bytes(b"half")
+
+    listed = {b.version: b for b in list_bundles()}
+
+    assert listed[VERSION].complete
+    assert listed[VERSION].artifacts == 2
+    assert not listed["v1.35.4"].complete
+    assert "partial" in listed["v1.35.4"].note
+
+
+def test_a_bundle_missing_a_file_is_listed_as_incomplete(cache: Path) -> None:
+    folder = _fake_bundle(cache)
+    (folder / "bin" / "kubelet").unlink()
+
+    (status,) = list_bundles()
+
+    assert not status.complete
+    assert status.note == "missing: kubelet"
+
+
+def test_a_complete_bundle_is_not_rebuilt(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_bundle(cache)
+    # No toolchain at all: a rebuild would fail in preflight, a reuse never gets there.
+    monkeypatch.setenv("PATH", "/nonexistent")
+
+    result = build(VERSION)
+
+    assert result.reused
+    assert result.path == bundle_dir(VERSION)
+
+
+def test_preflight_names_each_missing_tool_and_its_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("K8SLAB_GO", raising=False)
+    monkeypatch.setattr("toolkit.bundle.tools.GO_FALLBACK", tmp_path / "no-go")
+
+    with pytest.raises(BundleError) as err:
+        preflight(need_go=True)
+
+    message = str(err.value)
+    assert "no Go toolchain: install Go" in message
+    assert "apt-get install gcc" in message
+    assert "apt-get install debootstrap" in message
+    assert "apt-get install docker.io" in message
+
+
+def test_a_second_build_waits_for_the_lock(cache: Path) -> None:
+    holder = textwrap.dedent(
+        """
+        import sys, time
+        from toolkit.bundle.store import build_lock
+        with build_lock("v1.34.4"):
+            print("held", flush=True)
+            time.sleep(1.5)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "held"
+    import time
+
+    started = time.monotonic()
+    with build_lock(VERSION):
+        waited = time.monotonic() - started
+    proc.wait()
+    assert waited > 0.5
