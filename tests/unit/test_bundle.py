@@ -186,7 +186,7 @@ def test_preflight_names_each_missing_tool_and_its_fix(
     monkeypatch.setattr("toolkit.bundle.tools.GO_FALLBACK", tmp_path / "no-go")
 
     with pytest.raises(BundleError) as err:
-        preflight(need_go=True)
+        preflight()
 
     message = str(err.value)
     assert "no Go toolchain: install Go" in message

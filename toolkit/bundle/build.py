@@ -58,10 +58,14 @@ def _artifact(folder: Path, name: str, b: _Binary) -> Artifact:
     )
 
 
-def _gomod_binaries(
-    rel: KubernetesRelease, tools: Toolchain, work: Path, log: Path, progress: Progress
+def _go_binaries(
+    rel: KubernetesRelease,
+    builds: list[recipe.GoBuild],
+    tools: Toolchain,
+    work: Path,
+    log: Path,
+    progress: Progress,
 ) -> dict[str, _Binary]:
-    builds = recipe.go_builds(rel)
     with progress.phase("download", "Go modules through the module proxy"):
         for build in builds:
             gobuild.download(tools.go, build, rel.minor, log)
@@ -82,7 +86,9 @@ def _upstream_binaries(
     github_base: str,
     progress: Progress,
 ) -> dict[str, _Binary]:
-    wanted = {b.name: b for build in recipe.go_builds(rel) for b in build.binaries}
+    wanted = {
+        b.name: b for build in recipe.go_builds(rel) if not build.own_source for b in build.binaries
+    }
     found: dict[str, _Binary] = {}
     with progress.phase("download", "release files, each checked against its sha256"):
         for file in upstream.upstream_files(rel, kubernetes_base, github_base):
@@ -112,7 +118,7 @@ def build(
     if is_complete(rel.version) and not force:
         progress.say("bundle", f"{final} is complete; nothing to do")
         return BuildResult(final, Manifest.read(final), reused=True)
-    tools = preflight(need_go=source == "gomod")
+    tools = preflight()
     with build_lock(rel.version, progress):
         if is_complete(rel.version) and not force:
             progress.say("bundle", f"{final} was completed by another build")
@@ -139,10 +145,13 @@ def _build_locked(
     with ThreadPoolExecutor(max_workers=1) as pool:
         # debootstrap waits on the network while the compiler uses the CPUs.
         base_future = pool.submit(images.ensure_debian_base, tools, work / "base.log", progress)
+        builds = recipe.go_builds(rel)
         if source == "gomod":
-            binaries = _gomod_binaries(rel, tools, work / "bin", log, progress)
+            binaries = _go_binaries(rel, builds, tools, work / "bin", log, progress)
         else:
             binaries = _upstream_binaries(rel, work / "bin", kubernetes_base, github_base, progress)
+            own = [b for b in builds if b.own_source]
+            binaries |= _go_binaries(rel, own, tools, work / "bin", log, progress)
         pause = images.compile_pause(tools, rel.pause, work / "bin", log)
         binaries["pause"] = _Binary(
             pause,

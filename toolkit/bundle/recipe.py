@@ -34,6 +34,9 @@ CNI_PLUGINS = {
     "loopback": "plugins/main/loopback",
     "portmap": "plugins/meta/portmap",
 }
+# k8slab's own flannel CNI plugin (bundle/src/flannel-cni): the proxy does not serve
+# flannel's.
+FLANNEL_CNI_VERSION = "v1.0.0"
 # The build date stamped into Kubernetes binaries: the release tag's time, so that two
 # builds of one version are byte-identical.
 KUBERNETES_BUILD_DATES = {
@@ -60,8 +63,11 @@ class GoBuild:
     version: str
     ldflags: tuple[str, ...]
     binaries: tuple[GoBinary, ...]
+    own_source: bool = False  # the module is k8slab's own, under bundle/src/
 
     def module_dir(self, minor: str) -> Path:
+        if self.own_source:
+            return RECIPE_DIR / "src" / self.module
         return GOMOD_DIR / minor / self.module
 
 
@@ -210,6 +216,22 @@ def go_builds(rel: KubernetesRelease) -> list[GoBuild]:
                 ),
             ),
         ),
+        GoBuild(
+            "flannel-cni",
+            "flannel-cni",
+            FLANNEL_CNI_VERSION,
+            (f"-X main.Version={FLANNEL_CNI_VERSION}",),
+            (
+                GoBinary(
+                    "flannel",
+                    "k8slab.local/flannel-cni",
+                    "cni-plugin",
+                    FLANNEL_CNI_VERSION,
+                    VersionCheck((), f"CNI flannel plugin {FLANNEL_CNI_VERSION}"),
+                ),
+            ),
+            own_source=True,
+        ),
     ]
 
 
@@ -249,4 +271,5 @@ def components(rel: KubernetesRelease) -> dict[str, str]:
         "crictl": rel.crictl,
         "cni-plugins": rel.cni_plugins,
         "flannel": rel.flannel,
+        "flannel-cni": FLANNEL_CNI_VERSION,
     }

@@ -70,14 +70,16 @@ def docker_answers(docker: str) -> bool:
     return True
 
 
-def preflight(*, need_go: bool) -> Toolchain:
-    """Every program the build will call, or one error naming each missing one and its fix."""
+def preflight() -> Toolchain:
+    """Every program the build will call, or one error naming each missing one and its fix.
+
+    Go is needed by both sources: k8slab's own flannel CNI plugin is always compiled.
+    """
     problems: list[str] = []
-    go = find_go() if need_go else ""
-    if need_go and not go:
+    go = find_go()
+    if not go:
         problems.append(
-            "no Go toolchain: install Go >= 1.24 and put `go` on PATH (or set K8SLAB_GO), "
-            "or build with --source upstream"
+            "no Go toolchain: install Go >= 1.24 and put `go` on PATH (or set K8SLAB_GO)"
         )
     gcc = shutil.which("gcc") or ""
     if not gcc:
