@@ -42,19 +42,28 @@ def compile_build(go: str, build: GoBuild, minor: str, out: Path, log: Path) -> 
     """Compile the build's commands into ``out``; returns bundle name → binary path."""
     scratch = out / f".go-{build.module}"
     scratch.mkdir(parents=True)
+    env = BUILD_ENV
+    ldflags = ("-s", "-w", *build.ldflags)
+    tags: tuple[str, ...] = ()
+    if build.cgo:
+        env = {**BUILD_ENV, "CGO_ENABLED": "1"}
+        ldflags += ("-extldflags=-static",)
+        # Go's own resolver and user lookup: static glibc's NSS cannot load its modules.
+        tags = ("-tags", "netgo,osusergo")
     run(
         [
             go,
             "build",
             "-trimpath",
+            *tags,
             "-ldflags",
-            " ".join(("-s", "-w", *build.ldflags)),
+            " ".join(ldflags),
             "-o",
             f"{scratch}/",
             *(b.package for b in build.binaries),
         ],
         cwd=build.module_dir(minor),
-        env=BUILD_ENV,
+        env=env,
         log=log,
     )
     built: dict[str, Path] = {}

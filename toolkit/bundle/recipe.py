@@ -64,6 +64,7 @@ class GoBuild:
     ldflags: tuple[str, ...]
     binaries: tuple[GoBinary, ...]
     own_source: bool = False  # the module is k8slab's own, under bundle/src/
+    cgo: bool = False  # linked statically against libc, as upstream does
 
     def module_dir(self, minor: str) -> Path:
         if self.own_source:
@@ -215,6 +216,7 @@ def go_builds(rel: KubernetesRelease) -> list[GoBuild]:
                     VersionCheck(("--version",), rel.flannel),
                 ),
             ),
+            cgo=True,  # its UDP backend is C on amd64
         ),
         GoBuild(
             "flannel-cni",

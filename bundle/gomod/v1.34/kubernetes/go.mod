@@ -1,6 +1,3 @@
-// Builds the Kubernetes v1.34.4 commands from the published k8s.io/kubernetes module.
-// The staging modules are required as v0.0.0 upstream; they are pinned here to their
-// published v0.34.4 tags, which is what a consumer of k8s.io/kubernetes must do.
 module k8slab.local/bundle/kubernetes
 
 go 1.24.0
