@@ -189,10 +189,24 @@ def test_preflight_names_each_missing_tool_and_its_fix(
         preflight()
 
     message = str(err.value)
-    assert "no Go toolchain: install Go" in message
+    assert "no Go toolchain >= 1.24: install one" in message
     assert "apt-get install gcc" in message
     assert "apt-get install debootstrap" in message
     assert "apt-get install docker.io" in message
+
+
+def test_a_go_too_old_is_named_with_its_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old_go = tmp_path / "go"
+    old_go.write_text("#!/bin/sh\necho go1.19.8\n")
+    old_go.chmod(0o755)
+    monkeypatch.setenv("K8SLAB_GO", str(old_go))
+    monkeypatch.setattr("toolkit.bundle.tools.GO_FALLBACK", tmp_path / "no-go")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+
+    with pytest.raises(BundleError, match=re.escape(f"(found only go1.19 at {old_go})")):
+        preflight()
 
 
 def test_a_second_build_waits_for_the_lock(cache: Path) -> None:

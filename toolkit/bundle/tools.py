@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -12,6 +13,8 @@ from pathlib import Path
 from toolkit.errors import BundleError, CommandError
 
 GO_FALLBACK = Path("/usr/local/go/bin/go")
+# The oldest Go that builds every pinned module (k8s.io/kubernetes v1.34 says go 1.24.0).
+GO_MINIMUM = (1, 24)
 
 
 def run(
@@ -52,14 +55,31 @@ class Toolchain:
     debootstrap: str
 
 
-def find_go() -> str | None:
-    explicit = os.environ.get("K8SLAB_GO")
-    if explicit:
-        return explicit
-    found = shutil.which("go")
-    if found:
-        return found
-    return str(GO_FALLBACK) if GO_FALLBACK.exists() else None
+def go_version(go: str) -> tuple[int, int] | None:
+    """``(1, 26)`` for a go1.26.8 toolchain; None if ``go`` does not run."""
+    try:
+        out = subprocess.run(
+            [go, "env", "GOVERSION"], capture_output=True, text=True, timeout=60, check=True
+        ).stdout
+    except (subprocess.SubprocessError, OSError):
+        return None
+    match = re.match(r"go(\d+)\.(\d+)", out.strip())
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def find_go() -> tuple[str | None, str]:
+    """The first Go toolchain new enough (``$K8SLAB_GO``, ``go`` on PATH, /usr/local/go),
+    or None and what was found instead."""
+    candidates = [os.environ.get("K8SLAB_GO"), shutil.which("go"), str(GO_FALLBACK)]
+    seen: list[str] = []
+    for go in dict.fromkeys(c for c in candidates if c):
+        version = go_version(go)
+        if version is None:
+            continue
+        if version >= GO_MINIMUM:
+            return go, ""
+        seen.append(f"go{version[0]}.{version[1]} at {go}")
+    return None, f" (found only {', '.join(seen)})" if seen else ""
 
 
 def docker_answers(docker: str) -> bool:
@@ -76,10 +96,11 @@ def preflight() -> Toolchain:
     Go is needed by both sources: k8slab's own flannel CNI plugin is always compiled.
     """
     problems: list[str] = []
-    go = find_go()
+    go, found_instead = find_go()
     if not go:
         problems.append(
-            "no Go toolchain: install Go >= 1.24 and put `go` on PATH (or set K8SLAB_GO)"
+            f"no Go toolchain >= {GO_MINIMUM[0]}.{GO_MINIMUM[1]}{found_instead}: install one "
+            "and put `go` on PATH (or set K8SLAB_GO)"
         )
     gcc = shutil.which("gcc") or ""
     if not gcc:
