@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from toolkit.bundle import build, list_bundles, recipe, verify
+from toolkit.bundle import build, list_bundles, load, recipe, verify
 from toolkit.bundle.manifest import Artifact, Manifest, VersionCheck
 from toolkit.bundle.store import build_lock, bundle_dir, partial_dir
 from toolkit.bundle.tools import preflight
@@ -142,6 +142,13 @@ def test_verify_without_a_bundle_says_how_to_build_it(cache: Path) -> None:
     expected = re.escape("run `k8slab bundle build --kubernetes v1.34.4`")
     with pytest.raises(BundleError, match=expected):
         verify(VERSION)
+
+
+def test_installing_from_a_missing_bundle_names_the_command_that_builds_it(cache: Path) -> None:
+    with pytest.raises(BundleError, match=re.escape("run `k8slab bundle build --kubernetes")):
+        load("v1.35.4")
+    _fake_bundle(cache)
+    assert load(VERSION).kubernetes == VERSION
 
 
 def test_an_interrupted_build_is_listed_as_incomplete(cache: Path) -> None:

@@ -2,7 +2,7 @@
 
 from toolkit.bundle.build import SOURCES, BuildResult, build
 from toolkit.bundle.manifest import Artifact, Manifest
-from toolkit.bundle.store import BundleStatus, bundle_dir, list_bundles, verify
+from toolkit.bundle.store import BundleStatus, bundle_dir, list_bundles, load, verify
 
 __all__ = [
     "SOURCES",
@@ -13,5 +13,6 @@ __all__ = [
     "build",
     "bundle_dir",
     "list_bundles",
+    "load",
     "verify",
 ]

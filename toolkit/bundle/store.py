@@ -89,7 +89,7 @@ def list_bundles() -> list[BundleStatus]:
                     False,
                     _tree_size(entry),
                     0,
-                    "partial: interrupted or still building",
+                    "partial: interrupted, failed or still building",
                 )
             )
             continue
@@ -158,20 +158,31 @@ def check_artifact(folder: Path, artifact: Artifact) -> list[str]:
     return problems
 
 
-def verify(version: str, progress: Progress = SILENT) -> Manifest:
-    """Re-check every sha256 and every binary's version; raise naming each bad artifact."""
-    rel = release(version)
-    folder = bundle_dir(rel.version)
-    if not folder.is_dir():
+def _require_folder(version: str) -> Path:
+    folder = bundle_dir(version)
+    if not (folder / MANIFEST_NAME).is_file():
         hint = (
             " (an interrupted build is there; run `k8slab bundle build` to finish it)"
-            if partial_dir(rel.version).is_dir()
+            if partial_dir(version).is_dir()
             else ""
         )
         raise BundleError(
-            f"no bundle for {rel.version} in {bundles_root()}{hint}: "
-            f"run `k8slab bundle build --kubernetes {rel.version}`"
+            f"no complete bundle for {version} in {bundles_root()}{hint}: "
+            f"run `k8slab bundle build --kubernetes {version}`"
         )
+    return folder
+
+
+def load(version: str) -> Manifest:
+    """The manifest of the complete bundle of ``version``, for installing from it; an
+    error naming the command that builds it otherwise."""
+    return Manifest.read(_require_folder(release(version).version))
+
+
+def verify(version: str, progress: Progress = SILENT) -> Manifest:
+    """Re-check every sha256 and every binary's version; raise naming each bad artifact."""
+    rel = release(version)
+    folder = _require_folder(rel.version)
     manifest = Manifest.read(folder)
     problems: list[str] = []
     for artifact in manifest.artifacts:
