@@ -90,14 +90,16 @@ def _upstream_binaries(
         b.name: b for build in recipe.go_builds(rel) if not build.own_source for b in build.binaries
     }
     found: dict[str, _Binary] = {}
+    downloads = work.parent / "downloads"
     with progress.phase("download", "release files, each checked against its sha256"):
         for file in upstream.upstream_files(rel, kubernetes_base, github_base):
             progress.say("download", file.url)
-            for name, path in upstream.fetch(file, work, work / "downloads").items():
+            for name, path in upstream.fetch(file, work, downloads).items():
                 b = wanted.pop(name)
                 found[name] = _Binary(path, b.kind, b.version, f"upstream:{file.url}", b.check)
     if wanted:
         raise BundleError(f"no upstream location known for: {', '.join(sorted(wanted))}")
+    shutil.rmtree(downloads)
     return found
 
 
