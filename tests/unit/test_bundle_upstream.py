@@ -139,3 +139,50 @@ def test_every_third_party_binary_has_an_upstream_location() -> None:
     kubeadm = next(f for f in files if "kubeadm" in f.members)
     assert kubeadm.url == "http://127.0.0.1:1/release/v1.34.4/bin/linux/amd64/kubeadm"
     assert kubeadm.sha256_url == kubeadm.url + ".sha256"
+
+
+def _mirror_release_files(root: Path, files: list[upstream.UpstreamFile], base: str) -> None:
+    """Lay out fixture release files (raw binaries and archives) where ``files`` point."""
+    import io
+    import tarfile
+
+    for file in files:
+        path = root / file.url.removeprefix(base + "/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if list(file.members.values()) == [""]:
+            (name,) = file.members
+            path.write_bytes(f"#!/bin/sh\necho {name}\n".encode())
+        else:
+            with tarfile.open(path, "w:gz") as tar:
+                for name, member in file.members.items():
+                    data = f"#!/bin/sh\necho {name}\n".encode()
+                    info = tarfile.TarInfo(member)
+                    info.size = len(data)
+                    tar.addfile(info, io.BytesIO(data))
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        sums = root / file.sha256_url.removeprefix(base + "/")
+        with sums.open("a") as out:
+            out.write(f"{digest}  {path.name}\n" if sums.name == "SHA256SUMS" else digest)
+
+
+def test_an_upstream_build_fetches_and_unpacks_every_release_file(
+    served: tuple[Path, str], tmp_path: Path
+) -> None:
+    from toolkit.bundle.build import _upstream_binaries
+    from toolkit.progress import SILENT
+
+    root, base = served
+    rel = release("v1.34.4")
+    _mirror_release_files(root, upstream.upstream_files(rel, base, base), base)
+    work = tmp_path / "partial" / "bin"
+    work.mkdir(parents=True)
+
+    binaries = _upstream_binaries(rel, work, base, base, SILENT)
+
+    assert "etcdutl" in binaries
+    assert "host-local" in binaries
+    for name, binary in binaries.items():
+        assert binary.path.read_text() == f"#!/bin/sh\necho {name}\n"
+        assert binary.source.startswith(f"upstream:{base}/")
+    assert sorted(p.name for p in work.iterdir()) == sorted(binaries)
+    assert not (tmp_path / "partial" / "downloads").exists()
