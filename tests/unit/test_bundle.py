@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from toolkit.bundle.manifest import Artifact, Manifest, VersionCheck
 from toolkit.bundle.store import build_lock, bundle_dir, partial_dir
 from toolkit.bundle.tools import preflight
 from toolkit.errors import BundleError, SpecError
+from toolkit.progress import Progress
 from toolkit.versions import release, supported_versions
 
 VERSION = "v1.34.4"
@@ -50,7 +52,10 @@ def _fake_bundle(cache: Path) -> Path:
         _fake_binary(folder, "kubelet", f"Kubernetes {VERSION}"),
         _fake_binary(folder, "kube-proxy", f"Kubernetes {VERSION}"),
     ]
-    Manifest(VERSION, "gomod", recipe.components(release(VERSION)), artifacts).write(folder)
+    rel = release(VERSION)
+    Manifest(VERSION, "gomod", recipe.components(rel), artifacts, recipe.recipe_hash(rel)).write(
+        folder
+    )
     return folder
 
 
@@ -183,6 +188,31 @@ def test_a_complete_bundle_is_not_rebuilt(cache: Path, monkeypatch: pytest.Monke
 
     assert result.reused
     assert result.path == bundle_dir(VERSION)
+
+
+def test_a_bundle_of_an_older_recipe_is_rebuilt(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = _fake_bundle(cache)
+    manifest = Manifest.read(folder)
+    manifest.recipe = "an-older-recipe"
+    manifest.write(folder)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    said = io.StringIO()
+
+    # The rebuild starts, so it needs the toolchain this test took away.
+    with pytest.raises(BundleError, match="cannot build a bundle"):
+        build(VERSION, progress=Progress(stream=said))
+
+    assert "the recipe changed since" in said.getvalue()
+
+
+def test_the_recipe_hash_follows_the_recipe_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    rel = release(VERSION)
+    before = recipe.recipe_hash(rel)
+    assert recipe.recipe_hash(rel) == before
+    monkeypatch.setattr(recipe, "KUBERNETES_BUILD_DATES", {VERSION: "2000-01-01T00:00:00Z"})
+    assert recipe.recipe_hash(rel) != before
 
 
 def test_preflight_names_each_missing_tool_and_its_fix(

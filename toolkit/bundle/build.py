@@ -117,15 +117,29 @@ def build(
     if source not in SOURCES:
         raise BundleError(f"unknown source {source!r}; use one of: {', '.join(SOURCES)}")
     final = bundle_dir(rel.version)
-    if is_complete(rel.version) and not force:
+    wanted = recipe.recipe_hash(rel)
+    current = _current(final, wanted, force, progress)
+    if current:
         progress.say("bundle", f"{final} is complete; nothing to do")
-        return BuildResult(final, Manifest.read(final), reused=True)
+        return BuildResult(final, current, reused=True)
     tools = preflight()
     with build_lock(rel.version, progress):
-        if is_complete(rel.version) and not force:
+        current = _current(final, wanted, force, SILENT)
+        if current:
             progress.say("bundle", f"{final} was completed by another build")
-            return BuildResult(final, Manifest.read(final), reused=True)
-        return _build_locked(rel, source, tools, kubernetes_base, github_base, progress)
+            return BuildResult(final, current, reused=True)
+        return _build_locked(rel, source, tools, kubernetes_base, github_base, wanted, progress)
+
+
+def _current(final: Path, wanted: str, force: bool, progress: Progress) -> Manifest | None:
+    """The complete bundle's manifest if it can be reused as it is."""
+    if force or not is_complete(final.name):
+        return None
+    manifest = Manifest.read(final)
+    if manifest.recipe != wanted:
+        progress.say("bundle", f"the recipe changed since {final} was built; rebuilding it")
+        return None
+    return manifest
 
 
 def _build_locked(
@@ -134,6 +148,7 @@ def _build_locked(
     tools: Toolchain,
     kubernetes_base: str,
     github_base: str,
+    recipe_hash: str,
     progress: Progress,
 ) -> BuildResult:
     work = partial_dir(rel.version)
@@ -188,7 +203,7 @@ def _build_locked(
         problems = [p for a in artifacts for p in check_artifact(work, a)]
     if problems:
         raise BundleError(f"the built bundle is wrong: {'; '.join(problems)}")
-    Manifest(rel.version, source, recipe.components(rel), artifacts).write(work)
+    Manifest(rel.version, source, recipe.components(rel), artifacts, recipe_hash).write(work)
 
     final = bundle_dir(rel.version)
     if final.exists():

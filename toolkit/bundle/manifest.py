@@ -41,6 +41,7 @@ class Manifest:
     source: str
     components: dict[str, str]
     artifacts: list[Artifact] = field(default_factory=list)
+    recipe: str = ""  # hash of the recipe it was built from; a changed recipe rebuilds
     format: int = FORMAT
 
     def by_kind(self, kind: str) -> list[Artifact]:
@@ -89,6 +90,7 @@ class Manifest:
                 source=data["source"],
                 components=dict(data["components"]),
                 artifacts=artifacts,
+                recipe=data.get("recipe", ""),
             )
         except (KeyError, TypeError) as exc:
             raise BundleError(f"{where}: malformed manifest ({exc})") from None

@@ -7,6 +7,7 @@ list of binaries and images to produce from them.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -275,3 +276,16 @@ def components(rel: KubernetesRelease) -> dict[str, str]:
         "flannel": rel.flannel,
         "flannel-cni": FLANNEL_CNI_VERSION,
     }
+
+
+def recipe_hash(rel: KubernetesRelease) -> str:
+    """A hash of everything a bundle of ``rel`` is made from: the pins and flags above and
+    the recipe files it reads (its minor's Go modules, own sources, image contexts)."""
+    digest = hashlib.sha256()
+    digest.update(repr((go_builds(rel), images(rel), components(rel))).encode())
+    folders = [GOMOD_DIR / rel.minor, RECIPE_DIR / "src", PAUSE_SOURCE.parent, IMAGES_DIR]
+    for folder in folders:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest.update(str(path.relative_to(RECIPE_DIR)).encode() + b"\0")
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
