@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from toolkit.bundle import build, list_bundles, load, recipe, verify
+from toolkit.bundle.images import debian_base_tag
 from toolkit.bundle.manifest import Artifact, Manifest, VersionCheck
 from toolkit.bundle.store import build_lock, bundle_dir, partial_dir
 from toolkit.bundle.tools import preflight
@@ -53,9 +54,13 @@ def _fake_bundle(cache: Path) -> Path:
         _fake_binary(folder, "kube-proxy", f"Kubernetes {VERSION}"),
     ]
     rel = release(VERSION)
-    Manifest(VERSION, "gomod", recipe.components(rel), artifacts, recipe.recipe_hash(rel)).write(
-        folder
-    )
+    Manifest(
+        VERSION,
+        "gomod",
+        recipe.components(rel),
+        artifacts,
+        recipe.recipe_hash(rel, debian_base_tag()),
+    ).write(folder)
     return folder
 
 
@@ -209,10 +214,10 @@ def test_a_bundle_of_an_older_recipe_is_rebuilt(
 
 def test_the_recipe_hash_follows_the_recipe_files(monkeypatch: pytest.MonkeyPatch) -> None:
     rel = release(VERSION)
-    before = recipe.recipe_hash(rel)
-    assert recipe.recipe_hash(rel) == before
+    before = recipe.recipe_hash(rel, debian_base_tag())
+    assert recipe.recipe_hash(rel, debian_base_tag()) == before
     monkeypatch.setattr(recipe, "KUBERNETES_BUILD_DATES", {VERSION: "2000-01-01T00:00:00Z"})
-    assert recipe.recipe_hash(rel) != before
+    assert recipe.recipe_hash(rel, debian_base_tag()) != before
 
 
 def test_preflight_names_each_missing_tool_and_its_fix(

@@ -117,7 +117,7 @@ def build(
     if source not in SOURCES:
         raise BundleError(f"unknown source {source!r}; use one of: {', '.join(SOURCES)}")
     final = bundle_dir(rel.version)
-    wanted = recipe.recipe_hash(rel)
+    wanted = recipe.recipe_hash(rel, images.debian_base_tag())
     current = _current(final, wanted, force, progress)
     if current:
         progress.say("bundle", f"{final} is complete; nothing to do")

@@ -278,11 +278,12 @@ def components(rel: KubernetesRelease) -> dict[str, str]:
     }
 
 
-def recipe_hash(rel: KubernetesRelease) -> str:
-    """A hash of everything a bundle of ``rel`` is made from: the pins and flags above and
-    the recipe files it reads (its minor's Go modules, own sources, image contexts)."""
+def recipe_hash(rel: KubernetesRelease, base_image: str) -> str:
+    """A hash of everything a bundle of ``rel`` is made from: the pins and flags above, the
+    userland base image and the recipe files (its minor's Go modules, own sources, image
+    contexts)."""
     digest = hashlib.sha256()
-    digest.update(repr((go_builds(rel), images(rel), components(rel))).encode())
+    digest.update(repr((go_builds(rel), images(rel), components(rel), base_image)).encode())
     folders = [GOMOD_DIR / rel.minor, RECIPE_DIR / "src", PAUSE_SOURCE.parent, IMAGES_DIR]
     for folder in folders:
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
