@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -74,7 +75,13 @@ func loadSubnetEnv(path string) (*subnetEnv, error) {
 		case "FLANNEL_NETWORK":
 			env.network = value
 		case "FLANNEL_SUBNET":
-			env.subnet = value
+			// flanneld writes the gateway's address (10.244.1.1/24); host-local wants the
+			// range itself and refuses a subnet with host bits set.
+			_, subnet, err := net.ParseCIDR(value)
+			if err != nil {
+				return nil, fmt.Errorf("%s: FLANNEL_SUBNET=%q is not a CIDR", path, value)
+			}
+			env.subnet = subnet.String()
 		case "FLANNEL_MTU":
 			if env.mtu, err = strconv.Atoi(value); err != nil {
 				return nil, fmt.Errorf("%s: FLANNEL_MTU=%q is not a number", path, value)
