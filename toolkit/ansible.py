@@ -48,28 +48,31 @@ def ansible_env() -> dict[str, str]:
     }
 
 
-def run_module(
-    state: LabState, module: str, args: str = "", pattern: str = "all", name: str = "adhoc"
-) -> RunStats:
-    """Run one module against the lab's inventory; artifacts go to the state directory."""
+def run_runner(state: LabState, name: str, **kwargs: Any) -> ansible_runner.Runner:
+    """ansible-runner against the lab's inventory; its artifacts go to the state directory."""
     data_dir = state.root / "ansible" / name
     data_dir.mkdir(parents=True, exist_ok=True)
     env = ansible_env()
     previous_path = os.environ.get("PATH", "")
-    # ansible-runner looks the ansible command up on this process's PATH.
+    # ansible-runner looks the ansible commands up on this process's PATH.
     os.environ["PATH"] = env["PATH"]
     try:
-        run = ansible_runner.run(
+        return ansible_runner.run(
             private_data_dir=str(data_dir),
             inventory=str(state.inventory),
-            host_pattern=pattern,
-            module=module,
-            module_args=args,
             envvars=env,
             quiet=True,
+            **kwargs,
         )
     finally:
         os.environ["PATH"] = previous_path
+
+
+def run_module(
+    state: LabState, module: str, args: str = "", pattern: str = "all", name: str = "adhoc"
+) -> RunStats:
+    """Run one module against every host matching ``pattern``."""
+    run = run_runner(state, name, host_pattern=pattern, module=module, module_args=args)
     return RunStats.from_runner(run.status, run.stats)
 
 

@@ -29,7 +29,7 @@ def lab_up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lab, LabS
     state_root = tmp_path_factory.mktemp("state")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("K8SLAB_STATE_DIR", str(state_root))
-        result = CliRunner().invoke(main, ["up", LAB])
+        result = CliRunner().invoke(main, ["up", LAB, "--hosts-only"])
         assert result.exit_code == 0, result.output
         yield load_lab(LAB), LabState.of(LAB)
         CliRunner().invoke(main, ["destroy", LAB])

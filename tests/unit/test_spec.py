@@ -26,7 +26,7 @@ BASE: dict[str, Any] = {
         "pod_cidr": "10.244.0.0/16",
         "service_cidr": "10.96.0.0/16",
     },
-    "api_endpoint": {"vip": "172.30.9.100", "port": 6443},
+    "api_endpoint": {"vip": "172.30.9.100", "port": 8443},
     "nodes": {
         "control_planes": [
             {"name": "cp1", "address": "172.30.9.11"},
@@ -208,6 +208,11 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "name-folder-mismatch",
         lambda d: d.update(name="other"),
         "name: is 'other' but the folder is 'demo'; make them the same",
+    ),
+    (
+        "api-port-is-apiserver-port",
+        lambda d: d["api_endpoint"].update(port=6443),
+        "api_endpoint.port: 6443 is the port every API server binds on its control plane",
     ),
     (
         "too-little-memory",

@@ -9,6 +9,7 @@ import click
 
 from toolkit import __version__
 from toolkit.cli.bundle import bundle
+from toolkit.cli.cluster import kubectl, provision_command
 from toolkit.cli.doctor import doctor
 from toolkit.cli.image import image
 from toolkit.cli.lab import destroy, labs, ssh, status, up, validate
@@ -37,5 +38,17 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.obj = {"debug": debug}
 
 
-for command in (validate, labs, up, status, ssh, destroy, doctor, image, bundle):
+for command in (
+    validate,
+    labs,
+    up,
+    provision_command,
+    kubectl,
+    status,
+    ssh,
+    destroy,
+    doctor,
+    image,
+    bundle,
+):
     main.add_command(command)

@@ -8,11 +8,13 @@ import os
 
 import click
 
+from toolkit.cli.cluster import print_summary
 from toolkit.errors import HostError, LabNotFoundError, SpecError
 from toolkit.hosts import lifecycle
 from toolkit.lab import spec
 from toolkit.lab.state import LabState
 from toolkit.progress import Progress
+from toolkit.provision.run import up_cluster
 
 
 @click.command()
@@ -55,16 +57,21 @@ def labs(as_json: bool) -> None:
 
 @click.command()
 @click.argument("lab")
-def up(lab: str) -> None:
-    """Create the lab's hosts (building the node image if missing) and wait for SSH."""
+@click.option("--hosts-only", is_flag=True, help="Stop once the hosts answer SSH.")
+def up(lab: str, hosts_only: bool) -> None:
+    """Create the lab's hosts and provision them into a cluster whose nodes are all Ready."""
     model = spec.load_lab(lab)
     progress = Progress()
-    durations = lifecycle.up_hosts(model, progress)
+    lifecycle.up_hosts(model, progress)
     state = LabState.of(model.name)
-    phases = ", ".join(f"{name} {took:.1f}s" for name, took in durations.items())
+    report = None if hosts_only else up_cluster(model, progress)
+    phases = ", ".join(f"{name} {took:.1f}s" for name, took in progress.durations.items())
+    what = "hosts up" if hosts_only else "cluster Ready"
     click.echo(
-        f"lab {model.name}: {len(model.nodes)} hosts up in {progress.elapsed():.1f}s ({phases})"
+        f"lab {model.name}: {len(model.nodes)} {what} in {progress.elapsed():.1f}s ({phases})"
     )
+    if report is not None:
+        print_summary(report, progress)
     click.echo(f"  inventory:  {state.inventory}")
     click.echo(f"  ssh config: {state.ssh_config}")
 

@@ -39,6 +39,10 @@ UNPRIVILEGED_ARGS = (
     "--cap-drop=SYS_RESOURCE",
     "--security-opt=seccomp=unconfined",
     "--security-opt=apparmor=unconfined",
+    # The kubelet and kube-proxy write sysctls, as they may under --privileged.
+    "--security-opt=systempaths=unconfined",
+    # Privileged pods (kube-proxy, flannel) need a node cgroup that allows every device.
+    "--device-cgroup-rule=a *:* rwm",
     "--device=/dev/kmsg",
 )
 

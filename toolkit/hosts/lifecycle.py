@@ -7,6 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
+from toolkit.bundle.store import bundles_root
 from toolkit.hosts import engine
 from toolkit.hosts.image import LOGIN_USER, build_node_image
 from toolkit.hosts.ssh import SshTarget, reachable, wait_until_ready
@@ -48,6 +49,7 @@ def up_hosts(lab: Lab, progress: Progress = SILENT) -> dict[str, float]:
     state.write_json(state.machines, render.machines(lab, state, image_tag, run_args))
     write_access_files(lab, state)
     if lab.provider == "docker":
+        bundles_root().mkdir(parents=True, exist_ok=True)
         engine.ensure_network(lab)
         engine.ensure_volumes(lab)
     with progress.phase("hosts", f"vagrant up: {len(lab.nodes)} machines ({lab.provider})"):

@@ -6,13 +6,17 @@ from typing import Any
 
 import yaml
 
+from toolkit.bundle.store import bundle_dir, bundles_root
 from toolkit.hosts.engine import LAB_LABEL, DockerNames
 from toolkit.hosts.image import LOGIN_USER
 from toolkit.lab.spec import Lab, Node
 from toolkit.lab.state import LabState
+from toolkit.versions import release
 
 # The Debian 13 box for the VM providers (workstations with hardware virtualisation).
 VM_BOX = "debian/trixie64"
+# Where docker nodes see the controller's bundle cache (mounted read-only).
+NODE_BUNDLES_DIR = "/opt/k8slab/bundles"
 ROLE_NAMES = {"control_planes": "control-plane", "etcd": "etcd", "workers": "worker"}
 
 
@@ -40,6 +44,7 @@ def machines(
                     f"--label={LAB_LABEL}={lab.name}",
                     f"--volume={names.var_volume(node)}:/var",
                     f"--volume={state.public_key}:/etc/ssh/authorized_keys/{LOGIN_USER}:ro",
+                    f"--volume={bundles_root()}:{NODE_BUNDLES_DIR}:ro",
                     f"--cpus={node.cpus}",
                     f"--memory={node.memory_mb}m",
                     *hosts,
@@ -74,6 +79,19 @@ def _host_vars(node: Node) -> dict[str, Any]:
     }
 
 
+def _node_kind_vars(lab: Lab) -> dict[str, Any]:
+    """What differs between container nodes and VM nodes for the roles."""
+    if lab.provider == "docker":
+        return {
+            "k8slab_container_node": True,
+            # systemd in a container does not own its cgroup tree, so the kubelet and
+            # containerd manage cgroups directly, under the node container's own cgroup.
+            "k8slab_cgroup_driver": "cgroupfs",
+            "k8slab_bundle_dir_on_node": f"{NODE_BUNDLES_DIR}/{lab.kubernetes_version}",
+        }
+    return {"k8slab_container_node": False, "k8slab_cgroup_driver": "systemd"}
+
+
 def inventory(lab: Lab, state: LabState) -> dict[str, Any]:
     """An Ansible YAML inventory with kubespray's group names."""
 
@@ -101,6 +119,12 @@ def inventory(lab: Lab, state: LabState) -> dict[str, Any]:
                 "k8slab_service_cidr": str(lab.network.service_cidr),
                 "k8slab_api_vip": str(lab.api_vip),
                 "k8slab_api_port": lab.api_port,
+                "k8slab_bundle_dir": str(bundle_dir(lab.kubernetes_version)),
+                # Lab hosts here are cgroup v1; 1.35+ kubelets refuse that unless told not to.
+                "k8slab_kubelet_fail_cgroup_v1": not release(
+                    lab.kubernetes_version
+                ).needs_fail_cgroup_v1_false,
+                **_node_kind_vars(lab),
             },
             "children": {
                 "k8s_cluster": {

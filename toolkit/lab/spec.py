@@ -30,6 +30,8 @@ ROLES = ("control_planes", "etcd", "workers")
 HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 DEFAULT_CPUS = 2
 DEFAULT_MEMORY_MB = 2048
+APISERVER_PORT = 6443
+DEFAULT_API_PORT = 8443
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ NETWORK_KEYS: dict[str, Key] = {
 }
 API_KEYS: dict[str, Key] = {
     "vip": Key(str, hint="a free IPv4 address inside network.subnet"),
-    "port": Key(int, required=False, hint="a TCP port, 6443 by default"),
+    "port": Key(int, required=False, hint="the load balancer's TCP port, 8443 by default"),
 }
 DEFAULTS_KEYS: dict[str, Key] = {
     "cpus": NODE_KEYS["cpus"],
@@ -388,11 +390,17 @@ def _parse_api(
     raw: dict[str, Any] | None, problems: Problems
 ) -> tuple[ipaddress.IPv4Address | None, int]:
     if raw is None:
-        return None, 6443
+        return None, DEFAULT_API_PORT
     values = _check_mapping(raw, API_KEYS, "api_endpoint", problems)
-    port = values.get("port", 6443)
+    port = values.get("port", DEFAULT_API_PORT)
     if not 1 <= port <= 65535:
-        problems.add("api_endpoint.port", f"{port} is not a TCP port; use 1-65535 (6443 is usual)")
+        problems.add("api_endpoint.port", f"{port} is not a TCP port; use 1-65535")
+    elif port == APISERVER_PORT:
+        problems.add(
+            "api_endpoint.port",
+            f"{port} is the port every API server binds on its control plane, where the load "
+            f"balancer also runs; use another, e.g. {DEFAULT_API_PORT}",
+        )
     vip = None
     if "vip" in values:
         vip = _parse(

@@ -1,0 +1,59 @@
+"""Commands about a lab's cluster: provision, kubectl."""
+
+from __future__ import annotations
+
+import click
+
+from toolkit.lab import spec
+from toolkit.lab.state import LabState
+from toolkit.progress import Progress
+from toolkit.provision.cluster import kubectl as run_kubectl
+from toolkit.provision.run import PHASE_NAMES, ProvisionReport, provision
+
+
+def print_summary(report: ProvisionReport, progress: Progress) -> None:
+    click.echo(
+        f"lab {report.lab}: provisioned in {report.seconds:.1f}s "
+        f"(kubeadm {report.kubeadm_seconds:.1f}s, everything else "
+        f"{report.seconds - report.kubeadm_seconds:.1f}s)"
+    )
+    for phase in report.phases:
+        changed = sum(phase.changed.values())
+        click.echo(f"  {phase.name:<14}{phase.seconds:7.1f}s  changed {changed}")
+    changed_hosts = {host: n for host, n in report.changed.items() if n}
+    if report.idempotent:
+        click.echo("  no host changed anything: the lab had already converged (changed=0)")
+    else:
+        click.echo(
+            "  changed per host: " + ", ".join(f"{h}={n}" for h, n in sorted(changed_hosts.items()))
+        )
+
+
+@click.command("provision")
+@click.argument("lab")
+@click.option(
+    "--phase",
+    "phases",
+    multiple=True,
+    type=click.Choice(PHASE_NAMES),
+    help="Run only this phase (repeatable).",
+)
+def provision_command(lab: str, phases: tuple[str, ...]) -> None:
+    """Install the cluster onto the lab's hosts (idempotent: run it again to check)."""
+    model = spec.load_lab(lab)
+    progress = Progress()
+    report = provision(model, list(phases), progress)
+    print_summary(report, progress)
+    click.echo(f"  report: {LabState.of(model.name).root / 'timings' / 'provision.json'}")
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.argument("lab")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def kubectl(lab: str, args: tuple[str, ...]) -> None:
+    """Run kubectl against the lab (on its first control plane): k8slab kubectl LAB -- ARGS."""
+    model = spec.load_lab(lab)
+    status, output = run_kubectl(model, list(args))
+    click.echo(output, nl=False)
+    if status != 0:
+        raise SystemExit(status)

@@ -1,0 +1,1 @@
+"""Provisioning a lab's hosts into a cluster: the playbooks, phase by phase."""

@@ -1,0 +1,49 @@
+"""Talking to a lab's cluster: kubectl on the first control plane, over SSH.
+
+kubectl runs inside the lab (not from this machine against the VIP), so that every
+request to cluster addresses starts on a lab node.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+
+from toolkit.errors import HostError
+from toolkit.hosts.lifecycle import ssh_target
+from toolkit.hosts.ssh import run_command
+from toolkit.lab.spec import Lab
+from toolkit.lab.state import LabState
+
+ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
+READY_JSONPATH = (
+    "jsonpath={range .items[*]}{.metadata.name}="
+    "{.status.conditions[?(@.type=='Ready')].status}{'\\n'}{end}"
+)
+
+
+def kubectl(lab: Lab, args: list[str], timeout: float = 120) -> tuple[int, str]:
+    """Run kubectl with the admin kubeconfig on the first control plane."""
+    first = lab.control_planes[0]
+    command = " ".join(
+        ["sudo", "kubectl", "--kubeconfig", ADMIN_KUBECONFIG, *map(shlex.quote, args)]
+    )
+    return run_command(ssh_target(LabState.of(lab.name), first), command, timeout=timeout)
+
+
+def wait_for_ready_nodes(lab: Lab, deadline_s: float = 300) -> float:
+    """Wait (bounded) until every node of the lab is Ready; return the seconds waited."""
+    started = time.monotonic()
+    expected = {node.name for node in lab.control_planes + lab.workers}
+    last = ""
+    while time.monotonic() - started < deadline_s:
+        status, output = kubectl(lab, ["get", "nodes", "-o", READY_JSONPATH], timeout=30)
+        if status == 0:
+            ready = {line.split("=")[0] for line in output.split() if line.endswith("=True")}
+            if expected <= ready:
+                return time.monotonic() - started
+            last = f"not Ready yet: {', '.join(sorted(expected - ready))}"
+        else:
+            last = output.strip().splitlines()[-1] if output.strip() else f"kubectl exited {status}"
+        time.sleep(3)
+    raise HostError(f"lab {lab.name}: nodes not Ready within {deadline_s:.0f}s ({last})")
