@@ -1,7 +1,7 @@
 """The real bundle: its binaries run a control plane, its images load and run.
 
 Builds the default version's bundle into the user's cache (a no-op when it is there), so
-the first run takes as long as a cold build.
+the first run takes as long as a cold build. K8SLAB_TEST_KUBERNETES=v1.35.4 tests another.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from toolkit.versions import DEFAULT_KUBERNETES_VERSION
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-VERSION = DEFAULT_KUBERNETES_VERSION
+VERSION = os.environ.get("K8SLAB_TEST_KUBERNETES", DEFAULT_KUBERNETES_VERSION)
 DOCKER_CONTAINERD = "/var/run/docker/containerd/containerd.sock"
 
 
