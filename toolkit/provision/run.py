@@ -67,6 +67,11 @@ class ProvisionReport:
         return total
 
     @property
+    def hosts(self) -> set[str]:
+        """Every host some task ran on."""
+        return {host for phase in self.phases for host in phase.ok}
+
+    @property
     def idempotent(self) -> bool:
         """True when no host changed anything: the lab had already converged."""
         return not any(self.changed.values())

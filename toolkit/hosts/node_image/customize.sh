@@ -14,6 +14,11 @@ for unit in getty.target console-getty.service systemd-udevd.service \
 done
 ln -sf /lib/systemd/system/multi-user.target /etc/systemd/system/default.target
 
+# Baked-in services start only where the roles configure them.
+for unit in containerd.service haproxy.service keepalived.service; do
+  systemctl disable "$unit" >/dev/null 2>&1 || true
+done
+
 # Every host must get its own machine-id (the kubelet reads it) and its own SSH host keys.
 : > /etc/machine-id
 rm -f /var/lib/dbus/machine-id /etc/ssh/ssh_host_*

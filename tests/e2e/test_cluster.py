@@ -1,0 +1,222 @@
+"""End to end: a lab from nothing to a Ready cluster, checked part by part, then a second
+provision that changes nothing. Labs: $K8SLAB_E2E_LABS (default: ha-stacked)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from toolkit.cli import main
+from toolkit.hosts.lifecycle import ssh_target
+from toolkit.hosts.ssh import run_command
+from toolkit.lab.spec import Lab, Node, load_lab
+from toolkit.lab.state import LabState
+from toolkit.provision.cluster import kubectl
+from toolkit.provision.run import provision
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+LABS = os.environ.get("K8SLAB_E2E_LABS", "ha-stacked").split()
+# K8SLAB_E2E_REUSE=1 checks labs that are already up; K8SLAB_KEEP_LABS=1 leaves them up.
+NAMESPACE = "k8slab-e2e"
+ETCDCTL = (
+    "sudo etcdctl --cacert /etc/kubernetes/pki/etcd/ca.crt "
+    "--cert /etc/kubernetes/pki/etcd/healthcheck-client.crt "
+    "--key /etc/kubernetes/pki/etcd/healthcheck-client.key"
+)
+
+
+@pytest.fixture(scope="module", params=LABS)
+def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
+    name = request.param
+    if not os.environ.get("K8SLAB_E2E_REUSE"):
+        CliRunner().invoke(main, ["destroy", name])
+        result = CliRunner().invoke(main, ["up", name])
+        assert result.exit_code == 0, result.output
+    yield load_lab(name)
+    if not os.environ.get("K8SLAB_KEEP_LABS"):
+        CliRunner().invoke(main, ["destroy", name])
+
+
+def on(lab: Lab, node: Node, command: str, timeout: float = 60) -> tuple[int, str]:
+    return run_command(ssh_target(LabState.of(lab.name), node), command, timeout=timeout)
+
+
+def kubectl_json(lab: Lab, *args: str) -> Any:
+    status, output = kubectl(lab, [*args, "-o", "json"])
+    assert status == 0, output
+    return json.loads(output)
+
+
+def eventually(check: Any, timeout_s: float = 180, interval_s: float = 3) -> Any:
+    """Poll ``check`` until it returns a truthy value (bounded in time)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval_s)
+
+
+def test_every_node_is_ready(lab: Lab) -> None:
+    nodes = kubectl_json(lab, "get", "nodes")["items"]
+    ready = {
+        n["metadata"]["name"]
+        for n in nodes
+        for c in n["status"]["conditions"]
+        if c["type"] == "Ready" and c["status"] == "True"
+    }
+    assert ready == {n.name for n in lab.control_planes + lab.workers}
+
+
+def test_kube_system_pods_run(lab: Lab) -> None:
+    def not_running() -> list[str]:
+        pods = kubectl_json(lab, "get", "pods", "-n", "kube-system")["items"]
+        return [
+            p["metadata"]["name"]
+            for p in pods
+            if p["status"]["phase"] != "Running"
+            or not all(c.get("ready") for c in p["status"].get("containerStatuses", []))
+        ]
+
+    assert eventually(lambda: not not_running()), f"not running: {not_running()}"
+
+
+def test_every_api_server_answers_directly_and_through_the_vip(lab: Lab) -> None:
+    first = lab.control_planes[0]
+    for cp in lab.control_planes:
+        status, output = on(lab, first, f"curl -sk https://{cp.address}:6443/readyz")
+        assert (status, output) == (0, "ok"), f"{cp.name}: {output}"
+    status, output = on(lab, first, f"curl -sk https://{lab.api_vip}:{lab.api_port}/readyz")
+    assert (status, output) == (0, "ok")
+
+
+def test_every_load_balancer_sees_every_api_server_up(lab: Lab) -> None:
+    for cp in lab.control_planes:
+
+        def backends_up(cp: Node = cp) -> dict[str, str]:
+            _, stats = on(lab, cp, "echo 'show stat' | sudo socat stdio /run/haproxy/admin.sock")
+            rows = [line.split(",") for line in stats.splitlines() if line.startswith("apiserver,")]
+            return {row[1]: row[17] for row in rows if row[1] not in ("FRONTEND", "BACKEND")}
+
+        assert eventually(lambda b=backends_up: set(b().values()) == {"UP"}, timeout_s=60), (
+            f"{cp.name}: {backends_up()}"
+        )
+        assert set(backends_up()) == {n.name for n in lab.control_planes}
+
+
+def test_vip_is_held_by_exactly_one_control_plane(lab: Lab) -> None:
+    holders = [
+        cp.name
+        for cp in lab.control_planes
+        if on(lab, cp, f"ip -o -4 addr show | grep -qw {lab.api_vip}")[0] == 0
+    ]
+    assert len(holders) == 1, holders
+
+
+@pytest.mark.parametrize("component", ["kube-scheduler", "kube-controller-manager"])
+def test_one_leader_per_component(lab: Lab, component: str) -> None:
+    lease = kubectl_json(lab, "get", "lease", "-n", "kube-system", component)
+    holder = lease["spec"]["holderIdentity"]
+    assert holder.split("_")[0] in {cp.name for cp in lab.control_planes}
+
+
+def test_etcd_members_are_healthy_where_the_topology_puts_them(lab: Lab) -> None:
+    first = lab.control_planes[0]
+    endpoints = ",".join(f"https://{n.address}:2379" for n in lab.etcd_members)
+    status, output = on(lab, first, f"{ETCDCTL} --endpoints {endpoints} member list -w json")
+    assert status == 0, output
+    members = json.loads(output)["members"]
+    assert sorted(m["name"] for m in members) == sorted(n.name for n in lab.etcd_members)
+    status, output = on(lab, first, f"{ETCDCTL} --endpoints {endpoints} endpoint health -w json")
+    assert status == 0, output
+    assert all(e["health"] for e in json.loads(output))
+
+
+WORKLOAD = """
+apiVersion: v1
+kind: Namespace
+metadata: {{name: {ns}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: echo, namespace: {ns}}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: echo}}}}
+  template:
+    metadata: {{labels: {{app: echo}}}}
+    spec:
+      topologySpreadConstraints:
+        - maxSkew: 1
+          topologyKey: kubernetes.io/hostname
+          whenUnsatisfiable: DoNotSchedule
+          nodeTaintsPolicy: Honor
+          labelSelector: {{matchLabels: {{app: echo}}}}
+      containers:
+        - name: echo
+          image: {image}
+          imagePullPolicy: Never
+          # Answers each connection with the address it came from: no NAT between Pods.
+          command: [perl, -MIO::Socket::INET, -e,
+            '$s = IO::Socket::INET->new(LocalPort => 8080, Listen => 16, ReuseAddr => 1)
+             or die $!; while ($c = $s->accept) {{ print $c $c->peerhost, "\\n"; close $c }}']
+"""
+
+
+def test_pods_across_workers_reach_each_other_without_nat(lab: Lab) -> None:
+    images = [i for i in kubectl_json(lab, "get", "ds", "-n", "kube-flannel")["items"]]
+    image = images[0]["spec"]["template"]["spec"]["containers"][0]["image"]
+    replicas = 2 * len(lab.workers)
+    manifest = WORKLOAD.format(ns=NAMESPACE, replicas=replicas, image=image)
+    first = lab.control_planes[0]
+    kubectl(lab, ["delete", "namespace", NAMESPACE, "--ignore-not-found", "--timeout=120s"])
+    status, output = on(
+        lab,
+        first,
+        f"cat <<'EOF' | sudo kubectl --kubeconfig "
+        f"/etc/kubernetes/admin.conf apply -f -\n{manifest}\nEOF",
+    )
+    assert status == 0, output
+    try:
+        status, output = kubectl(
+            lab,
+            ["-n", NAMESPACE, "rollout", "status", "deploy/echo", "--timeout=180s"],
+            timeout=200,
+        )
+        assert status == 0, output
+        pods = kubectl_json(lab, "get", "pods", "-n", NAMESPACE)["items"]
+        assert {p["spec"]["nodeName"] for p in pods} == {w.name for w in lab.workers}
+        for client in pods:
+            for server in pods:
+                if client is server:
+                    continue
+                status, seen = kubectl(
+                    lab,
+                    [
+                        "-n",
+                        NAMESPACE,
+                        "exec",
+                        client["metadata"]["name"],
+                        "--",
+                        "bash",
+                        "-c",
+                        f"exec 3<>/dev/tcp/{server['status']['podIP']}/8080; cat <&3",
+                    ],
+                )
+                assert status == 0, seen
+                assert seen.strip() == client["status"]["podIP"]
+    finally:
+        kubectl(lab, ["delete", "namespace", NAMESPACE, "--wait=false"])
+
+
+def test_second_provision_changes_nothing(lab: Lab) -> None:
+    report = provision(lab)
+    assert report.idempotent, f"changed per host: {report.changed}"
+    assert report.hosts == {n.name for n in lab.nodes}
