@@ -319,3 +319,39 @@ def test_the_userland_images_carry_iptables_ipset_and_conntrack(
     assert "iptables v" in out
     assert "/usr/sbin/ipset" in out
     assert f"Kubernetes {VERSION}" in out
+
+
+# How kubeadm's manifests (and flannel's DaemonSet) start each image, asked for its version.
+IMAGE_COMMANDS = {
+    "kube-apiserver": ["kube-apiserver", "--version"],
+    "kube-controller-manager": ["kube-controller-manager", "--version"],
+    "kube-scheduler": ["kube-scheduler", "--version"],
+    "kube-proxy": ["/usr/local/bin/kube-proxy", "--version"],
+    "etcd": ["etcd", "--version"],
+    "coredns": ["-version"],  # the image's entrypoint is /coredns; kubeadm passes args
+    "flannel": ["/opt/bin/flanneld", "--version"],
+}
+
+
+@pytest.mark.parametrize("name", IMAGE_COMMANDS)
+def test_each_image_starts_its_command_as_kubeadm_does(
+    bundle: tuple[Path, Manifest], name: str
+) -> None:
+    folder, manifest = bundle
+    (image,) = [a for a in manifest.by_kind("image") if a.tag.rsplit(":", 1)[0].endswith(name)]
+    subprocess.run(
+        ["docker", "load", "-i", str(folder / image.path)], check=True, capture_output=True
+    )
+    command = IMAGE_COMMANDS[name]
+    entrypoint = [] if name == "coredns" else ["--entrypoint", command[0]]
+    args = command if name == "coredns" else command[1:]
+    result = subprocess.run(
+        ["docker", "run", "--rm", *entrypoint, image.tag, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    # "v1.34.4" → "1.34.4", etcd's image revision "3.6.5-0" → "3.6.5"
+    assert image.version.lstrip("v").split("-")[0] in output
