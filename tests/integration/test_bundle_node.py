@@ -6,6 +6,7 @@ containerd from Debian's archive as the runtime role would install it.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import time
@@ -111,3 +112,41 @@ def test_the_cni_plugins_are_in_the_bundle_for_opt_cni_bin(
     for artifact in manifest.by_kind("cni-plugin"):
         about = _in(node, f"/bundle/{artifact.path} 2>&1")
         assert f"CNI {artifact.name} plugin" in about
+
+
+FLANNEL_CONF = (
+    '{"cniVersion":"1.0.0","name":"cbr0","type":"flannel",'
+    '"delegate":{"hairpinMode":true,"isDefaultGateway":true}}'
+)
+
+
+def _flannel_cni(node: str, command: str, container: str) -> str:
+    env = (
+        f"CNI_COMMAND={command} CNI_CONTAINERID={container} CNI_NETNS=/var/run/netns/{container} "
+        "CNI_IFNAME=eth0 CNI_PATH=/bundle/cni"
+    )
+    return _in(node, f"echo '{FLANNEL_CONF}' | env {env} /bundle/cni/flannel")
+
+
+def test_the_flannel_cni_plugin_gives_a_pod_an_address_in_the_nodes_subnet(
+    node_with_bundle: tuple[str, Manifest],
+) -> None:
+    node, _ = node_with_bundle
+    _in(
+        node,
+        "mkdir -p /run/flannel && printf '%s\\n' FLANNEL_NETWORK=10.244.0.0/16 "
+        "FLANNEL_SUBNET=10.244.1.1/24 FLANNEL_MTU=1450 FLANNEL_IPMASQ=true "
+        "> /run/flannel/subnet.env && ip netns add pod-a",
+    )
+    try:
+        result = json.loads(_flannel_cni(node, "ADD", "pod-a"))
+        address = result["ips"][0]["address"]
+        assert address.startswith("10.244.1.")
+        assert address in _in(node, "ip netns exec pod-a ip -o addr show eth0")
+        assert "mtu 1450" in _in(node, "ip netns exec pod-a ip link show eth0")
+        assert "default via 10.244.1.1" in _in(node, "ip netns exec pod-a ip route")
+        _flannel_cni(node, "DEL", "pod-a")
+        assert _in(node, "ls /var/lib/cni/flannel").strip() == ""
+        _flannel_cni(node, "DEL", "pod-a")  # DEL must succeed when repeated
+    finally:
+        _in(node, "ip netns del pod-a")
