@@ -23,7 +23,6 @@ def run(
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     log: Path | None = None,
-    timeout: float | None = None,
 ) -> str:
     """Run ``argv`` and return its combined output; a failure raises with its tail."""
     try:
@@ -34,7 +33,6 @@ def run(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            timeout=timeout,
             check=False,
         )
     except FileNotFoundError:
