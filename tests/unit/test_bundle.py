@@ -271,3 +271,21 @@ def test_a_second_build_waits_for_the_lock(cache: Path) -> None:
         waited = time.monotonic() - started
     proc.wait()
     assert waited > 0.5
+
+
+def test_the_cli_lists_bundles_and_fails_verification_with_one_line(cache: Path) -> None:
+    from click.testing import CliRunner
+
+    from toolkit.cli import main
+
+    folder = _fake_bundle(cache)
+    listed = CliRunner().invoke(main, ["bundle", "list"])
+    assert listed.exit_code == 0
+    assert "v1.34.4    complete" in listed.output
+
+    (folder / "bin" / "kubelet").write_text("#!/bin/sh\necho corrupted\n")
+    verified = CliRunner().invoke(main, ["bundle", "verify", VERSION])
+    assert verified.exit_code == 1
+    error_lines = [line for line in verified.output.splitlines() if line.startswith("error:")]
+    assert len(error_lines) == 1
+    assert "kubelet: sha256 of bin/kubelet is" in error_lines[0]
