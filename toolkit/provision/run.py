@@ -218,4 +218,15 @@ def up_cluster(lab: Lab, progress: Progress = SILENT) -> ProvisionReport:
     report = provision(lab, progress=progress)
     with progress.phase("ready", "waiting for every node to be Ready"):
         wait_for_ready_nodes(lab)
+    state = LabState.of(lab.name)
+    state.write_json(
+        state.root / "timings" / "up.json",
+        {
+            "lab": lab.name,
+            "recorded_at": time.time(),
+            "phases_s": progress.durations,
+            "total_s": progress.elapsed(),
+            "kubeadm_s": report.kubeadm_seconds,
+        },
+    )
     return report
