@@ -56,6 +56,13 @@ def up_hosts(lab: Lab, progress: Progress = SILENT) -> dict[str, float]:
         Vagrant(state).up(lab.provider, progress)
     with progress.phase("ssh", "waiting for every host to answer SSH with the lab key"):
         _wait_for_all(lab, state, progress)
+    record_up_timings(lab, progress)
+    return dict(progress.durations)
+
+
+def record_up_timings(lab: Lab, progress: Progress, **extra: float) -> None:
+    """Write ``timings/up.json``: every phase of ``k8slab up`` so far, and the total."""
+    state = LabState.of(lab.name)
     state.write_json(
         state.root / "timings" / "up.json",
         {
@@ -63,9 +70,9 @@ def up_hosts(lab: Lab, progress: Progress = SILENT) -> dict[str, float]:
             "recorded_at": time.time(),
             "phases_s": progress.durations,
             "total_s": progress.elapsed(),
+            **extra,
         },
     )
-    return dict(progress.durations)
 
 
 def _wait_for_all(lab: Lab, state: LabState, progress: Progress) -> None:

@@ -15,6 +15,7 @@ from toolkit import ansible
 from toolkit.bundle import store
 from toolkit.bundle.build import build
 from toolkit.errors import BundleError, HostError, K8slabError
+from toolkit.hosts.lifecycle import record_up_timings
 from toolkit.lab.spec import Lab
 from toolkit.lab.state import LabState
 from toolkit.paths import PLAYBOOKS_DIR
@@ -218,15 +219,5 @@ def up_cluster(lab: Lab, progress: Progress = SILENT) -> ProvisionReport:
     report = provision(lab, progress=progress)
     with progress.phase("ready", "waiting for every node to be Ready"):
         wait_for_ready_nodes(lab)
-    state = LabState.of(lab.name)
-    state.write_json(
-        state.root / "timings" / "up.json",
-        {
-            "lab": lab.name,
-            "recorded_at": time.time(),
-            "phases_s": progress.durations,
-            "total_s": progress.elapsed(),
-            "kubeadm_s": report.kubeadm_seconds,
-        },
-    )
+    record_up_timings(lab, progress, kubeadm_s=report.kubeadm_seconds)
     return report
