@@ -11,7 +11,7 @@ from toolkit.provision.cluster import kubectl as run_kubectl
 from toolkit.provision.run import PHASE_NAMES, ProvisionReport, provision
 
 
-def print_summary(report: ProvisionReport, progress: Progress) -> None:
+def print_summary(report: ProvisionReport) -> None:
     click.echo(
         f"lab {report.lab}: provisioned in {report.seconds:.1f}s "
         f"(kubeadm {report.kubeadm_seconds:.1f}s, everything else "
@@ -43,7 +43,7 @@ def provision_command(lab: str, phases: tuple[str, ...]) -> None:
     model = spec.load_lab(lab)
     progress = Progress()
     report = provision(model, list(phases), progress)
-    print_summary(report, progress)
+    print_summary(report)
     click.echo(f"  report: {LabState.of(model.name).root / 'timings' / 'provision.json'}")
 
 

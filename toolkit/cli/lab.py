@@ -71,7 +71,7 @@ def up(lab: str, hosts_only: bool) -> None:
         f"lab {model.name}: {len(model.nodes)} {what} in {progress.elapsed():.1f}s ({phases})"
     )
     if report is not None:
-        print_summary(report, progress)
+        print_summary(report)
     click.echo(f"  inventory:  {state.inventory}")
     click.echo(f"  ssh config: {state.ssh_config}")
 
