@@ -1,0 +1,197 @@
+"""The verify suites' way into a lab: testinfra hosts built from the lab's state (its
+ssh_config and inventory), kubectl on the first control plane, and bounded polling.
+
+Every command runs on a lab host over SSH (one multiplexed connection per host), so
+probes of Pod, Service and VIP addresses start inside the lab.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import testinfra
+import yaml
+
+from toolkit.errors import K8slabError
+from toolkit.lab.spec import Lab, Node
+from toolkit.lab.state import LabState
+
+ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
+OUTPUT_TAIL_LINES = 25
+T = TypeVar("T")
+
+
+class VerifyError(K8slabError):
+    """A verification run could not start (no state, unknown group, unreachable lab)."""
+
+
+@dataclass(frozen=True)
+class Run:
+    """A command's result, and the evidence a failed check shows for it."""
+
+    host: str
+    command: str
+    exit_status: int
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+    @property
+    def evidence(self) -> str:
+        lines = self.output.rstrip().splitlines()
+        if len(lines) > OUTPUT_TAIL_LINES:
+            skipped = len(lines) - OUTPUT_TAIL_LINES
+            lines = [f"... ({skipped} lines before)", *lines[-OUTPUT_TAIL_LINES:]]
+        body = "\n".join(lines) if lines else "(no output)"
+        return f"{self.host}$ {self.command}\n(exit {self.exit_status})\n{body}"
+
+
+@dataclass(frozen=True)
+class InventoryHost:
+    name: str
+    address: str
+    groups: frozenset[str]
+
+
+def read_inventory(path: Path) -> dict[str, InventoryHost]:
+    """Hosts of the lab's Ansible inventory with the groups each belongs to."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise VerifyError(f"{path}: cannot read the lab's inventory ({exc})") from exc
+    found: dict[str, dict[str, Any]] = {}
+    groups: dict[str, set[str]] = {}
+
+    def walk(name: str, group: dict[str, Any], parents: tuple[str, ...]) -> None:
+        for host, variables in ((group or {}).get("hosts") or {}).items():
+            found.setdefault(host, {}).update(variables or {})
+            groups.setdefault(host, set()).update((name, *parents))
+        for child, sub in ((group or {}).get("children") or {}).items():
+            walk(child, sub, (*parents, name))
+
+    walk("all", data.get("all") or {}, ())
+    return {
+        name: InventoryHost(
+            name,
+            str(variables.get("k8slab_node_address") or variables.get("ansible_host", "")),
+            frozenset(groups[name]),
+        )
+        for name, variables in found.items()
+    }
+
+
+class Cluster:
+    """A lab as the checks see it: its spec, its hosts and its API."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.state = LabState.of(lab.name)
+        for needed in (self.state.ssh_config, self.state.inventory):
+            if not needed.is_file():
+                raise VerifyError(
+                    f"lab {lab.name}: {needed} is missing; bring the lab up first "
+                    f"(k8slab up {lab.name})"
+                )
+        self.inventory = read_inventory(self.state.inventory)
+        missing = [n.name for n in lab.nodes if n.name not in self.inventory]
+        if missing:
+            raise VerifyError(
+                f"lab {lab.name}: {self.state.inventory} lacks hosts {', '.join(missing)} of "
+                f"the spec {lab.source}; run k8slab up {lab.name} to render it again"
+            )
+        self._control_dir = Path(tempfile.mkdtemp(prefix="k8slab-verify-ssh-"))
+        self._hosts: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def kube_nodes(self) -> list[Node]:
+        """The nodes that run a kubelet: control planes and workers."""
+        return self.lab.control_planes + self.lab.workers
+
+    @property
+    def first(self) -> Node:
+        return self.lab.control_planes[0]
+
+    def host(self, name: str) -> Any:
+        """The testinfra host for a lab node (ssh backend, multiplexed, sudo)."""
+        with self._lock:
+            if name not in self._hosts:
+                self._hosts[name] = testinfra.get_host(
+                    f"ssh://{name}",
+                    ssh_config=str(self.state.ssh_config),
+                    controlpath=str(self._control_dir / "%C"),
+                    controlpersist=120,
+                    timeout=10,
+                    sudo=True,
+                )
+            return self._hosts[name]
+
+    def run(self, node: Node | str, command: str, timeout: float = 30) -> Run:
+        """Run a shell command as root on a node, bounded by ``timeout`` seconds."""
+        name = node if isinstance(node, str) else node.name
+        wrapped = f"timeout -k 2 {int(timeout)} sh -c {shlex.quote(command)}"
+        try:
+            result = self.host(name).run(wrapped)
+        except RuntimeError as exc:  # testinfra's ssh backend: ssh itself failed (exit 255)
+            return Run(name, command, 255, f"ssh to {name} failed: {exc}")
+        output = (result.stdout or "") + (result.stderr or "")
+        return Run(name, command, result.rc, output)
+
+    def kubectl(self, *args: str, timeout: float = 60) -> Run:
+        command = " ".join(["kubectl", "--kubeconfig", ADMIN_KUBECONFIG, *map(shlex.quote, args)])
+        return self.run(self.first, command, timeout=timeout)
+
+    def kubectl_json(self, *args: str, timeout: float = 60) -> Any:
+        run = self.kubectl(*args, "-o", "json", timeout=timeout)
+        if not run.ok:
+            raise VerifyError(f"kubectl failed:\n{run.evidence}")
+        return json.loads(run.output)
+
+    def apply(self, manifest: str, timeout: float = 60) -> Run:
+        command = (
+            f"kubectl --kubeconfig {ADMIN_KUBECONFIG} apply -f - <<'K8SLAB_EOF'\n"
+            f"{manifest}\nK8SLAB_EOF"
+        )
+        return self.run(self.first, command, timeout=timeout)
+
+    def journal(self, node: Node | str, unit: str, lines: int = 15) -> str:
+        run = self.run(node, f"journalctl -u {unit} -n {lines} --no-pager -o short-iso")
+        return f"journal of {unit}:\n{run.output.rstrip()}"
+
+    def close(self) -> None:
+        """Stop the multiplexing SSH masters this run started."""
+        for host in self._hosts.values():
+            backend = host.backend
+            if getattr(backend, "controlpath", None):
+                backend.run_local(
+                    "ssh -F %s -o ControlPath=%s -O exit %s",
+                    backend.ssh_config,
+                    backend.controlpath,
+                    backend.host.name,
+                )
+        shutil.rmtree(self._control_dir, ignore_errors=True)
+
+
+def eventually(
+    probe: Callable[[], T], accept: Callable[[T], bool], timeout_s: float, interval_s: float = 2
+) -> tuple[bool, T]:
+    """Call ``probe`` until ``accept`` says yes or ``timeout_s`` has passed (bounded)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = probe()
+        if accept(value):
+            return True, value
+        if time.monotonic() + interval_s > deadline:
+            return False, value
+        time.sleep(interval_s)

@@ -1,0 +1,200 @@
+"""Run the verification suites against a lab and report check by check.
+
+The suites are testinfra/pytest modules shipped in ``toolkit/verify/suites``; pytest runs
+them in this process with the lab handed over through a plugin, writes JUnit XML into the
+lab's state directory, and the report is read back from it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from toolkit.lab.spec import Lab
+from toolkit.progress import SILENT, Progress
+from toolkit.verify.cluster import Cluster, VerifyError
+from toolkit.verify.report import VerifyReport, parse_junit, render_markdown
+from toolkit.verify.workload import Layout, Workload
+
+SUITES_DIR = Path(__file__).parent / "suites"
+# In the order they run: a broken control plane explains failures further down.
+GROUPS = ("control-plane", "etcd", "nodes", "network", "scheduling")
+WORKLOAD_GROUPS = {"network", "scheduling"}
+CONTEXT_KEY = pytest.StashKey["VerifyContext"]()
+
+
+class VerifyContext:
+    """What the suites receive: the lab, its cluster access, the test workload."""
+
+    def __init__(self, cluster: Cluster, workload: Workload | None, progress: Progress) -> None:
+        self.cluster = cluster
+        self.lab = cluster.lab
+        self.workload = workload
+        self.progress = progress
+
+
+class VerifyPlugin:
+    """Hands the context to the suites and reports each check as it finishes."""
+
+    def __init__(self, context: VerifyContext) -> None:
+        self.context = context
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        config.stash[CONTEXT_KEY] = self.context
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" or report.outcome != "passed":
+            if report.when != "call" and report.outcome == "skipped":
+                outcome = "skipped"
+            elif report.when != "call":
+                outcome = "error" if report.failed else report.outcome
+            else:
+                outcome = report.outcome
+            if report.when == "teardown" and report.passed:
+                return
+            self.context.progress.say(
+                "verify", f"{outcome:<7} {report.nodeid.split('::')[-1]} ({report.duration:.1f}s)"
+            )
+
+
+def select_groups(only: Sequence[str] | None) -> tuple[str, ...]:
+    if not only:
+        return GROUPS
+    unknown = [g for g in only if g not in GROUPS]
+    if unknown:
+        raise VerifyError(
+            f"unknown verify group(s) {', '.join(unknown)}; choose from {', '.join(GROUPS)}"
+        )
+    return tuple(g for g in GROUPS if g in only)
+
+
+def layout_for(cluster: Cluster) -> Layout:
+    """Two distinct nodes for the test Pods: two workers, or a worker and a control plane."""
+    lab = cluster.lab
+    candidates = lab.workers[:2] if len(lab.workers) >= 2 else [*lab.workers, *lab.control_planes]
+    if len(candidates) < 2:
+        raise VerifyError(f"lab {lab.name}: the network checks need at least two nodes")
+    daemonsets = cluster.kubectl_json("get", "daemonset", "-A", "-l", "app=flannel")
+    images = [
+        c["image"]
+        for ds in daemonsets["items"]
+        for c in ds["spec"]["template"]["spec"]["containers"]
+    ]
+    if not images:
+        raise VerifyError(
+            f"lab {lab.name}: no flannel DaemonSet, whose image the test Pods use; "
+            f"provision the lab (k8slab provision {lab.name})"
+        )
+    # A container node shares the machine's kernel and cannot load modules into it.
+    probe = cluster.run(candidates[0], "test -e /proc/net/sctp && echo yes; uname -r")
+    sctp = probe.output.startswith("yes")
+    kernel = probe.output.strip().splitlines()[-1] if probe.output.strip() else "?"
+    reason = (
+        ""
+        if sctp
+        else f"the kernel ({kernel}) of {candidates[0].name} offers no SCTP "
+        "(/proc/net/sctp is missing; a container node cannot load modules)"
+    )
+    return Layout(candidates[0], candidates[1], images[0], sctp, reason)
+
+
+def run_verify(
+    lab: Lab, only: Sequence[str] | None = None, progress: Progress = SILENT
+) -> VerifyReport:
+    """Run the checks of ``only`` (default: every group) and write the reports.
+
+    Never raises for a failing check: ``VerifyReport.passed`` says whether all held.
+    Raises :class:`VerifyError` when the run cannot start (no state, unknown group).
+    """
+    groups = select_groups(only)
+    cluster = Cluster(lab)
+    started_at = datetime.now(UTC)
+    stamp = started_at.strftime("%Y%m%dT%H%M%SZ")
+    reports = cluster.state.root / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    junit_xml = reports / f"verify-{stamp}.xml"
+    markdown = reports / f"verify-{stamp}.md"
+    started = time.monotonic()
+    workload: Workload | None = None
+    notes: list[str] = []
+    try:
+        if WORKLOAD_GROUPS & set(groups):
+            workload = Workload(cluster, layout_for(cluster))
+            workload.start()
+            progress.say(
+                "verify", f"test Pods on {workload.layout.a.name}, {workload.layout.b.name}"
+            )
+        context = VerifyContext(cluster, workload, progress)
+        args = [
+            *(str(SUITES_DIR / f"check_{g.replace('-', '_')}.py") for g in groups),
+            "-c",
+            os.devnull,  # no ini file: the caller's pytest configuration must not apply
+            "--rootdir",
+            str(SUITES_DIR),
+            "-p",
+            "no:cacheprovider",
+            "--import-mode=importlib",
+            "-o",
+            "python_files=check_*.py",
+            "-o",
+            "junit_family=xunit2",
+            "-o",
+            f"junit_suite_name=k8slab-verify-{lab.name}",
+            "-o",
+            "junit_logging=no",
+            f"--junitxml={junit_xml}",
+            "--tb=short",
+            "-q",
+        ]
+        output = io.StringIO()
+        with contextlib.redirect_stdout(output):
+            exit_code = pytest.main(args, plugins=[VerifyPlugin(context)])
+        if exit_code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+            raise VerifyError(
+                f"the verify suites could not run (pytest exit {int(exit_code)}):\n"
+                + output.getvalue()[-3000:]
+            )
+    finally:
+        if workload is not None:
+            workload.remove()
+        cluster.close()
+    results = tuple(parse_junit(junit_xml.read_text(encoding="utf-8")))
+    report = VerifyReport(
+        lab=lab.name,
+        groups=groups,
+        started=started_at.isoformat(timespec="seconds"),
+        seconds=time.monotonic() - started,
+        results=results,
+        junit_xml=junit_xml,
+        markdown=markdown,
+        notes=tuple(notes),
+    )
+    cluster.state.write_text(markdown, render_markdown(report))
+    cluster.state.write_json(reports / "verify-latest.json", summary(report))
+    return report
+
+
+def summary(report: VerifyReport) -> dict[str, Any]:
+    return {
+        "lab": report.lab,
+        "started": report.started,
+        "seconds": round(report.seconds, 1),
+        "passed": report.passed,
+        "counts": report.counts(),
+        "junit_xml": str(report.junit_xml),
+        "markdown": str(report.markdown),
+        "failures": [f"{r.group}/{r.check}[{r.host}]" for r in report.failures],
+    }
+
+
+def dumps(report: VerifyReport) -> str:
+    return json.dumps(summary(report), indent=2)

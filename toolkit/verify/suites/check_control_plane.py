@@ -1,0 +1,245 @@
+"""Control plane: the API servers, schedulers and controller-managers, and the VIP."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography import x509
+
+from toolkit.lab.spec import Lab, Node
+from toolkit.verify.checks import expect, fail, static_pod_flags
+from toolkit.verify.cluster import Cluster, Run, eventually
+
+PKI = "/etc/kubernetes/pki"
+MANIFESTS = "/etc/kubernetes/manifests"
+CLIENT_CERT = (
+    f"--cacert {PKI}/ca.crt --cert {PKI}/apiserver-kubelet-client.crt "
+    f"--key {PKI}/apiserver-kubelet-client.key"
+)
+CERT_MIN_VALIDITY = timedelta(days=30)
+COMPONENT_PORTS = {"kube-scheduler": 10259, "kube-controller-manager": 10257}
+LEASE_SLACK_S = 10
+
+
+def running_container(cluster: Cluster, node: Node, name: str) -> Run:
+    return cluster.run(node, f"crictl ps --name '^{name}$' --state running -q")
+
+
+def expect_running(cluster: Cluster, node: Node, name: str) -> None:
+    run = running_container(cluster, node, name)
+    if not (run.ok and run.output.strip()):
+        listing = cluster.run(node, f"crictl ps -a --name '^{name}$'")
+        fail(
+            f"{name} is not running on {node.name}",
+            run.evidence,
+            listing.evidence,
+            cluster.journal(node, "kubelet", 10),
+        )
+
+
+def test_apiserver_running(cluster: Cluster, control_plane: Node) -> None:
+    expect_running(cluster, control_plane, "kube-apiserver")
+
+
+@pytest.mark.parametrize("endpoint", ["readyz", "livez"])
+def test_apiserver_health(cluster: Cluster, control_plane: Node, endpoint: str) -> None:
+    # A client certificate signed by the cluster CA, and the server's certificate checked
+    # against that CA: not an anonymous request, not --insecure.
+    url = f"https://{control_plane.address}:6443/{endpoint}?verbose"
+    run = cluster.run(control_plane, f"curl -sS --max-time 10 --fail-with-body {CLIENT_CERT} {url}")
+    expect(
+        run.ok and f"{endpoint} check passed" in run.output,
+        f"{endpoint} of the API server on {control_plane.name} is not ok",
+        run.evidence,
+    )
+
+
+def test_apiserver_serving_certificate(lab: Lab, cluster: Cluster, control_plane: Node) -> None:
+    run = cluster.run(control_plane, f"cat {PKI}/apiserver.crt")
+    expect(run.ok, "cannot read the API server's certificate", run.evidence)
+    cert = x509.load_pem_x509_certificate(run.output.encode())
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    names = set(sans.get_values_for_type(x509.DNSName))
+    addresses = {str(a) for a in sans.get_values_for_type(x509.IPAddress)}
+    missing = [
+        wanted
+        for wanted, present in (
+            (str(lab.api_vip), str(lab.api_vip) in addresses),
+            (control_plane.name, control_plane.name in names),
+            (str(control_plane.address), str(control_plane.address) in addresses),
+        )
+        if not present
+    ]
+    remaining = cert.not_valid_after_utc - datetime.now(UTC)
+    expect(
+        not missing and remaining > CERT_MIN_VALIDITY,
+        f"{control_plane.name}: the API server's certificate "
+        + (f"lacks SANs {missing}" if missing else f"expires in {remaining.days} days"),
+        f"DNS SANs {sorted(names)}\nIP SANs {sorted(addresses)}\n"
+        f"not after {cert.not_valid_after_utc.isoformat()}",
+    )
+
+
+def test_only_apiserver_has_etcd_client_certificate(cluster: Cluster, control_plane: Node) -> None:
+    run = cluster.run(
+        control_plane,
+        f'for f in {MANIFESTS}/*.yaml; do echo "=== $f"; cat "$f"; done',
+    )
+    expect(run.ok, "cannot read the static Pod manifests", run.evidence)
+    holders = []
+    apiserver_flags: dict[str, str] = {}
+    for chunk in run.output.split("=== ")[1:]:
+        path, _, text = chunk.partition("\n")
+        flags = static_pod_flags(text)
+        if any(k.startswith("etcd-") and k.endswith(("certfile", "keyfile")) for k in flags):
+            holders.append(path.rsplit("/", 1)[-1])
+        if path.endswith("/kube-apiserver.yaml"):
+            apiserver_flags = flags
+    expect(
+        holders == ["kube-apiserver.yaml"] and apiserver_flags.get("etcd-certfile"),
+        f"{control_plane.name}: etcd client certificates configured in {holders or 'no manifest'}; "
+        "only kube-apiserver should have one",
+        run.evidence,
+    )
+
+
+def test_only_apiserver_connects_to_etcd(lab: Lab, cluster: Cluster, etcd_side: Node) -> None:
+    run = cluster.run(etcd_side, "ss -Htnp state established '( dport = :2379 )'")
+    expect(run.ok, "ss failed", run.evidence)
+    processes = {
+        part.split('"')[1] for line in run.output.splitlines() for part in line.split("((")[1:]
+    }
+    # etcd talks to its own client port (its gRPC gateway); anything else is a stranger.
+    strangers = processes - {"kube-apiserver", "etcd"}
+    wanted = "kube-apiserver" if etcd_side.role == "control_planes" else None
+    expect(
+        not strangers and (wanted is None or wanted in processes),
+        f"{etcd_side.name}: processes connected to etcd's client port: {sorted(processes)}"
+        + (" (the API server is not among them)" if wanted and wanted not in processes else ""),
+        run.evidence,
+    )
+
+
+@pytest.mark.parametrize("component", sorted(COMPONENT_PORTS))
+def test_component_running_and_healthy(
+    cluster: Cluster, control_plane: Node, component: str
+) -> None:
+    expect_running(cluster, control_plane, component)
+    port = COMPONENT_PORTS[component]
+    run = cluster.run(control_plane, f"curl -sSk --max-time 5 https://127.0.0.1:{port}/healthz")
+    expect(run.ok and run.output.strip() == "ok", f"{component} healthz is not ok", run.evidence)
+
+
+@pytest.mark.parametrize("component", sorted(COMPONENT_PORTS))
+def test_one_leader(lab: Lab, cluster: Cluster, component: str) -> None:
+    lease = cluster.kubectl_json("get", "lease", "-n", "kube-system", component)
+    spec = lease["spec"]
+    holder = spec.get("holderIdentity", "")
+    renewed = datetime.fromisoformat(
+        spec.get("renewTime", "1970-01-01T00:00:00Z").replace("Z", "+00:00")
+    )
+    age = (datetime.now(UTC) - renewed).total_seconds()
+    duration = int(spec.get("leaseDurationSeconds", 15))
+    expect(
+        holder.split("_")[0] in {cp.name for cp in lab.control_planes}
+        and age <= duration + LEASE_SLACK_S,
+        f"{component}: no live leader (holder {holder or 'none'}, lease renewed {age:.0f}s ago, "
+        f"duration {duration}s)",
+        str(spec),
+    )
+
+
+def vip_holders(lab: Lab, cluster: Cluster) -> list[str]:
+    return [
+        cp.name
+        for cp in lab.control_planes
+        if cluster.run(cp, f"ip -o -4 addr show | grep -qw {lab.api_vip}").ok
+    ]
+
+
+def test_vip_held_by_one_control_plane_and_answering(lab: Lab, cluster: Cluster) -> None:
+    # keepalived may be moving the VIP right now: give VRRP a bounded moment to settle.
+    settled, holders = eventually(lambda: vip_holders(lab, cluster), lambda h: len(h) == 1, 15)
+    expect(settled, f"the VIP {lab.api_vip} is held by {holders or 'no control plane'}")
+    url = f"https://{lab.api_vip}:{lab.api_port}/readyz"
+    run = cluster.run(cluster.first, f"curl -sS --max-time 10 {CLIENT_CERT} {url}")
+    expect(
+        run.ok and run.output.strip() == "ok",
+        f"the API does not answer through {url}",
+        run.evidence,
+    )
+
+
+def haproxy_state(cluster: Cluster, balancer: Node, server: str) -> str:
+    run = cluster.run(balancer, "echo 'show stat' | socat stdio /run/haproxy/admin.sock")
+    for line in run.output.splitlines():
+        fields = line.split(",")
+        if len(fields) > 17 and fields[0] == "apiserver" and fields[1] == server:
+            return fields[17]
+    return "unknown"
+
+
+@pytest.mark.disruptive
+def test_api_through_vip_survives_one_apiserver_stopped(lab: Lab, cluster: Cluster) -> None:
+    if len(lab.control_planes) < 2:
+        pytest.skip("one control plane: nothing to fail over to")
+    victim = lab.control_planes[-1]
+    holders = vip_holders(lab, cluster)
+    expect(len(holders) == 1, f"the VIP is held by {holders}; cannot test fail-over")
+    balancer = lab.node(holders[0])
+    url = f"https://{lab.api_vip}:{lab.api_port}/readyz"
+    direct = f"https://{victim.address}:6443/readyz"
+    # The kubelet would restart the API server at once: stop it first, restart it after.
+    stop = cluster.run(
+        victim,
+        "systemctl stop kubelet && crictl stop $(crictl ps --name '^kube-apiserver$' -q)",
+    )
+    try:
+        expect(stop.ok, f"could not stop the API server on {victim.name}", stop.evidence)
+        down, state = eventually(
+            lambda: haproxy_state(cluster, balancer, victim.name), lambda s: s == "DOWN", 30, 1
+        )
+        expect(down, f"haproxy on {balancer.name} still sees {victim.name} as {state}")
+        answers = [
+            cluster.run(cluster.first, f"curl -sS --max-time 5 {CLIENT_CERT} {url}")
+            for _ in range(10)
+        ]
+        stopped = cluster.run(cluster.first, f"curl -sS --max-time 3 {CLIENT_CERT} {direct}")
+        failed = [a for a in answers if a.output.strip() != "ok"]
+        expect(
+            not stopped.ok and not failed,
+            f"with {victim.name}'s API server stopped, {len(failed)} of {len(answers)} requests "
+            f"through the VIP failed"
+            if not stopped.ok
+            else f"{victim.name}'s API server was not stopped",
+            *(a.evidence for a in failed[:2]),
+            stopped.evidence,
+        )
+    finally:
+        cluster.run(victim, "systemctl start kubelet")
+        started = time.monotonic()
+        back, run = eventually(
+            lambda: cluster.run(cluster.first, f"curl -sS --max-time 3 {CLIENT_CERT} {direct}"),
+            lambda r: r.output.strip() == "ok",
+            120,
+        )
+        up, _ = eventually(
+            lambda: haproxy_state(cluster, balancer, victim.name), lambda s: s == "UP", 30, 1
+        )
+    expect(
+        back and up,
+        f"{victim.name}'s API server did not come back within {time.monotonic() - started:.0f}s",
+        run.evidence,
+    )
+
+
+def test_service_cidr_holds_kubernetes_service(lab: Lab, cluster: Cluster) -> None:
+    service = cluster.kubectl_json("get", "service", "-n", "default", "kubernetes")
+    address = ipaddress.ip_address(service["spec"]["clusterIP"])
+    expect(
+        address in lab.network.service_cidr,
+        f"the kubernetes Service's address {address} is outside {lab.network.service_cidr}",
+    )

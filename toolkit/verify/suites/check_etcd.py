@@ -1,0 +1,192 @@
+"""etcd: members, health, one leader, TLS on both sides, the API server's endpoints, size
+and compaction. Stacked (a static Pod on each control plane) or external (etcd hosts)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import yaml
+
+from toolkit.lab.spec import Lab, Node
+from toolkit.verify.checks import expect, static_pod_flags
+from toolkit.verify.cluster import Cluster
+
+STACKED_PKI = "/etc/kubernetes/pki/etcd"
+EXTERNAL_PKI = "/etc/etcd/pki"
+EXTERNAL_CONFIG = "/etc/etcd/etcd.conf.yml"
+ETCD_MANIFEST = "/etc/kubernetes/manifests/etcd.yaml"
+APISERVER_MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml"
+DEFAULT_QUOTA_BYTES = 2 * 1024**3
+MAX_QUOTA_USE = 0.8
+
+
+def pki(lab: Lab) -> str:
+    return STACKED_PKI if lab.etcd_topology == "stacked" else EXTERNAL_PKI
+
+
+def etcdctl(lab: Lab, endpoints: str) -> str:
+    base = pki(lab)
+    return (
+        f"ETCDCTL_API=3 etcdctl --endpoints {endpoints} --cacert {base}/ca.crt "
+        f"--cert {base}/healthcheck-client.crt --key {base}/healthcheck-client.key "
+        "--command-timeout=5s --dial-timeout=3s"
+    )
+
+
+def all_endpoints(lab: Lab) -> str:
+    return ",".join(f"https://{n.address}:2379" for n in lab.etcd_members)
+
+
+def member_settings(cluster: Cluster, member: Node) -> tuple[dict[str, Any], str]:
+    """etcd's settings on a member, as flat keys (flag names), and the evidence text."""
+    lab = cluster.lab
+    if lab.etcd_topology == "stacked":
+        run = cluster.run(member, f"cat {ETCD_MANIFEST}")
+        return dict(static_pod_flags(run.output)), run.evidence
+    run = cluster.run(member, f"cat {EXTERNAL_CONFIG}")
+    try:
+        config = yaml.safe_load(run.output) or {}
+    except yaml.YAMLError:
+        config = {}
+    settings: dict[str, Any] = dict(config) if isinstance(config, dict) else {}
+    for side, prefix in (("client-transport-security", ""), ("peer-transport-security", "peer-")):
+        for key, value in (settings.get(side) or {}).items():
+            settings[f"{prefix}{key}"] = value
+    return settings, run.evidence
+
+
+def truthy(value: Any) -> bool:
+    return str(value).lower() == "true"
+
+
+def test_every_member_listed(lab: Lab, cluster: Cluster) -> None:
+    first = lab.etcd_members[0]
+    run = cluster.run(first, f"{etcdctl(lab, all_endpoints(lab))} member list -w json")
+    expect(run.ok, "etcdctl member list failed", run.evidence)
+    members = json.loads(run.output).get("members", [])
+    names = sorted(m.get("name", "") for m in members)
+    expect(
+        names == sorted(n.name for n in lab.etcd_members),
+        f"etcd members {names}; expected {sorted(n.name for n in lab.etcd_members)} "
+        "(an empty name is a member that never started)",
+        run.evidence,
+    )
+
+
+def test_member_healthy(lab: Lab, cluster: Cluster, etcd_member: Node) -> None:
+    run = cluster.run(
+        etcd_member, f"{etcdctl(lab, 'https://127.0.0.1:2379')} endpoint health -w json"
+    )
+    healthy = run.ok and all(e.get("health") for e in json.loads(run.output or "[]"))
+    journal = "" if healthy else _etcd_journal(cluster, etcd_member)
+    expect(healthy, f"etcd on {etcd_member.name} is not healthy", run.evidence, journal)
+
+
+def _etcd_journal(cluster: Cluster, member: Node) -> str:
+    if cluster.lab.etcd_topology == "external":
+        return cluster.journal(member, "etcd")
+    return cluster.run(member, "crictl ps -a --name '^etcd$'").evidence
+
+
+def test_exactly_one_leader(lab: Lab, cluster: Cluster) -> None:
+    first = lab.etcd_members[0]
+    run = cluster.run(first, f"{etcdctl(lab, all_endpoints(lab))} endpoint status -w json")
+    statuses = []
+    for line in run.output.splitlines():
+        if line.startswith("["):
+            statuses = json.loads(line)
+    leaders = {s["Status"]["leader"] for s in statuses}
+    is_leader = [
+        s["Endpoint"]
+        for s in statuses
+        if s["Status"]["leader"] == s["Status"]["header"]["member_id"]
+    ]
+    expect(
+        len(statuses) == len(lab.etcd_members) and len(leaders) == 1 and len(is_leader) == 1,
+        f"{len(statuses)} of {len(lab.etcd_members)} members answered; leaders they name: "
+        f"{len(leaders)}; members that say they lead: {is_leader}",
+        run.evidence,
+    )
+
+
+def test_peer_and_client_tls(cluster: Cluster, etcd_member: Node) -> None:
+    settings, evidence = member_settings(cluster, etcd_member)
+    problems = [
+        f"{key} is {settings.get(key)!r}"
+        for key in ("listen-client-urls", "listen-peer-urls", "advertise-client-urls")
+        if not settings.get(key)
+        or any(
+            not url.startswith("https://")
+            for url in str(settings[key]).split(",")
+            if url and "2381" not in url
+        )
+    ]
+    problems += [
+        f"{key} is {settings.get(key)!r}"
+        for key in ("client-cert-auth", "peer-client-cert-auth")
+        if not truthy(settings.get(key))
+    ]
+    expect(not problems, f"{etcd_member.name}: " + "; ".join(problems), evidence)
+
+
+def test_client_certificate_required(lab: Lab, cluster: Cluster, etcd_member: Node) -> None:
+    url = f"https://{etcd_member.address}:2379/health"
+    base = pki(lab)
+    without = cluster.run(etcd_member, f"curl -sS --max-time 5 --cacert {base}/ca.crt {url}")
+    with_cert = cluster.run(
+        etcd_member,
+        f"curl -sS --max-time 5 --cacert {base}/ca.crt --cert {base}/healthcheck-client.crt "
+        f"--key {base}/healthcheck-client.key {url}",
+    )
+    expect(
+        with_cert.ok and '"health"' in with_cert.output,
+        f"etcd on {etcd_member.name} does not answer even with a client certificate",
+        with_cert.evidence,
+    )
+    expect(
+        not without.ok and '"health"' not in without.output,
+        f"etcd on {etcd_member.name} answered a client without a certificate",
+        without.evidence,
+    )
+
+
+def test_apiserver_etcd_endpoints_match_topology(
+    lab: Lab, cluster: Cluster, control_plane: Node
+) -> None:
+    run = cluster.run(control_plane, f"cat {APISERVER_MANIFEST}")
+    servers = sorted(filter(None, static_pod_flags(run.output).get("etcd-servers", "").split(",")))
+    if lab.etcd_topology == "stacked":
+        wanted = ["https://127.0.0.1:2379"]
+    else:
+        wanted = sorted(f"https://{n.address}:2379" for n in lab.etcd_hosts)
+    expect(
+        servers == wanted,
+        f"{control_plane.name}: kube-apiserver --etcd-servers={','.join(servers)}; "
+        f"the {lab.etcd_topology} topology wants {','.join(wanted)}",
+        run.evidence,
+    )
+
+
+def test_db_size_and_compaction(lab: Lab, cluster: Cluster, etcd_member: Node) -> None:
+    run = cluster.run(
+        etcd_member, f"{etcdctl(lab, 'https://127.0.0.1:2379')} endpoint status -w json"
+    )
+    expect(run.ok, f"etcd on {etcd_member.name} gave no status", run.evidence)
+    status = json.loads(run.output)[0]["Status"]
+    settings, evidence = member_settings(cluster, etcd_member)
+    quota = int(settings.get("quota-backend-bytes") or DEFAULT_QUOTA_BYTES) or DEFAULT_QUOTA_BYTES
+    size = int(status["dbSize"])
+    expect(
+        size < MAX_QUOTA_USE * quota,
+        f"{etcd_member.name}: DB size {size} bytes is over {MAX_QUOTA_USE:.0%} of its "
+        f"quota {quota}",
+        run.evidence,
+    )
+    retention = str(settings.get("auto-compaction-retention") or "")
+    expect(
+        retention not in ("", "0"),
+        f"{etcd_member.name}: etcd has no auto-compaction (auto-compaction-retention "
+        f"{retention or 'unset'})",
+        evidence,
+    )

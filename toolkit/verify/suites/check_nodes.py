@@ -1,0 +1,245 @@
+"""Nodes: kubelet, container runtime (both CRI services), kube-proxy, CNI, DNS add-on."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from typing import Any
+
+import yaml
+
+from toolkit.lab.spec import Lab, Node
+from toolkit.verify.checks import expect, fail
+from toolkit.verify.cluster import Cluster
+
+KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"
+KUBEADM_FLAGS = "/var/lib/kubelet/kubeadm-flags.env"
+CNI_CONF_DIR = "/etc/cni/net.d"
+CNI_BIN_DIR = "/opt/cni/bin"
+
+
+def kubelet_config(cluster: Cluster, node: Node) -> tuple[dict[str, Any], str]:
+    run = cluster.run(node, f"cat {KUBELET_CONFIG}")
+    try:
+        config = yaml.safe_load(run.output) if run.ok else {}
+    except yaml.YAMLError:
+        config = {}
+    return (config if isinstance(config, dict) else {}), run.evidence
+
+
+def cri_endpoint(cluster: Cluster, node: Node) -> tuple[str, str]:
+    """The CRI socket the kubelet is configured for (its config, or kubeadm's flags)."""
+    config, evidence = kubelet_config(cluster, node)
+    endpoint = str(config.get("containerRuntimeEndpoint") or "")
+    if not endpoint:
+        flags = cluster.run(node, f"cat {KUBEADM_FLAGS}")
+        evidence += "\n" + flags.evidence
+        for word in flags.output.replace('"', " ").split():
+            if word.startswith("--container-runtime-endpoint="):
+                endpoint = word.split("=", 1)[1]
+    return endpoint, evidence
+
+
+def crictl(endpoint: str) -> str:
+    return f"crictl --runtime-endpoint {endpoint} --timeout 10s"
+
+
+def registered(nodes_json: dict[str, Any], kube_node: Node) -> dict[str, Any]:
+    node = nodes_json.get(kube_node.name)
+    if node is None:
+        fail(f"{kube_node.name} is not registered in the cluster", ", ".join(sorted(nodes_json)))
+    return dict(node)
+
+
+def test_kubelet_active(cluster: Cluster, kube_node: Node) -> None:
+    run = cluster.run(kube_node, "systemctl is-active kubelet")
+    expect(
+        run.output.strip() == "active",
+        f"kubelet is {run.output.strip() or 'unknown'} on {kube_node.name}",
+        run.evidence,
+        cluster.journal(kube_node, "kubelet"),
+    )
+
+
+def test_kubelet_healthz(cluster: Cluster, kube_node: Node) -> None:
+    run = cluster.run(kube_node, "curl -sS --max-time 5 http://127.0.0.1:10248/healthz")
+    expect(
+        run.output.strip() == "ok", f"kubelet healthz on {kube_node.name} is not ok", run.evidence
+    )
+
+
+def test_node_ready(nodes_json: dict[str, Any], kube_node: Node) -> None:
+    node = registered(nodes_json, kube_node)
+    conditions = {c["type"]: c for c in node["status"]["conditions"]}
+    ready = conditions.get("Ready", {})
+    expect(
+        ready.get("status") == "True",
+        f"{kube_node.name} is not Ready: {ready.get('reason')}: {ready.get('message')}",
+        json.dumps(list(conditions.values()), indent=1),
+    )
+
+
+def test_kubelet_anonymous_auth_off(cluster: Cluster, kube_node: Node) -> None:
+    config, evidence = kubelet_config(cluster, kube_node)
+    anonymous = config.get("authentication", {}).get("anonymous", {}).get("enabled")
+    expect(anonymous is False, f"kubelet anonymous auth is {anonymous!r}", evidence)
+    # And in fact: an anonymous request to the kubelet's API is refused.
+    run = cluster.run(
+        kube_node,
+        "curl -sk --max-time 5 -o /dev/null -w '%{http_code}' https://127.0.0.1:10250/pods",
+    )
+    expect(
+        run.output.strip() == "401",
+        f"anonymous GET /pods got {run.output.strip()}, not 401",
+        run.evidence,
+    )
+
+
+def test_kubelet_talks_to_configured_cri_socket(cluster: Cluster, kube_node: Node) -> None:
+    endpoint, evidence = cri_endpoint(cluster, kube_node)
+    expect(endpoint.startswith("unix://"), f"no CRI endpoint configured ({endpoint!r})", evidence)
+    path = endpoint.removeprefix("unix://")
+    # The runtime's listening socket and the kubelet's connections, matched by inode.
+    run = cluster.run(kube_node, "ss -Hxpn")
+    server_inodes, kubelet_peers = set(), set()
+    for line in run.output.splitlines():
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        local, local_inode, peer_inode = fields[4], fields[5], fields[7]
+        if local == path:
+            server_inodes.add(local_inode)
+        if '"kubelet"' in line:
+            kubelet_peers.add(peer_inode)
+    expect(
+        server_inodes & kubelet_peers,
+        f"the kubelet on {kube_node.name} has no connection to {path}",
+        evidence,
+        run.evidence,
+    )
+
+
+def test_cri_image_service(cluster: Cluster, kube_node: Node) -> None:
+    endpoint, _ = cri_endpoint(cluster, kube_node)
+    run = cluster.run(kube_node, f"{crictl(endpoint)} images -q")
+    expect(run.ok and run.output.strip(), "the CRI ImageService gave no images", run.evidence)
+
+
+def test_cri_runtime_service(cluster: Cluster, kube_node: Node) -> None:
+    endpoint, _ = cri_endpoint(cluster, kube_node)
+    pods = cluster.run(kube_node, f"{crictl(endpoint)} pods -q")
+    containers = cluster.run(kube_node, f"{crictl(endpoint)} ps -q")
+    expect(
+        pods.ok and containers.ok and pods.output.strip() and containers.output.strip(),
+        "the CRI RuntimeService listed no Pod sandboxes or no containers",
+        pods.evidence,
+        containers.evidence,
+    )
+
+
+def test_every_pod_has_a_pause_sandbox(cluster: Cluster, kube_node: Node) -> None:
+    endpoint, _ = cri_endpoint(cluster, kube_node)
+    ready = cluster.run(kube_node, f"{crictl(endpoint)} pods --state ready -q")
+    running = cluster.run(kube_node, f"{crictl(endpoint)} ps --state running -o json")
+    sandboxes = cluster.run(kube_node, "ctr -n k8s.io containers list")
+    expect(
+        ready.ok and running.ok and sandboxes.ok,
+        "cannot list sandboxes",
+        ready.evidence,
+        sandboxes.evidence,
+    )
+    pause_ids = {line.split()[0] for line in sandboxes.output.splitlines()[1:] if "/pause:" in line}
+    ready_ids = set(ready.output.split())
+    without_pause = ready_ids - pause_ids
+    orphans = {
+        c["metadata"]["name"]
+        for c in json.loads(running.output).get("containers", [])
+        if c["podSandboxId"] not in ready_ids
+    }
+    expect(
+        ready_ids and not without_pause and not orphans,
+        f"{kube_node.name}: sandboxes without a pause container {sorted(without_pause)}; "
+        f"running containers without a ready sandbox {sorted(orphans)}",
+        ready.evidence,
+        sandboxes.evidence,
+    )
+
+
+def test_kube_proxy_running_and_mode(cluster: Cluster, kube_node: Node) -> None:
+    run = cluster.run(kube_node, "crictl ps --name '^kube-proxy$' --state running -q")
+    expect(run.output.strip(), f"kube-proxy is not running on {kube_node.name}", run.evidence)
+    mode = cluster.run(kube_node, "curl -sS --max-time 5 http://127.0.0.1:10249/proxyMode")
+    expect(
+        mode.ok and mode.output.strip() in ("iptables", "ipvs", "nftables"),
+        f"kube-proxy on {kube_node.name} reports no mode",
+        mode.evidence,
+    )
+
+
+def test_kube_proxy_service_rules(cluster: Cluster, kube_node: Node) -> None:
+    service = cluster.kubectl_json("get", "service", "-n", "default", "kubernetes")
+    address = service["spec"]["clusterIP"]
+    mode = cluster.run(kube_node, "curl -sS --max-time 5 http://127.0.0.1:10249/proxyMode")
+    if mode.output.strip() == "ipvs":
+        run = cluster.run(kube_node, "ipvsadm -Ln")
+    else:
+        run = cluster.run(kube_node, "iptables -t nat -S KUBE-SERVICES")
+    expect(
+        run.ok and f"{address}" in run.output,
+        f"no rules for the kubernetes Service ({address}) on {kube_node.name}",
+        run.evidence,
+    )
+
+
+def test_cni_configuration_and_plugins(cluster: Cluster, kube_node: Node) -> None:
+    listing = cluster.run(kube_node, f"ls {CNI_CONF_DIR}")
+    files = sorted(f for f in listing.output.split() if f.endswith((".conf", ".conflist")))
+    expect(files, f"no CNI configuration in {CNI_CONF_DIR} on {kube_node.name}", listing.evidence)
+    # The runtime uses the first configuration in lexical order.
+    run = cluster.run(kube_node, f"cat {CNI_CONF_DIR}/{files[0]}")
+    try:
+        conf = json.loads(run.output)
+    except json.JSONDecodeError:
+        fail(f"{files[0]} is not JSON", run.evidence)
+    types = [p["type"] for p in conf.get("plugins", [conf])]
+    present = cluster.run(
+        kube_node, " ; ".join(f"test -x {CNI_BIN_DIR}/{t} || echo {t}" for t in types)
+    )
+    missing = present.output.split()
+    expect(
+        types and not missing,
+        f"{files[0]} names plugins {types}; missing from {CNI_BIN_DIR}: {missing}",
+        run.evidence,
+    )
+
+
+def test_pod_range_assigned_and_disjoint(
+    lab: Lab, nodes_json: dict[str, Any], kube_node: Node
+) -> None:
+    node = registered(nodes_json, kube_node)
+    cidr = node["spec"].get("podCIDR")
+    expect(cidr, f"{kube_node.name} has no Pod range")
+    mine = ipaddress.IPv4Network(cidr)
+    overlapping = [
+        name
+        for name, other in nodes_json.items()
+        if name != kube_node.name
+        and other["spec"].get("podCIDR")
+        and ipaddress.ip_network(other["spec"]["podCIDR"]).overlaps(mine)
+    ]
+    expect(
+        mine.subnet_of(lab.network.pod_cidr) and not overlapping,
+        f"{kube_node.name}'s Pod range {mine} "
+        + (f"overlaps {overlapping}" if overlapping else f"is outside {lab.network.pod_cidr}"),
+    )
+
+
+def test_coredns_ready(cluster: Cluster) -> None:
+    deployment = cluster.kubectl_json("get", "deployment", "-n", "kube-system", "coredns")
+    wanted = deployment["spec"].get("replicas", 0)
+    ready = deployment["status"].get("readyReplicas", 0)
+    expect(
+        wanted > 0 and ready == wanted,
+        f"CoreDNS: {ready} of {wanted} replicas ready",
+        json.dumps(deployment["status"], indent=1),
+    )

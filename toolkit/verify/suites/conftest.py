@@ -1,0 +1,74 @@
+"""Fixtures of the verify suites: the lab handed over by run_verify, its hosts as
+parameters (one test per host), and the test workload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from toolkit.lab.spec import Lab, Node
+from toolkit.verify.cluster import Cluster
+from toolkit.verify.run import CONTEXT_KEY, VerifyContext
+from toolkit.verify.workload import Workload
+
+
+def context(config: pytest.Config) -> VerifyContext:
+    try:
+        return config.stash[CONTEXT_KEY]
+    except KeyError:
+        raise pytest.UsageError(
+            "the verify suites run through toolkit.verify.run_verify (k8slab verify LAB)"
+        ) from None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    ctx = context(metafunc.config)
+    lab = ctx.lab
+    hosts: dict[str, list[Node]] = {
+        "control_plane": lab.control_planes,
+        "kube_node": ctx.cluster.kube_nodes,
+        "etcd_member": lab.etcd_members,
+        # Hosts on which only the API server (and etcd itself) may talk to etcd's client port.
+        "etcd_side": lab.control_planes + lab.etcd_hosts,
+    }
+    for fixture, nodes in hosts.items():
+        if fixture in metafunc.fixturenames:
+            metafunc.parametrize(fixture, nodes, ids=[n.name for n in nodes])
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Disruptive checks (they stop a component for a while) run after everything else."""
+    items.sort(key=lambda item: item.get_closest_marker("disruptive") is not None)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "disruptive: stops a component for a while; runs last")
+
+
+@pytest.fixture(scope="session")
+def verify_context(request: pytest.FixtureRequest) -> VerifyContext:
+    return context(request.config)
+
+
+@pytest.fixture(scope="session")
+def cluster(verify_context: VerifyContext) -> Cluster:
+    return verify_context.cluster
+
+
+@pytest.fixture(scope="session")
+def lab(verify_context: VerifyContext) -> Lab:
+    return verify_context.lab
+
+
+@pytest.fixture(scope="session")
+def workload(verify_context: VerifyContext) -> Workload:
+    if verify_context.workload is None:
+        pytest.skip("no test workload in this run")
+    return verify_context.workload
+
+
+@pytest.fixture(scope="session")
+def nodes_json(cluster: Cluster) -> dict[str, Any]:
+    """The cluster's Node objects by name, read once per run."""
+    return {n["metadata"]["name"]: n for n in cluster.kubectl_json("get", "nodes")["items"]}
