@@ -13,6 +13,7 @@ from toolkit.cli.cluster import kubectl, provision_command
 from toolkit.cli.doctor import doctor
 from toolkit.cli.image import image
 from toolkit.cli.lab import destroy, labs, ssh, status, up, validate
+from toolkit.cli.verify import verify
 from toolkit.errors import K8slabError
 
 
@@ -47,6 +48,7 @@ for command in (
     status,
     ssh,
     destroy,
+    verify,
     doctor,
     image,
     bundle,
