@@ -21,7 +21,7 @@ from toolkit.verify.report import (
 )
 from toolkit.verify.run import select_groups
 
-DEMO_SUITE = '''
+DEMO_SUITE = """
 import pytest
 
 from toolkit.verify.checks import expect
@@ -29,7 +29,8 @@ from toolkit.verify.checks import expect
 
 @pytest.mark.parametrize("host", ["cp1", "w1"])
 def test_kubelet_active(host):
-    expect(host != "w1", f"kubelet is inactive on {host}", "w1$ systemctl is-active kubelet\\n(exit 3)\\ninactive")
+    evidence = "w1$ systemctl is-active kubelet\\n(exit 3)\\ninactive"
+    expect(host != "w1", f"kubelet is inactive on {host}", evidence)
 
 
 def test_sctp():
@@ -43,7 +44,7 @@ def broken():
 
 def test_uses_broken(broken):
     pass
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +143,7 @@ def test_group_names_come_from_suite_modules() -> None:
 def test_groups_keep_their_order_and_unknown_ones_are_refused() -> None:
     assert select_groups(None)[0] == "control-plane"
     assert select_groups(["network", "etcd"]) == ("etcd", "network")
-    with pytest.raises(VerifyError, match="unknown verify group.*netwrok.*choose from"):
+    with pytest.raises(VerifyError, match=r"unknown verify group.*netwrok.*choose from"):
         select_groups(["netwrok"])
 
 
@@ -194,5 +195,5 @@ def test_inventory_hosts_with_their_groups(tmp_path: Path) -> None:
     assert {"kube_control_plane", "k8s_cluster", "etcd", "all"} <= hosts["cp1"].groups
     assert "etcd" not in hosts["w1"].groups
     (tmp_path / "bad.yml").write_text("all: [unclosed", encoding="utf-8")
-    with pytest.raises(VerifyError, match="bad.yml: cannot read"):
+    with pytest.raises(VerifyError, match=r"bad\.yml: cannot read"):
         read_inventory(tmp_path / "bad.yml")
