@@ -1,0 +1,18 @@
+"""etcd of a lab: backups (snapshots off the lab, checked), listing, pruning and restore."""
+
+from toolkit.etcd.backup import BackupResult, backup
+from toolkit.etcd.restore import RestoreError, RestoreResult, restore
+from toolkit.etcd.snapshots import SnapshotError, list_backups, resolve
+from toolkit.etcd.status import EtcdError
+
+__all__ = [
+    "BackupResult",
+    "EtcdError",
+    "RestoreError",
+    "RestoreResult",
+    "SnapshotError",
+    "backup",
+    "list_backups",
+    "resolve",
+    "restore",
+]

@@ -1,0 +1,106 @@
+"""Commands and file copies on lab hosts over SSH, as root (sudo), with errors naming the host."""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+from pathlib import Path
+
+import paramiko
+
+from toolkit.errors import HostError
+from toolkit.hosts.lifecycle import ssh_target
+from toolkit.hosts.ssh import SshTarget, run_command
+from toolkit.lab.spec import Lab, Node
+from toolkit.lab.state import LabState
+
+CHUNK = 1 << 20
+
+
+def target(lab: Lab, node: Node) -> SshTarget:
+    return ssh_target(LabState.of(lab.name), node)
+
+
+def sudo(script: str) -> str:
+    return f"sudo sh -c {shlex.quote(script)}"
+
+
+def try_root(lab: Lab, node: Node, script: str, timeout: float = 60) -> tuple[int, str]:
+    """Run ``script`` as root on ``node``; its status and output (SSH failures raise)."""
+    try:
+        return run_command(target(lab, node), sudo(script), timeout=timeout)
+    except (TimeoutError, OSError, paramiko.SSHException) as exc:
+        raise HostError(f"{node.name}: cannot run over SSH: {exc or type(exc).__name__}") from exc
+
+
+def root(lab: Lab, node: Node, script: str, timeout: float = 60) -> str:
+    """Run ``script`` as root on ``node``; its output, or an error naming host and command."""
+    status, output = try_root(lab, node, script, timeout)
+    if status != 0:
+        tail = "\n".join(output.strip().splitlines()[-10:])
+        raise HostError(f"{node.name}: `{script}` exited {status}: {tail}")
+    return output
+
+
+def _connect(ssh: SshTarget, timeout: float) -> paramiko.SSHClient:
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    client.connect(
+        ssh.address,
+        port=ssh.port,
+        username=ssh.username,
+        key_filename=str(ssh.private_key),
+        timeout=timeout,
+        banner_timeout=timeout,
+        auth_timeout=timeout,
+        look_for_keys=False,
+        allow_agent=False,
+    )
+    return client
+
+
+def fetch(lab: Lab, node: Node, remote_path: str, local_path: Path, timeout: float = 600) -> str:
+    """Copy a root-owned file off ``node`` (streamed); return its sha256."""
+    digest = hashlib.sha256()
+    partial = local_path.with_name(local_path.name + ".partial")
+    client = _connect(target(lab, node), 30)
+    try:
+        channel = client.get_transport().open_session(timeout=30)  # type: ignore[union-attr]
+        channel.settimeout(timeout)
+        channel.exec_command(f"sudo cat {shlex.quote(remote_path)}")
+        with partial.open("wb") as handle:
+            while chunk := channel.recv(CHUNK):
+                digest.update(chunk)
+                handle.write(chunk)
+        status = channel.recv_exit_status()
+        if status != 0:
+            error = channel.recv_stderr(65536).decode(errors="replace").strip()
+            raise HostError(f"{node.name}: cannot read {remote_path}: {error or status}")
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    finally:
+        client.close()
+    partial.replace(local_path)
+    return digest.hexdigest()
+
+
+def push(lab: Lab, node: Node, local_path: Path, remote_path: str, timeout: float = 600) -> None:
+    """Copy a local file to ``node`` as root, mode 0600 (streamed through sudo)."""
+    quoted = shlex.quote(remote_path)
+    command = sudo(f"umask 077; mkdir -p $(dirname {quoted}); cat > {quoted}")
+    client = _connect(target(lab, node), 30)
+    try:
+        channel = client.get_transport().open_session(timeout=30)  # type: ignore[union-attr]
+        channel.settimeout(timeout)
+        channel.exec_command(command)
+        with local_path.open("rb") as handle:
+            while chunk := handle.read(CHUNK):
+                channel.sendall(chunk)
+        channel.shutdown_write()
+        status = channel.recv_exit_status()
+        if status != 0:
+            error = channel.recv_stderr(65536).decode(errors="replace").strip()
+            raise HostError(f"{node.name}: cannot write {remote_path}: {error or status}")
+    finally:
+        client.close()

@@ -1,0 +1,360 @@
+"""``k8slab etcd restore``: etcd's disaster-recovery procedure, for stacked and external etcd.
+
+Order (etcd's "Disaster recovery" guide and Kubernetes' "Operating etcd clusters"):
+the snapshot is checked and restored on every member into a NEW data directory with a new
+cluster token while everything still runs, so a damaged file is refused with nothing
+stopped; then the API servers stop (their static Pod manifests leave the kubelet's
+directory), etcd stops on every member, each member's old data directory is renamed aside
+(kept for rollback) and the restored one takes its place, etcd starts and elects one
+leader, the API servers start, and every node comes back Ready.
+
+The configuration (static Pod manifests, etcd.conf.yml) is never edited: etcd ignores its
+``initial-cluster*`` settings once a data directory exists, so provisioning stays
+idempotent after a restore.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from toolkit.errors import HostError, K8slabError
+from toolkit.etcd import cluster, remote
+from toolkit.etcd.snapshots import SnapshotError, SnapshotManifest, checked_manifest
+from toolkit.etcd.status import EtcdError, parse_snapshot_status
+from toolkit.etcd.topology import (
+    DATA_DIR,
+    MANIFESTS_DIR,
+    NODE_WORK_DIR,
+    PARKED_DIR,
+    Topology,
+    park_manifests_command,
+    running_containers_command,
+    unpark_manifests_command,
+)
+from toolkit.lab.spec import Lab, Node
+from toolkit.progress import SILENT, Progress
+from toolkit.provision.cluster import wait_for_ready_nodes
+
+# Kubernetes' "Operating etcd clusters" suggests a billion: far above any revision a
+# watcher of the old cluster can have seen, so every watch restarts from a list.
+BUMP_REVISION = 1_000_000_000
+STOP_DEADLINE_S = 120
+ETCD_HEALTHY_DEADLINE_S = 180
+NODES_READY_DEADLINE_S = 300
+
+# The steps that change the lab, in order; a failure names the last one that finished.
+STEPS = ("apiservers-stopped", "etcd-stopped", "data-swapped", "etcd-started", "apiservers-started")
+
+
+class RestoreError(K8slabError):
+    """A restore failed after the lab was changed; the message says how to roll back."""
+
+
+@dataclass(frozen=True)
+class RestorePlan:
+    lab: Lab
+    snapshot: Path
+    manifest: SnapshotManifest
+    stamp: str  # UTC, e.g. 20261126T001500Z
+
+    @property
+    def topo(self) -> Topology:
+        return Topology(self.lab)
+
+    @property
+    def token(self) -> str:
+        return f"{self.lab.name}-restore-{self.stamp}"
+
+    @property
+    def node_snapshot(self) -> str:
+        return f"{NODE_WORK_DIR}/{self.manifest.file}"
+
+    @property
+    def restored_dir(self) -> str:
+        return f"{DATA_DIR}.restored-{self.stamp}"
+
+    @property
+    def old_dir(self) -> str:
+        return f"{DATA_DIR}.before-restore-{self.stamp}"
+
+
+def rollback_steps(plan: RestorePlan, done: list[str]) -> list[str]:
+    """What to run, host by host, to get back the cluster as it was before the restore."""
+    topo = plan.topo
+    members = ", ".join(m.name for m in topo.members)
+    cps = ", ".join(n.name for n in plan.lab.control_planes)
+    steps: list[str] = []
+    if "data-swapped" in done:
+        steps.append(
+            f"on each etcd member ({members}): stop etcd as below, then "
+            f"`sudo mv {DATA_DIR} {DATA_DIR}.failed-{plan.stamp} && "
+            f"sudo mv {plan.old_dir} {DATA_DIR}`"
+        )
+        if "etcd-started" in done:
+            stop = (
+                f"`sudo mv {MANIFESTS_DIR}/etcd.yaml {PARKED_DIR}/`"
+                if topo.stacked
+                else "`sudo systemctl stop etcd`"
+            )
+            steps.insert(0, f"on each etcd member ({members}): stop etcd: {stop}")
+    if "etcd-stopped" in done:
+        start = (
+            f"`sudo mv {PARKED_DIR}/etcd.yaml {MANIFESTS_DIR}/`"
+            if topo.stacked
+            else "`sudo systemctl start etcd`"
+        )
+        steps.append(f"on each etcd member ({members}): start etcd: {start}")
+    if "apiservers-stopped" in done:
+        steps.append(
+            f"on each control plane ({cps}): start the API server: "
+            f"`sudo mv {PARKED_DIR}/kube-apiserver.yaml {MANIFESTS_DIR}/`"
+        )
+    if not steps:
+        return ["nothing was stopped or changed; the lab runs as before"]
+    steps.append(
+        f"the old data directories stay in {plan.old_dir} on each member until you remove them"
+        if "data-swapped" in done
+        else f"every member's data directory {DATA_DIR} is untouched"
+    )
+    return steps
+
+
+def rollback_message(plan: RestorePlan, done: list[str], failure: str) -> str:
+    last = done[-1] if done else "nothing changed"
+    lines = [
+        f"restore of {plan.snapshot.name} onto lab {plan.lab.name} failed after "
+        f"step '{last}': {failure}",
+        "to roll back:",
+    ]
+    lines += [f"  {n}. {step}" for n, step in enumerate(rollback_steps(plan, done), 1)]
+    return "\n".join(lines)
+
+
+@dataclass
+class RestoreResult:
+    lab: str
+    snapshot: Path
+    revision: int
+    seconds: float
+    phases: dict[str, float] = field(default_factory=dict)
+    old_dirs: dict[str, str] = field(default_factory=dict)
+
+
+def _on_each(nodes: list[Node], action: Callable[[Node], object]) -> None:
+    """Run ``action`` on every node at once; raise one error naming each node that failed."""
+    with ThreadPoolExecutor(max_workers=max(1, min(8, len(nodes)))) as pool:
+        futures = {node.name: pool.submit(action, node) for node in nodes}
+    failures = []
+    for name, future in futures.items():
+        error = future.exception()
+        if error is not None:
+            failures.append(f"{name}: {error}")
+    if failures:
+        raise HostError("; ".join(failures))
+
+
+def plan_restore(lab: Lab, snapshot: Path) -> RestorePlan:
+    """Check the snapshot file and that the lab's hosts answer; nothing is changed."""
+    manifest = checked_manifest(snapshot, lab.name)
+    if manifest.topology != lab.etcd_topology:
+        raise SnapshotError(
+            f"{snapshot}: taken from {manifest.topology} etcd, but lab {lab.name} is "
+            f"{lab.etcd_topology}; the manifest does not match the lab"
+        )
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    plan = RestorePlan(lab, snapshot, manifest, stamp)
+    unreachable = []
+    for node in dict.fromkeys([*lab.etcd_members, *lab.control_planes]):
+        try:
+            remote.root(lab, node, "true", timeout=15)
+        except HostError as exc:
+            unreachable.append(str(exc))
+    if unreachable:
+        raise HostError(
+            "every etcd member and control plane must answer before a restore: "
+            + "; ".join(sorted(unreachable))
+        )
+    return plan
+
+
+def stage(plan: RestorePlan, progress: Progress = SILENT) -> None:
+    """Copy the snapshot to every member and restore it into a new data directory there.
+
+    etcdutl checks the snapshot's own hash while restoring, so a corrupted or truncated
+    file fails here, before anything is stopped; what was staged is then removed again.
+    """
+    topo = plan.topo
+    initial_cluster = topo.initial_cluster()
+    sha = plan.manifest.sha256
+
+    def one(node: Node) -> None:
+        member = topo.member(node.name)
+        progress.say("stage", f"copying {plan.manifest.file}", node.name)
+        remote.push(plan.lab, node, plan.snapshot, plan.node_snapshot)
+        status, output = remote.try_root(
+            plan.lab,
+            node,
+            f"set -e; cd {NODE_WORK_DIR}; "
+            f"echo '{sha}  {plan.manifest.file}' | sha256sum --check --quiet; "
+            f"etcdutl snapshot restore --help 2>&1 | grep -q -- --bump-revision || "
+            f"{{ echo 'this etcdutl has no --bump-revision; etcd >= 3.6 is needed'; exit 3; }}; "
+            f"etcdutl snapshot status -w json {plan.manifest.file} 2>&1; "
+            f"test ! -e {plan.restored_dir}; "
+            f"etcdutl snapshot restore {plan.manifest.file} --name {member.name} "
+            f"--initial-cluster {initial_cluster} --initial-cluster-token {plan.token} "
+            f"--initial-advertise-peer-urls {member.peer_url} --data-dir {plan.restored_dir} "
+            f"--bump-revision {BUMP_REVISION} --mark-compacted 2>&1 | tail -3",
+            timeout=600,
+        )
+        if status != 0:
+            tail = "\n".join(output.strip().splitlines()[-4:])
+            raise SnapshotError(f"snapshot refused on {node.name} (exit {status}): {tail}")
+        found = parse_snapshot_status(output)
+        if found.revision != plan.manifest.revision or found.hash != plan.manifest.hash:
+            raise SnapshotError(
+                f"on {node.name}, etcdutl reads revision {found.revision} hash {found.hash}, "
+                f"the manifest says {plan.manifest.revision} / {plan.manifest.hash}"
+            )
+
+    try:
+        _on_each(topo_nodes(topo), one)
+    except (HostError, SnapshotError, EtcdError) as exc:
+        _discard_staged(plan)
+        raise SnapshotError(f"{plan.snapshot}: refused before anything was stopped: {exc}") from exc
+
+
+def topo_nodes(topo: Topology) -> list[Node]:
+    return [m.node for m in topo.members]
+
+
+def _discard_staged(plan: RestorePlan) -> None:
+    for node in topo_nodes(plan.topo):
+        try:
+            remote.try_root(
+                plan.lab, node, f"rm -rf {plan.restored_dir} {shlex.quote(plan.node_snapshot)}"
+            )
+        except HostError:
+            continue
+
+
+def _wait_stopped(lab: Lab, node: Node, pods: list[str]) -> None:
+    rounds = STOP_DEADLINE_S // 2
+    remote.root(
+        lab,
+        node,
+        f"for i in $(seq 1 {rounds}); do "
+        f'[ -z "$({running_containers_command(pods)})" ] && exit 0; sleep 2; done; '
+        f"echo 'still running after {STOP_DEADLINE_S}s: {' '.join(pods)}'; exit 1",
+        timeout=STOP_DEADLINE_S + 30,
+    )
+
+
+def stop_apiservers(lab: Lab) -> None:
+    def one(node: Node) -> None:
+        remote.root(lab, node, park_manifests_command(["kube-apiserver"]))
+        _wait_stopped(lab, node, ["kube-apiserver"])
+
+    _on_each(lab.control_planes, one)
+
+
+def start_apiservers(lab: Lab) -> None:
+    _on_each(
+        lab.control_planes,
+        lambda node: remote.root(lab, node, unpark_manifests_command(["kube-apiserver"])),
+    )
+
+
+def stop_etcd(topo: Topology, nodes: list[Node] | None = None) -> None:
+    def one(node: Node) -> None:
+        if topo.stacked:
+            remote.root(topo.lab, node, park_manifests_command(["etcd"]))
+            _wait_stopped(topo.lab, node, ["etcd"])
+        else:
+            remote.root(topo.lab, node, "systemctl stop etcd", timeout=STOP_DEADLINE_S)
+
+    _on_each(nodes or topo_nodes(topo), one)
+
+
+def start_etcd(topo: Topology, nodes: list[Node] | None = None) -> None:
+    # --no-block: etcd.service is Type=notify and reports ready only once it has quorum,
+    # which needs the other members started too.
+    command = (
+        unpark_manifests_command(["etcd"]) if topo.stacked else "systemctl start --no-block etcd"
+    )
+    _on_each(nodes or topo_nodes(topo), lambda node: remote.root(topo.lab, node, command))
+
+
+def swap_data_dirs(plan: RestorePlan) -> None:
+    def one(node: Node) -> None:
+        remote.root(
+            plan.lab,
+            node,
+            f"set -e; if [ -e {DATA_DIR} ]; then mv {DATA_DIR} {plan.old_dir}; fi; "
+            f"mv {plan.restored_dir} {DATA_DIR}; rm -f {shlex.quote(plan.node_snapshot)}",
+        )
+
+    _on_each(topo_nodes(plan.topo), one)
+
+
+def restore(lab: Lab, snapshot: Path, progress: Progress = SILENT) -> RestoreResult:
+    """Restore ``snapshot`` onto every member of ``lab`` (see the module's docstring)."""
+    started = time.monotonic()
+    phases: dict[str, float] = {}
+
+    def timed(name: str, message: str, action: Callable[[], object]) -> None:
+        begun = time.monotonic()
+        with progress.phase(name, message):
+            action()
+        phases[name] = time.monotonic() - begun
+
+    plans: list[RestorePlan] = []
+    timed("check", f"snapshot {snapshot.name}", lambda: plans.append(plan_restore(lab, snapshot)))
+    plan = plans[0]
+    timed(
+        "stage", "restore into new data directories on every member", lambda: stage(plan, progress)
+    )
+    topo = plan.topo
+    done: list[str] = []
+    steps: list[tuple[str, str, Callable[[], object]]] = [
+        ("apiservers-stopped", "stop every API server", lambda: stop_apiservers(lab)),
+        ("etcd-stopped", "stop etcd on every member", lambda: stop_etcd(topo)),
+        ("data-swapped", f"old data to {plan.old_dir}", lambda: swap_data_dirs(plan)),
+        ("etcd-started", "start etcd, wait for one leader", lambda: _start_and_wait(topo)),
+        ("apiservers-started", "start the API servers", lambda: start_apiservers(lab)),
+    ]
+    for name, message, action in steps:
+        try:
+            timed(name, message, action)
+        except (K8slabError, OSError) as exc:
+            raise RestoreError(rollback_message(plan, done, str(exc))) from exc
+        done.append(name)
+    try:
+        timed(
+            "nodes-ready",
+            "every node Ready",
+            lambda: wait_for_ready_nodes(lab, NODES_READY_DEADLINE_S),
+        )
+    except K8slabError as exc:
+        raise RestoreError(
+            f"lab {lab.name}: etcd and the API servers are back from {snapshot.name}, but "
+            f"{exc}; the old data directories are in {plan.old_dir} on each member"
+        ) from exc
+    return RestoreResult(
+        lab=lab.name,
+        snapshot=snapshot,
+        revision=plan.manifest.revision,
+        seconds=time.monotonic() - started,
+        phases=phases,
+        old_dirs={m.name: plan.old_dir for m in topo.members},
+    )
+
+
+def _start_and_wait(topo: Topology) -> None:
+    start_etcd(topo)
+    cluster.wait_healthy(topo, ETCD_HEALTHY_DEADLINE_S)

@@ -1,0 +1,113 @@
+"""Where etcd runs in a lab and how to reach, stop and start it, for both topologies.
+
+Stacked (kubeadm's default): an etcd static Pod on every control plane, PKI under
+/etc/kubernetes/pki/etcd. External: ``etcd.service`` on the etcd hosts, PKI under
+/etc/etcd/pki. In both, the API servers are static Pods on the control planes; the kubelet
+stops a static Pod when its manifest leaves /etc/kubernetes/manifests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from toolkit.lab.spec import Lab, Node
+
+DATA_DIR = "/var/lib/etcd"
+CLIENT_PORT = 2379
+PEER_PORT = 2380
+MANIFESTS_DIR = "/etc/kubernetes/manifests"
+# Outside the kubelet's staticPodPath, on the same filesystem: a rename parks a Pod.
+PARKED_DIR = "/etc/kubernetes/k8slab-parked"
+# Where snapshots are staged on a member; root only, never /tmp.
+NODE_WORK_DIR = "/var/lib/k8slab/etcd"
+CRICTL = "crictl --runtime-endpoint unix:///run/containerd/containerd.sock"
+
+STACKED_PKI = "/etc/kubernetes/pki/etcd"
+EXTERNAL_PKI = "/etc/etcd/pki"
+
+
+@dataclass(frozen=True)
+class Member:
+    """One etcd member: the node it runs on and the URLs it uses."""
+
+    node: Node
+
+    @property
+    def name(self) -> str:
+        return self.node.name
+
+    @property
+    def peer_url(self) -> str:
+        return f"https://{self.node.address}:{PEER_PORT}"
+
+    @property
+    def client_url(self) -> str:
+        return f"https://{self.node.address}:{CLIENT_PORT}"
+
+
+@dataclass(frozen=True)
+class Topology:
+    """The etcd facts of one lab that the backup, restore and drills need."""
+
+    lab: Lab
+
+    @property
+    def kind(self) -> str:
+        return self.lab.etcd_topology
+
+    @property
+    def stacked(self) -> bool:
+        return self.kind == "stacked"
+
+    @property
+    def members(self) -> list[Member]:
+        return [Member(node) for node in self.lab.etcd_members]
+
+    def member(self, name: str) -> Member:
+        for member in self.members:
+            if member.name == name:
+                return member
+        raise KeyError(name)
+
+    @property
+    def pki_dir(self) -> str:
+        return STACKED_PKI if self.stacked else EXTERNAL_PKI
+
+    def etcdctl(self, endpoints: str = f"https://127.0.0.1:{CLIENT_PORT}") -> str:
+        """The etcdctl command line (run with sudo on a member) for ``endpoints``."""
+        pki = self.pki_dir
+        return (
+            f"ETCDCTL_API=3 etcdctl --endpoints {endpoints} --cacert {pki}/ca.crt "
+            f"--cert {pki}/healthcheck-client.crt --key {pki}/healthcheck-client.key "
+            "--command-timeout 5s --dial-timeout 3s"
+        )
+
+    def all_endpoints(self) -> str:
+        return ",".join(member.client_url for member in self.members)
+
+    def initial_cluster(self, members: list[Member] | None = None) -> str:
+        return ",".join(f"{m.name}={m.peer_url}" for m in (members or self.members))
+
+
+def park_manifests_command(pods: list[str]) -> str:
+    """Shell that moves these static Pods' manifests out of the kubelet's sight (idempotent)."""
+    moves = " ; ".join(
+        f"if [ -f {MANIFESTS_DIR}/{pod}.yaml ]; then "
+        f"mv {MANIFESTS_DIR}/{pod}.yaml {PARKED_DIR}/; fi"
+        for pod in pods
+    )
+    return f"set -e; mkdir -p {PARKED_DIR}; {moves}"
+
+
+def unpark_manifests_command(pods: list[str]) -> str:
+    """Shell that puts parked manifests back, where the kubelet starts them (idempotent)."""
+    moves = " ; ".join(
+        f"if [ -f {PARKED_DIR}/{pod}.yaml ]; then mv {PARKED_DIR}/{pod}.yaml {MANIFESTS_DIR}/; fi"
+        for pod in pods
+    )
+    return f"set -e; {moves}"
+
+
+def running_containers_command(pods: list[str]) -> str:
+    """Shell printing one line per running container of these static Pods."""
+    return " ; ".join(f"{CRICTL} ps -q --state running --name '^{pod}$'" for pod in pods)
