@@ -1,0 +1,144 @@
+"""Pure logic of the drills: probe logs, gaps, the probe scripts, reports, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from toolkit.cli import main
+from toolkit.drills import probes
+from toolkit.drills.report import DrillResult, render_markdown, write_reports
+from toolkit.etcd.snapshots import SnapshotManifest, snapshot_name, write_sidecars
+from toolkit.lab.spec import load_lab
+
+
+def samples(*rows: tuple[float, str]) -> list[probes.Sample]:
+    return [probes.Sample(at, n, code) for n, (at, code) in enumerate(rows, 1)]
+
+
+def test_probe_log_lines_are_parsed_and_junk_skipped() -> None:
+    text = "1764115200.100 1 200\n1764115200.300 2 000\ngarbage\n1764115200.5 x 200\ndone\n"
+    parsed = probes.parse_samples(text)
+    assert [(s.seq, s.code, s.ok) for s in parsed] == [(1, "200", True), (2, "000", False)]
+
+
+def test_longest_gap_is_between_consecutive_successes() -> None:
+    log = samples(
+        (0.0, "200"), (0.1, "200"), (0.2, "000"), (2.0, "503"), (4.6, "200"), (4.7, "200")
+    )
+    assert round(probes.longest_gap(log), 3) == 4.5
+    assert round(probes.longest_gap(log, since=4.0), 3) == 0.1
+
+
+def test_without_any_success_the_gap_is_the_whole_span() -> None:
+    assert probes.longest_gap(samples((1.0, "000"), (9.0, "503"))) == 8.0
+    assert probes.longest_gap([]) == 0.0
+
+
+def test_gap_around_an_event() -> None:
+    log = samples((0.0, "201"), (1.0, "201"), (2.0, "500"), (6.0, "201"))
+    assert probes.gap_around(log, 1.5) == 5.0
+    assert probes.gap_around(log, 7.0) == float("inf")
+
+
+def test_the_probe_loop_is_bounded_and_logs_what_it_saw(tmp_path: Path) -> None:
+    # The script runs here with a request that needs no network: bounded by count.
+    script = probes.loop_script("t", "echo 204", max_count=3, max_seconds=30, interval=0)
+    script = script.replace(probes.PROBE_DIR, str(tmp_path))
+    subprocess.run(["sh", "-c", script], check=True, timeout=30)
+    lines = (tmp_path / "t.log").read_text().splitlines()
+    assert [line.split()[1:] for line in lines] == [["1", "204"], ["2", "204"], ["3", "204"]]
+    assert (tmp_path / "t.log.done").exists()
+
+
+def test_the_probe_loop_stops_at_its_stop_file(tmp_path: Path) -> None:
+    script = probes.loop_script("t", "echo 200", max_count=1000, max_seconds=30, interval=0)
+    script = script.replace(probes.PROBE_DIR, str(tmp_path))
+    (tmp_path / "t.stop").touch()
+    subprocess.run(["sh", "-c", script], check=True, timeout=30)
+    assert not (tmp_path / "t.log").exists()
+
+
+def test_write_request_posts_a_configmap_with_a_server_side_timeout() -> None:
+    lab = load_lab("ha-stacked")
+    request = probes.write_request(lab, "ns", "w", timeout_s=5)
+    assert "https://172.30.2.100:8443/api/v1/namespaces/ns/configmaps?timeout=4s" in request
+    assert "--max-time 5" in request
+    # the body, once the shell has expanded $i, is the ConfigMap w-<i> with seq <i>
+    body = subprocess.run(
+        ["sh", "-c", 'i=7; printf %s "' + request.split('-d "')[1].split('" ')[0] + '"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert json.loads(body) == json.loads(probes.configmap_body("w-7", "7"))
+
+
+def test_report_passes_only_when_every_check_passes(tmp_path: Path, isolated_state: Path) -> None:
+    good = DrillResult("member-loss", "dev", "stacked", "2026-11-26T00:00:00+00:00", 42.0)
+    good.check("writes resumed", True)
+    good.timings["write_gap_s"] = 1.5
+    bad = DrillResult("quorum-loss", "dev", "stacked", "2026-11-26T00:01:00+00:00", 80.0)
+    bad.check("no write succeeds without quorum", False, "HTTP codes: ['201']")
+    empty = DrillResult("backup-restore", "dev", "stacked", "2026-11-26T00:02:00+00:00")
+    assert good.passed and not bad.passed and not empty.passed
+    markdown = render_markdown([good, bad])
+    assert "| member-loss | PASS | 42.0s | write_gap_s 1.5s |" in markdown
+    assert "- [ ] no write succeeds without quorum: HTTP codes: ['201']" in markdown
+    json_path, md_path = write_reports("dev", [good, bad])
+    assert json_path.parent == isolated_state / "dev" / "reports"
+    payload = json.loads(json_path.read_text())
+    assert payload["passed"] is False
+    assert [d["passed"] for d in payload["drills"]] == [True, False]
+    assert md_path.read_text() == markdown
+
+
+def test_drill_needs_a_name_or_all() -> None:
+    result = CliRunner().invoke(main, ["drill", "ha-stacked"])
+    assert result.exit_code == 2
+    assert "name one drill" in result.output
+
+
+def test_unknown_drill_is_refused_with_the_choices() -> None:
+    result = CliRunner().invoke(main, ["drill", "ha-stacked", "meteor"])
+    assert result.exit_code == 2
+    assert "member-loss" in result.output
+
+
+def test_restore_refuses_a_snapshot_of_another_lab_before_touching_anything(
+    tmp_path: Path, isolated_state: Path
+) -> None:
+    snapshot = tmp_path / snapshot_name("single", 1_795_000_000)
+    snapshot.write_bytes(b"not really a snapshot")
+    manifest = SnapshotManifest(
+        "single",
+        "stacked",
+        snapshot.name,
+        "2026-11-18T11:06:40+00:00",
+        "cp1",
+        9,
+        1,
+        1,
+        21,
+        "0" * 64,
+        "3.6.5",
+        "v1.34.4",
+    )
+    write_sidecars(snapshot, manifest)
+    result = CliRunner().invoke(main, ["etcd", "restore", "ha-stacked", str(snapshot), "--yes"])
+    assert result.exit_code == 1
+    assert "snapshot of lab 'single', not 'ha-stacked'" in result.output
+
+
+def test_backups_of_a_lab_without_any(isolated_state: Path) -> None:
+    result = CliRunner().invoke(main, ["etcd", "backups", "ha-stacked"])
+    assert result.exit_code == 0
+    assert "no snapshots; run `k8slab etcd backup ha-stacked`" in result.output
+
+
+def test_keep_must_be_positive() -> None:
+    result = CliRunner().invoke(main, ["etcd", "backup", "ha-stacked", "--keep", "0"])
+    assert result.exit_code == 2

@@ -1,0 +1,102 @@
+"""Drills: break a lab's etcd or control plane on purpose and prove it recovers.
+
+``run_drills`` refuses to start a drill on a lab that is not healthy, runs it, then judges
+the lab with its own health gate and with ``k8slab verify``, and writes a JSON and a
+Markdown report to ``<state>/reports/``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from toolkit.drills.lab_ops import DrillError, health_problems, wait_healthy
+from toolkit.drills.report import DrillResult, write_reports
+from toolkit.drills.scenarios import DRILLS
+from toolkit.errors import K8slabError
+from toolkit.lab.spec import Lab
+from toolkit.progress import SILENT, Progress
+from toolkit.verify import VerifyReport, run_verify
+
+DRILL_NAMES = tuple(DRILLS)
+AFTER_DRILL_HEALTHY_S = 300
+
+__all__ = ["DRILL_NAMES", "DrillError", "DrillResult", "run_drill", "run_drills"]
+
+
+def run_drill(
+    lab: Lab,
+    name: str,
+    progress: Progress = SILENT,
+    verify: Callable[[Lab], VerifyReport] = run_verify,
+) -> DrillResult:
+    """Run one drill; raises DrillError (nothing touched) when the lab is not healthy."""
+    if name not in DRILLS:
+        raise DrillError(f"no drill {name!r}; the drills are: {', '.join(DRILL_NAMES)}")
+    problems = health_problems(lab)
+    if problems:
+        raise DrillError(
+            f"lab {lab.name} is not healthy, so drill {name} does not start: " + "; ".join(problems)
+        )
+    result = DrillResult(
+        drill=name,
+        lab=lab.name,
+        topology=lab.etcd_topology,
+        started=datetime.now(UTC).isoformat(timespec="seconds"),
+    )
+    started = time.monotonic()
+    with progress.phase(name, f"drill on lab {lab.name}"):
+        try:
+            DRILLS[name](lab, result, progress)
+        except K8slabError as exc:
+            result.error = str(exc)
+        try:
+            result.timings["healthy_again_s"] = wait_healthy(lab, AFTER_DRILL_HEALTHY_S)
+            result.check("lab healthy afterwards (API, nodes Ready, etcd one leader)", True)
+        except K8slabError as exc:
+            result.check(
+                "lab healthy afterwards (API, nodes Ready, etcd one leader)", False, str(exc)
+            )
+        else:
+            _judge_with_verify(lab, result, verify, progress)
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _judge_with_verify(
+    lab: Lab, result: DrillResult, verify: Callable[[Lab], VerifyReport], progress: Progress
+) -> None:
+    progress.say("verify", "k8slab verify")
+    begun = time.monotonic()
+    try:
+        report = verify(lab)
+    except K8slabError as exc:
+        result.check("k8slab verify passes", False, str(exc))
+        return
+    result.timings["verify_s"] = time.monotonic() - begun
+    failed = [f"{r.group}/{r.check}@{r.host}" for r in report.failures]
+    result.check(
+        "k8slab verify passes",
+        report.passed,
+        f"report {report.markdown}" + (f"; failed: {', '.join(failed[:10])}" if failed else ""),
+    )
+
+
+def run_drills(
+    lab: Lab, names: list[str], progress: Progress = SILENT
+) -> tuple[list[DrillResult], Path, Path]:
+    """Run the drills in order; a drill refused because the lab is unhealthy counts as failed."""
+    results = []
+    for name in names:
+        try:
+            results.append(run_drill(lab, name, progress))
+        except DrillError as exc:
+            if len(names) == 1:
+                raise
+            refused = DrillResult(name, lab.name, lab.etcd_topology, datetime.now(UTC).isoformat())
+            refused.error = str(exc)
+            results.append(refused)
+    json_path, md_path = write_reports(lab.name, results)
+    return results, json_path, md_path

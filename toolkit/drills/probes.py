@@ -1,0 +1,135 @@
+"""Bounded probes that run inside lab nodes during a drill, and what their logs mean.
+
+Each probe is a shell loop started in the background on a lab node, bounded in count and
+time, that stops early when its stop file appears. It logs one line per request:
+``<unix time> <seq> <HTTP code>`` (000: no answer within the per-request timeout).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shlex
+from dataclasses import dataclass
+
+from toolkit.lab.spec import Lab
+
+PROBE_DIR = "/var/lib/k8slab/drill"
+ADMIN_CONF = "/etc/kubernetes/admin.conf"
+
+
+@dataclass(frozen=True)
+class Sample:
+    at: float
+    seq: int
+    code: str
+
+    @property
+    def ok(self) -> bool:
+        return self.code.startswith("2")
+
+
+def parse_samples(text: str) -> list[Sample]:
+    samples = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 3 and fields[1].isdigit():
+            try:
+                samples.append(Sample(float(fields[0]), int(fields[1]), fields[2]))
+            except ValueError:
+                continue
+    return samples
+
+
+def longest_gap(samples: list[Sample], since: float | None = None) -> float:
+    """The longest time between two consecutive successful requests (after ``since``).
+
+    A client that polls every 100 ms sees no answer for at most this long. With no success
+    at all it is the whole span observed.
+    """
+    ok = [s.at for s in samples if s.ok and (since is None or s.at >= since)]
+    if not ok:
+        return samples[-1].at - samples[0].at if len(samples) > 1 else 0.0
+    gaps = [b - a for a, b in itertools.pairwise(ok)]
+    return max(gaps, default=0.0)
+
+
+def gap_around(samples: list[Sample], at: float) -> float:
+    """From the last success before ``at`` to the first success after it."""
+    before = [s.at for s in samples if s.ok and s.at <= at]
+    after = [s.at for s in samples if s.ok and s.at > at]
+    if not before or not after:
+        return float("inf")
+    return after[0] - before[-1]
+
+
+def loop_script(name: str, request: str, max_count: int, max_seconds: int, interval: float) -> str:
+    """A bounded loop running ``request`` (which prints the HTTP code) and logging samples."""
+    log, stop = f"{PROBE_DIR}/{name}.log", f"{PROBE_DIR}/{name}.stop"
+    return (
+        f"end=$(( $(date +%s) + {max_seconds} )); i=0; "
+        f"while [ $i -lt {max_count} ] && [ $(date +%s) -lt $end ] && [ ! -e {stop} ]; do "
+        f"i=$((i+1)); t=$(date +%s.%N); code=$({request}); "
+        f'echo "$t $i ${{code:-000}}" >> {log}; sleep {interval}; done; '
+        f"echo done >> {log}.done"
+    )
+
+
+def start_command(name: str, script: str) -> str:
+    """Shell (run as root) that starts ``script`` detached from the SSH session."""
+    log, stop = f"{PROBE_DIR}/{name}.log", f"{PROBE_DIR}/{name}.stop"
+    return (
+        f"umask 077; mkdir -p {PROBE_DIR}; rm -f {log} {log}.done {stop}; "
+        f"setsid nohup sh -c {shlex.quote(script)} >/dev/null 2>&1 </dev/null &"
+    )
+
+
+def stop_command(name: str, wait_s: int = 30) -> str:
+    """Shell that asks the probe to stop, waits (bounded) until it has, and prints its log."""
+    log, stop = f"{PROBE_DIR}/{name}.log", f"{PROBE_DIR}/{name}.stop"
+    return (
+        f"touch {stop}; for i in $(seq 1 {wait_s * 5}); do "
+        f"[ -e {log}.done ] && break; sleep 0.2; done; cat {log} 2>/dev/null; true"
+    )
+
+
+def readyz_request(lab: Lab, timeout_s: float) -> str:
+    return (
+        f"curl -sk -o /dev/null -w '%{{http_code}}' --max-time {timeout_s} "
+        f"https://{lab.api_vip}:{lab.api_port}/readyz"
+    )
+
+
+def admin_credentials_command() -> str:
+    """Shell (root) that writes the admin client certificate from admin.conf for curl."""
+    return "; ".join(
+        f"grep '{key}:' {ADMIN_CONF} | awk '{{print $2}}' | base64 -d > {PROBE_DIR}/{out}"
+        for key, out in (
+            ("certificate-authority-data", "ca.crt"),
+            ("client-certificate-data", "admin.crt"),
+            ("client-key-data", "admin.key"),
+        )
+    )
+
+
+def configmap_body(name: str, seq: str) -> str:
+    return json.dumps(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"seq": seq}}
+    )
+
+
+def write_request(lab: Lab, namespace: str, prefix: str, timeout_s: float) -> str:
+    """A curl that creates ConfigMap ``<prefix>-$i`` (data seq=$i) and prints the HTTP code.
+
+    ``?timeout=`` asks the API server to give up on its own before the client does.
+    """
+    body = configmap_body(f"{prefix}-$i", "$i").replace('"', '\\"')
+    server_timeout = max(1, int(timeout_s) - 1)
+    return (
+        f"curl -s -o /dev/null -w '%{{http_code}}' --max-time {timeout_s} "
+        f"--cacert {PROBE_DIR}/ca.crt --cert {PROBE_DIR}/admin.crt --key {PROBE_DIR}/admin.key "
+        f"-H 'Content-Type: application/json' -X POST "
+        f'-d "{body}" '
+        f"'https://{lab.api_vip}:{lab.api_port}/api/v1/namespaces/{namespace}/configmaps"
+        f"?timeout={server_timeout}s'"
+    )
