@@ -11,6 +11,8 @@ from toolkit import __version__
 from toolkit.cli.bundle import bundle
 from toolkit.cli.cluster import kubectl, provision_command
 from toolkit.cli.doctor import doctor
+from toolkit.cli.drill import drill
+from toolkit.cli.etcd import etcd_group
 from toolkit.cli.image import image
 from toolkit.cli.lab import destroy, labs, ssh, status, up, validate
 from toolkit.cli.verify import verify
@@ -52,5 +54,7 @@ for command in (
     doctor,
     image,
     bundle,
+    etcd_group,
+    drill,
 ):
     main.add_command(command)
