@@ -41,7 +41,8 @@ class Run:
     host: str
     command: str
     exit_status: int
-    output: str
+    output: str  # stdout and stderr
+    stdout: str = ""
 
     @property
     def ok(self) -> bool:
@@ -130,7 +131,8 @@ class Cluster:
                 self._hosts[name] = testinfra.get_host(
                     f"ssh://{name}",
                     ssh_config=str(self.state.ssh_config),
-                    controlpath=str(self._control_dir / "%C"),
+                    # testinfra %-formats the ssh command line: %% is a literal % for ssh.
+                    controlpath=str(self._control_dir / "%%C"),
                     controlpersist=120,
                     timeout=10,
                     sudo=True,
@@ -146,7 +148,7 @@ class Cluster:
         except RuntimeError as exc:  # testinfra's ssh backend: ssh itself failed (exit 255)
             return Run(name, command, 255, f"ssh to {name} failed: {exc}")
         output = (result.stdout or "") + (result.stderr or "")
-        return Run(name, command, result.rc, output)
+        return Run(name, command, result.rc, output, result.stdout or "")
 
     def kubectl(self, *args: str, timeout: float = 60) -> Run:
         command = " ".join(["kubectl", "--kubeconfig", ADMIN_KUBECONFIG, *map(shlex.quote, args)])
@@ -156,7 +158,7 @@ class Cluster:
         run = self.kubectl(*args, "-o", "json", timeout=timeout)
         if not run.ok:
             raise VerifyError(f"kubectl failed:\n{run.evidence}")
-        return json.loads(run.output)
+        return json.loads(run.stdout)
 
     def apply(self, manifest: str, timeout: float = 60) -> Run:
         command = (

@@ -91,18 +91,16 @@ def parse_junit(xml_text: str) -> list[CheckResult]:
 
 
 def _evidence(element: ET.Element) -> str:
-    """The check's own message; the traceback only for errors in the check itself."""
+    """A check's own message (pytest shortens the message attribute, so the element's text
+    first); for an error in the check itself, its traceback."""
     message = element.get("message", "")
     for prefix in MESSAGE_PREFIXES:
-        if message.startswith(prefix):
-            message = message[len(prefix) :]
+        message = message.removeprefix(prefix)
     text = (element.text or "").strip()
     if element.tag == "skipped":
-        # pytest writes "file:line: reason" into the skipped element's text.
-        return message or text
-    if message and not text.endswith(message.strip()) and element.tag == "failure":
-        return message.strip()
-    return (message.strip() + "\n" + text).strip() if element.tag == "error" else text or message
+        # pytest writes "file:line: reason" into a skipped element's text.
+        return message.strip() or text
+    return text or message.strip()
 
 
 def render_table(results: list[CheckResult] | tuple[CheckResult, ...]) -> str:

@@ -97,7 +97,7 @@ def layout_for(cluster: Cluster) -> Layout:
     # A container node shares the machine's kernel and cannot load modules into it.
     probe = cluster.run(candidates[0], "test -e /proc/net/sctp && echo yes; uname -r")
     sctp = probe.output.startswith("yes")
-    kernel = probe.output.strip().splitlines()[-1] if probe.output.strip() else "?"
+    kernel = probe.stdout.strip().splitlines()[-1] if probe.stdout.strip() else "?"
     reason = (
         ""
         if sctp

@@ -85,7 +85,7 @@ class Workload:
 
     def pods(self, namespace: str = NAMESPACE) -> list[dict[str, Any]]:
         run = self.cluster.kubectl("get", "pods", "-n", namespace, "-o", "json")
-        return list(json.loads(run.output)["items"]) if run.ok else []
+        return list(json.loads(run.stdout)["items"]) if run.ok else []
 
     def wait_pods_ready(
         self, names: list[str], namespace: str = NAMESPACE, timeout_s: float = READY_TIMEOUT_S

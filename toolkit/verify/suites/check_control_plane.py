@@ -30,7 +30,7 @@ def running_container(cluster: Cluster, node: Node, name: str) -> Run:
 
 def expect_running(cluster: Cluster, node: Node, name: str) -> None:
     run = running_container(cluster, node, name)
-    if not (run.ok and run.output.strip()):
+    if not (run.ok and run.stdout.strip()):
         listing = cluster.run(node, f"crictl ps -a --name '^{name}$'")
         fail(
             f"{name} is not running on {node.name}",
@@ -44,17 +44,24 @@ def test_apiserver_running(cluster: Cluster, control_plane: Node) -> None:
     expect_running(cluster, control_plane, "kube-apiserver")
 
 
-@pytest.mark.parametrize("endpoint", ["readyz", "livez"])
-def test_apiserver_health(cluster: Cluster, control_plane: Node, endpoint: str) -> None:
+def expect_apiserver_endpoint_ok(cluster: Cluster, control_plane: Node, endpoint: str) -> None:
     # A client certificate signed by the cluster CA, and the server's certificate checked
     # against that CA: not an anonymous request, not --insecure.
     url = f"https://{control_plane.address}:6443/{endpoint}?verbose"
     run = cluster.run(control_plane, f"curl -sS --max-time 10 --fail-with-body {CLIENT_CERT} {url}")
     expect(
-        run.ok and f"{endpoint} check passed" in run.output,
+        run.ok and f"{endpoint} check passed" in run.stdout,
         f"{endpoint} of the API server on {control_plane.name} is not ok",
         run.evidence,
     )
+
+
+def test_apiserver_readyz(cluster: Cluster, control_plane: Node) -> None:
+    expect_apiserver_endpoint_ok(cluster, control_plane, "readyz")
+
+
+def test_apiserver_livez(cluster: Cluster, control_plane: Node) -> None:
+    expect_apiserver_endpoint_ok(cluster, control_plane, "livez")
 
 
 def test_apiserver_serving_certificate(lab: Lab, cluster: Cluster, control_plane: Node) -> None:
@@ -91,7 +98,7 @@ def test_only_apiserver_has_etcd_client_certificate(cluster: Cluster, control_pl
     expect(run.ok, "cannot read the static Pod manifests", run.evidence)
     holders = []
     apiserver_flags: dict[str, str] = {}
-    for chunk in run.output.split("=== ")[1:]:
+    for chunk in run.stdout.split("=== ")[1:]:
         path, _, text = chunk.partition("\n")
         flags = static_pod_flags(text)
         if any(k.startswith("etcd-") and k.endswith(("certfile", "keyfile")) for k in flags):
@@ -110,7 +117,7 @@ def test_only_apiserver_connects_to_etcd(lab: Lab, cluster: Cluster, etcd_side: 
     run = cluster.run(etcd_side, "ss -Htnp state established '( dport = :2379 )'")
     expect(run.ok, "ss failed", run.evidence)
     processes = {
-        part.split('"')[1] for line in run.output.splitlines() for part in line.split("((")[1:]
+        part.split('"')[1] for line in run.stdout.splitlines() for part in line.split("((")[1:]
     }
     # etcd talks to its own client port (its gRPC gateway); anything else is a stranger.
     strangers = processes - {"kube-apiserver", "etcd"}
@@ -123,14 +130,19 @@ def test_only_apiserver_connects_to_etcd(lab: Lab, cluster: Cluster, etcd_side: 
     )
 
 
-@pytest.mark.parametrize("component", sorted(COMPONENT_PORTS))
-def test_component_running_and_healthy(
-    cluster: Cluster, control_plane: Node, component: str
-) -> None:
+def expect_component_healthy(cluster: Cluster, control_plane: Node, component: str) -> None:
     expect_running(cluster, control_plane, component)
     port = COMPONENT_PORTS[component]
     run = cluster.run(control_plane, f"curl -sSk --max-time 5 https://127.0.0.1:{port}/healthz")
-    expect(run.ok and run.output.strip() == "ok", f"{component} healthz is not ok", run.evidence)
+    expect(run.ok and run.stdout.strip() == "ok", f"{component} healthz is not ok", run.evidence)
+
+
+def test_scheduler_running_and_healthy(cluster: Cluster, control_plane: Node) -> None:
+    expect_component_healthy(cluster, control_plane, "kube-scheduler")
+
+
+def test_controller_manager_running_and_healthy(cluster: Cluster, control_plane: Node) -> None:
+    expect_component_healthy(cluster, control_plane, "kube-controller-manager")
 
 
 @pytest.mark.parametrize("component", sorted(COMPONENT_PORTS))
@@ -167,7 +179,7 @@ def test_vip_held_by_one_control_plane_and_answering(lab: Lab, cluster: Cluster)
     url = f"https://{lab.api_vip}:{lab.api_port}/readyz"
     run = cluster.run(cluster.first, f"curl -sS --max-time 10 {CLIENT_CERT} {url}")
     expect(
-        run.ok and run.output.strip() == "ok",
+        run.ok and run.stdout.strip() == "ok",
         f"the API does not answer through {url}",
         run.evidence,
     )
@@ -175,7 +187,7 @@ def test_vip_held_by_one_control_plane_and_answering(lab: Lab, cluster: Cluster)
 
 def haproxy_state(cluster: Cluster, balancer: Node, server: str) -> str:
     run = cluster.run(balancer, "echo 'show stat' | socat stdio /run/haproxy/admin.sock")
-    for line in run.output.splitlines():
+    for line in run.stdout.splitlines():
         fields = line.split(",")
         if len(fields) > 17 and fields[0] == "apiserver" and fields[1] == server:
             return fields[17]
@@ -208,7 +220,7 @@ def test_api_through_vip_survives_one_apiserver_stopped(lab: Lab, cluster: Clust
             for _ in range(10)
         ]
         stopped = cluster.run(cluster.first, f"curl -sS --max-time 3 {CLIENT_CERT} {direct}")
-        failed = [a for a in answers if a.output.strip() != "ok"]
+        failed = [a for a in answers if a.stdout.strip() != "ok"]
         expect(
             not stopped.ok and not failed,
             f"with {victim.name}'s API server stopped, {len(failed)} of {len(answers)} requests "
@@ -223,7 +235,7 @@ def test_api_through_vip_survives_one_apiserver_stopped(lab: Lab, cluster: Clust
         started = time.monotonic()
         back, run = eventually(
             lambda: cluster.run(cluster.first, f"curl -sS --max-time 3 {CLIENT_CERT} {direct}"),
-            lambda r: r.output.strip() == "ok",
+            lambda r: r.stdout.strip() == "ok",
             120,
         )
         up, _ = eventually(

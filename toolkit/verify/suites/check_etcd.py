@@ -28,7 +28,7 @@ def pki(lab: Lab) -> str:
 def etcdctl(lab: Lab, endpoints: str) -> str:
     base = pki(lab)
     return (
-        f"ETCDCTL_API=3 etcdctl --endpoints {endpoints} --cacert {base}/ca.crt "
+        f"etcdctl --endpoints {endpoints} --cacert {base}/ca.crt "
         f"--cert {base}/healthcheck-client.crt --key {base}/healthcheck-client.key "
         "--command-timeout=5s --dial-timeout=3s"
     )
@@ -64,7 +64,7 @@ def test_every_member_listed(lab: Lab, cluster: Cluster) -> None:
     first = lab.etcd_members[0]
     run = cluster.run(first, f"{etcdctl(lab, all_endpoints(lab))} member list -w json")
     expect(run.ok, "etcdctl member list failed", run.evidence)
-    members = json.loads(run.output).get("members", [])
+    members = json.loads(run.stdout).get("members", [])
     names = sorted(m.get("name", "") for m in members)
     expect(
         names == sorted(n.name for n in lab.etcd_members),
@@ -78,7 +78,7 @@ def test_member_healthy(lab: Lab, cluster: Cluster, etcd_member: Node) -> None:
     run = cluster.run(
         etcd_member, f"{etcdctl(lab, 'https://127.0.0.1:2379')} endpoint health -w json"
     )
-    healthy = run.ok and all(e.get("health") for e in json.loads(run.output or "[]"))
+    healthy = run.ok and all(e.get("health") for e in json.loads(run.stdout or "[]"))
     journal = "" if healthy else _etcd_journal(cluster, etcd_member)
     expect(healthy, f"etcd on {etcd_member.name} is not healthy", run.evidence, journal)
 
@@ -93,7 +93,7 @@ def test_exactly_one_leader(lab: Lab, cluster: Cluster) -> None:
     first = lab.etcd_members[0]
     run = cluster.run(first, f"{etcdctl(lab, all_endpoints(lab))} endpoint status -w json")
     statuses = []
-    for line in run.output.splitlines():
+    for line in run.stdout.splitlines():
         if line.startswith("["):
             statuses = json.loads(line)
     leaders = {s["Status"]["leader"] for s in statuses}
@@ -140,12 +140,12 @@ def test_client_certificate_required(lab: Lab, cluster: Cluster, etcd_member: No
         f"--key {base}/healthcheck-client.key {url}",
     )
     expect(
-        with_cert.ok and '"health"' in with_cert.output,
+        with_cert.ok and '"health"' in with_cert.stdout,
         f"etcd on {etcd_member.name} does not answer even with a client certificate",
         with_cert.evidence,
     )
     expect(
-        not without.ok and '"health"' not in without.output,
+        not without.ok and '"health"' not in without.stdout,
         f"etcd on {etcd_member.name} answered a client without a certificate",
         without.evidence,
     )
@@ -173,7 +173,7 @@ def test_db_size_and_compaction(lab: Lab, cluster: Cluster, etcd_member: Node) -
         etcd_member, f"{etcdctl(lab, 'https://127.0.0.1:2379')} endpoint status -w json"
     )
     expect(run.ok, f"etcd on {etcd_member.name} gave no status", run.evidence)
-    status = json.loads(run.output)[0]["Status"]
+    status = json.loads(run.stdout)[0]["Status"]
     settings, evidence = member_settings(cluster, etcd_member)
     quota = int(settings.get("quota-backend-bytes") or DEFAULT_QUOTA_BYTES) or DEFAULT_QUOTA_BYTES
     size = int(status["dbSize"])

@@ -50,7 +50,7 @@ def test_pods(cluster: Cluster, workload: Workload) -> dict[str, dict[str, Any]]
         run = cluster.kubectl("get", "pods", "-A", "-l", "app in (echo,client)", "-o", "json")
         if not run.ok:
             return {}
-        items = json.loads(run.output)["items"]
+        items = json.loads(run.stdout)["items"]
         return {f"{p['metadata']['namespace']}/{p['metadata']['name']}": p for p in items}
 
     _, pods = eventually(probe, lambda p: all(pod_ready(p.get(n)) for n in TEST_PODS), 75)
@@ -119,7 +119,7 @@ def test_container_to_container_over_localhost(cluster: Cluster, test_pods: dict
     ready_pod(test_pods, key)
     run = in_pod(cluster, key, tcp_probe("127.0.0.1", TCP_PORT), container="sidecar")
     expect(
-        run.ok and run.output.strip() == "127.0.0.1",
+        run.ok and run.stdout.strip() == "127.0.0.1",
         "the sidecar container did not reach the tcp container over localhost",
         run.evidence,
     )
@@ -155,10 +155,10 @@ def test_pod_to_pod_without_nat(cluster: Cluster, test_pods: dict[str, Any], whe
     client_ip, server_ip = client["status"]["podIP"], server["status"]["podIP"]
     run = in_pod(cluster, f"{NAMESPACE}/client", tcp_probe(server_ip, TCP_PORT))
     expect(
-        run.ok and run.output.strip() == client_ip,
+        run.ok and run.stdout.strip() == client_ip,
         f"client {client_ip} on {client['spec']['nodeName']} -> {server['metadata']['name']} "
         f"{server_ip} on {server['spec']['nodeName']}: the server saw "
-        f"{run.output.strip() or 'nothing'}, not the client's Pod IP",
+        f"{run.stdout.strip() or 'nothing'}, not the client's Pod IP",
         run.evidence,
     )
 
@@ -186,7 +186,7 @@ def test_pod_to_service(cluster: Cluster, test_pods: dict[str, Any], case: str) 
         script = tcp_probe(address, 80)
     run = in_pod(cluster, f"{NAMESPACE}/client", script)
     expect(
-        run.ok and run.output.strip().splitlines()[-1:] == [client["status"]["podIP"]],
+        run.ok and run.stdout.strip().splitlines()[-1:] == [client["status"]["podIP"]],
         f"client -> Service {service}.{namespace} ({case}) got no answer naming the client",
         run.evidence,
     )
@@ -201,7 +201,7 @@ def test_dns_resolves_kubernetes_default(cluster: Cluster, test_pods: dict[str, 
         cluster, f"{NAMESPACE}/client", "getent hosts kubernetes.default; cat /etc/resolv.conf"
     )
     expect(
-        run.ok and run.output.split()[:1] == [wanted],
+        run.ok and run.stdout.split()[:1] == [wanted],
         f"kubernetes.default did not resolve to {wanted} from a Pod",
         run.evidence,
     )
@@ -219,7 +219,7 @@ def test_service_forwarding(
     probe = {"tcp": tcp_probe, "udp": udp_probe, "sctp": sctp_probe}[protocol](address, port)
     run = in_pod(cluster, f"{NAMESPACE}/client", probe)
     expect(
-        run.ok and run.output.strip() == client["status"]["podIP"],
+        run.ok and run.stdout.strip() == client["status"]["podIP"],
         f"{protocol.upper()} through Service echo {address}:{port} got no answer naming the client "
         f"(targets: tcp {TCP_PORT}, udp {UDP_PORT}, sctp {SCTP_PORT})",
         run.evidence,

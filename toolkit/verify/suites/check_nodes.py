@@ -54,8 +54,8 @@ def registered(nodes_json: dict[str, Any], kube_node: Node) -> dict[str, Any]:
 def test_kubelet_active(cluster: Cluster, kube_node: Node) -> None:
     run = cluster.run(kube_node, "systemctl is-active kubelet")
     expect(
-        run.output.strip() == "active",
-        f"kubelet is {run.output.strip() or 'unknown'} on {kube_node.name}",
+        run.stdout.strip() == "active",
+        f"kubelet is {run.stdout.strip() or 'unknown'} on {kube_node.name}",
         run.evidence,
         cluster.journal(kube_node, "kubelet"),
     )
@@ -64,7 +64,7 @@ def test_kubelet_active(cluster: Cluster, kube_node: Node) -> None:
 def test_kubelet_healthz(cluster: Cluster, kube_node: Node) -> None:
     run = cluster.run(kube_node, "curl -sS --max-time 5 http://127.0.0.1:10248/healthz")
     expect(
-        run.output.strip() == "ok", f"kubelet healthz on {kube_node.name} is not ok", run.evidence
+        run.stdout.strip() == "ok", f"kubelet healthz on {kube_node.name} is not ok", run.evidence
     )
 
 
@@ -89,8 +89,8 @@ def test_kubelet_anonymous_auth_off(cluster: Cluster, kube_node: Node) -> None:
         "curl -sk --max-time 5 -o /dev/null -w '%{http_code}' https://127.0.0.1:10250/pods",
     )
     expect(
-        run.output.strip() == "401",
-        f"anonymous GET /pods got {run.output.strip()}, not 401",
+        run.stdout.strip() == "401",
+        f"anonymous GET /pods got {run.stdout.strip()}, not 401",
         run.evidence,
     )
 
@@ -102,7 +102,7 @@ def test_kubelet_talks_to_configured_cri_socket(cluster: Cluster, kube_node: Nod
     # The runtime's listening socket and the kubelet's connections, matched by inode.
     run = cluster.run(kube_node, "ss -Hxpn")
     server_inodes, kubelet_peers = set(), set()
-    for line in run.output.splitlines():
+    for line in run.stdout.splitlines():
         fields = line.split()
         if len(fields) < 8:
             continue
@@ -122,7 +122,7 @@ def test_kubelet_talks_to_configured_cri_socket(cluster: Cluster, kube_node: Nod
 def test_cri_image_service(cluster: Cluster, kube_node: Node) -> None:
     endpoint, _ = cri_endpoint(cluster, kube_node)
     run = cluster.run(kube_node, f"{crictl(endpoint)} images -q")
-    expect(run.ok and run.output.strip(), "the CRI ImageService gave no images", run.evidence)
+    expect(run.ok and run.stdout.strip(), "the CRI ImageService gave no images", run.evidence)
 
 
 def test_cri_runtime_service(cluster: Cluster, kube_node: Node) -> None:
@@ -130,7 +130,7 @@ def test_cri_runtime_service(cluster: Cluster, kube_node: Node) -> None:
     pods = cluster.run(kube_node, f"{crictl(endpoint)} pods -q")
     containers = cluster.run(kube_node, f"{crictl(endpoint)} ps -q")
     expect(
-        pods.ok and containers.ok and pods.output.strip() and containers.output.strip(),
+        pods.ok and containers.ok and pods.stdout.strip() and containers.stdout.strip(),
         "the CRI RuntimeService listed no Pod sandboxes or no containers",
         pods.evidence,
         containers.evidence,
@@ -148,12 +148,12 @@ def test_every_pod_has_a_pause_sandbox(cluster: Cluster, kube_node: Node) -> Non
         ready.evidence,
         sandboxes.evidence,
     )
-    pause_ids = {line.split()[0] for line in sandboxes.output.splitlines()[1:] if "/pause:" in line}
-    ready_ids = set(ready.output.split())
+    pause_ids = {line.split()[0] for line in sandboxes.stdout.splitlines()[1:] if "/pause:" in line}
+    ready_ids = set(ready.stdout.split())
     without_pause = ready_ids - pause_ids
     orphans = {
         c["metadata"]["name"]
-        for c in json.loads(running.output).get("containers", [])
+        for c in json.loads(running.stdout).get("containers", [])
         if c["podSandboxId"] not in ready_ids
     }
     expect(
@@ -167,10 +167,10 @@ def test_every_pod_has_a_pause_sandbox(cluster: Cluster, kube_node: Node) -> Non
 
 def test_kube_proxy_running_and_mode(cluster: Cluster, kube_node: Node) -> None:
     run = cluster.run(kube_node, "crictl ps --name '^kube-proxy$' --state running -q")
-    expect(run.output.strip(), f"kube-proxy is not running on {kube_node.name}", run.evidence)
+    expect(run.stdout.strip(), f"kube-proxy is not running on {kube_node.name}", run.evidence)
     mode = cluster.run(kube_node, "curl -sS --max-time 5 http://127.0.0.1:10249/proxyMode")
     expect(
-        mode.ok and mode.output.strip() in ("iptables", "ipvs", "nftables"),
+        mode.ok and mode.stdout.strip() in ("iptables", "ipvs", "nftables"),
         f"kube-proxy on {kube_node.name} reports no mode",
         mode.evidence,
     )
@@ -180,12 +180,12 @@ def test_kube_proxy_service_rules(cluster: Cluster, kube_node: Node) -> None:
     service = cluster.kubectl_json("get", "service", "-n", "default", "kubernetes")
     address = service["spec"]["clusterIP"]
     mode = cluster.run(kube_node, "curl -sS --max-time 5 http://127.0.0.1:10249/proxyMode")
-    if mode.output.strip() == "ipvs":
+    if mode.stdout.strip() == "ipvs":
         run = cluster.run(kube_node, "ipvsadm -Ln")
     else:
         run = cluster.run(kube_node, "iptables -t nat -S KUBE-SERVICES")
     expect(
-        run.ok and f"{address}" in run.output,
+        run.ok and f"{address}" in run.stdout,
         f"no rules for the kubernetes Service ({address}) on {kube_node.name}",
         run.evidence,
     )
@@ -193,19 +193,19 @@ def test_kube_proxy_service_rules(cluster: Cluster, kube_node: Node) -> None:
 
 def test_cni_configuration_and_plugins(cluster: Cluster, kube_node: Node) -> None:
     listing = cluster.run(kube_node, f"ls {CNI_CONF_DIR}")
-    files = sorted(f for f in listing.output.split() if f.endswith((".conf", ".conflist")))
+    files = sorted(f for f in listing.stdout.split() if f.endswith((".conf", ".conflist")))
     expect(files, f"no CNI configuration in {CNI_CONF_DIR} on {kube_node.name}", listing.evidence)
     # The runtime uses the first configuration in lexical order.
     run = cluster.run(kube_node, f"cat {CNI_CONF_DIR}/{files[0]}")
     try:
-        conf = json.loads(run.output)
+        conf = json.loads(run.stdout)
     except json.JSONDecodeError:
         fail(f"{files[0]} is not JSON", run.evidence)
     types = [p["type"] for p in conf.get("plugins", [conf])]
     present = cluster.run(
         kube_node, " ; ".join(f"test -x {CNI_BIN_DIR}/{t} || echo {t}" for t in types)
     )
-    missing = present.output.split()
+    missing = present.stdout.split()
     expect(
         types and not missing,
         f"{files[0]} names plugins {types}; missing from {CNI_BIN_DIR}: {missing}",

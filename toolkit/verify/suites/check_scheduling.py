@@ -20,7 +20,7 @@ def running(cluster: Cluster, app: str, replicas: int) -> tuple[bool, dict[str, 
         run = cluster.kubectl("get", "pods", "-n", NAMESPACE, "-l", f"app={app}", "-o", "json")
         if not run.ok:
             return {}
-        return {p["metadata"]["name"]: p for p in json.loads(run.output)["items"]}
+        return {p["metadata"]["name"]: p for p in json.loads(run.stdout)["items"]}
 
     def accept(pods: dict[str, dict[str, Any]]) -> bool:
         phases = [p["status"].get("phase") for p in pods.values()]
