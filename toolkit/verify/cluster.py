@@ -179,7 +179,7 @@ class Cluster:
                 backend.run_local(
                     "ssh -F %s -o ControlPath=%s -O exit %s",
                     backend.ssh_config,
-                    backend.controlpath,
+                    str(self._control_dir / "%C"),
                     backend.host.name,
                 )
         shutil.rmtree(self._control_dir, ignore_errors=True)

@@ -114,10 +114,12 @@ def test_only_apiserver_has_etcd_client_certificate(cluster: Cluster, control_pl
 
 
 def test_only_apiserver_connects_to_etcd(lab: Lab, cluster: Cluster, etcd_side: Node) -> None:
-    run = cluster.run(etcd_side, "ss -Htnp state established '( dport = :2379 )'")
-    expect(run.ok, "ss failed", run.evidence)
+    """Outgoing: no process but the API server (and etcd itself) connects to a client port.
+    Incoming, where a member runs: clients come only from where API servers run."""
+    outgoing = cluster.run(etcd_side, "ss -Htnp state established '( dport = :2379 )'")
+    expect(outgoing.ok, "ss failed", outgoing.evidence)
     processes = {
-        part.split('"')[1] for line in run.stdout.splitlines() for part in line.split("((")[1:]
+        part.split('"')[1] for line in outgoing.stdout.splitlines() for part in line.split("((")[1:]
     }
     # etcd talks to its own client port (its gRPC gateway); anything else is a stranger.
     strangers = processes - {"kube-apiserver", "etcd"}
@@ -126,7 +128,19 @@ def test_only_apiserver_connects_to_etcd(lab: Lab, cluster: Cluster, etcd_side: 
         not strangers and (wanted is None or wanted in processes),
         f"{etcd_side.name}: processes connected to etcd's client port: {sorted(processes)}"
         + (" (the API server is not among them)" if wanted and wanted not in processes else ""),
-        run.evidence,
+        outgoing.evidence,
+    )
+    if etcd_side not in lab.etcd_members:
+        return
+    incoming = cluster.run(etcd_side, "ss -Htn state established '( sport = :2379 )'")
+    allowed = {"127.0.0.1", str(etcd_side.address)}
+    if lab.etcd_topology == "external":
+        allowed |= {str(cp.address) for cp in lab.control_planes}
+    peers = {line.split()[-1].rsplit(":", 1)[0] for line in incoming.stdout.splitlines()}
+    expect(
+        incoming.ok and peers <= allowed,
+        f"{etcd_side.name}: etcd clients from {sorted(peers - allowed)}, where no API server runs",
+        incoming.evidence,
     )
 
 
@@ -248,9 +262,8 @@ def test_api_through_vip_survives_one_apiserver_stopped(lab: Lab, cluster: Clust
     )
 
 
-def test_service_cidr_holds_kubernetes_service(lab: Lab, cluster: Cluster) -> None:
-    service = cluster.kubectl_json("get", "service", "-n", "default", "kubernetes")
-    address = ipaddress.ip_address(service["spec"]["clusterIP"])
+def test_service_cidr_holds_kubernetes_service(lab: Lab, cluster_ips: dict[str, str]) -> None:
+    address = ipaddress.ip_address(cluster_ips["default/kubernetes"])
     expect(
         address in lab.network.service_cidr,
         f"the kubernetes Service's address {address} is outside {lab.network.service_cidr}",

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from toolkit.lab.spec import Lab, Node
+from toolkit.lab.spec import Node
 from toolkit.verify.checks import expect, fail
 from toolkit.verify.cluster import Cluster, Run, eventually
 from toolkit.verify.workload import (
@@ -104,7 +104,7 @@ def sctp_probe(target: str, port: int) -> str:
 def resolve(name: str) -> str:
     """Bash: the first address the Pod's resolver gives for ``name``, into $ip."""
     return (
-        f"ip=$(getent hosts {name} | cut -d' ' -f1 | head -n1); "
+        f"export ip=$(getent hosts {name} | cut -d' ' -f1 | head -n1); "
         f"test -n \"$ip\" || {{ echo 'no address for {name}'; exit 2; }}; "
     )
 
@@ -125,17 +125,29 @@ def test_container_to_container_over_localhost(cluster: Cluster, test_pods: dict
     )
 
 
-def test_ip_per_pod(lab: Lab, cluster: Cluster, kube_node: Node) -> None:
-    pods = cluster.kubectl_json(
-        "get", "pods", "-A", "--field-selector", f"spec.nodeName={kube_node.name}"
-    )
-    node = cluster.kubectl_json("get", "node", kube_node.name)
-    cidr = node["spec"].get("podCIDR")
+@pytest.fixture(scope="module")
+def services(cluster: Cluster, test_pods: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every Service by namespace/name, once the test workload exists."""
+    items = cluster.kubectl_json("get", "services", "-A")["items"]
+    return {f"{s['metadata']['namespace']}/{s['metadata']['name']}": s for s in items}
+
+
+@pytest.fixture(scope="module")
+def all_pods(cluster: Cluster, test_pods: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(cluster.kubectl_json("get", "pods", "-A")["items"])
+
+
+def test_ip_per_pod(
+    nodes_json: dict[str, Any], all_pods: list[dict[str, Any]], kube_node: Node
+) -> None:
+    cidr = nodes_json.get(kube_node.name, {}).get("spec", {}).get("podCIDR")
     expect(cidr, f"{kube_node.name} has no Pod range")
     node_range = ipaddress.ip_network(cidr)
     seen: dict[str, str] = {}
     problems = []
-    for pod in pods["items"]:
+    for pod in all_pods:
+        if pod["spec"].get("nodeName") != kube_node.name:
+            continue
         if pod["spec"].get("hostNetwork") or not pod["status"].get("podIP"):
             continue
         name = f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
@@ -172,7 +184,9 @@ SERVICE_CASES = {
 
 
 @pytest.mark.parametrize("case", list(SERVICE_CASES))
-def test_pod_to_service(cluster: Cluster, test_pods: dict[str, Any], case: str) -> None:
+def test_pod_to_service(
+    cluster: Cluster, test_pods: dict[str, Any], services: dict[str, Any], case: str
+) -> None:
     service, namespace, by_name = SERVICE_CASES[case]
     client = ready_pod(test_pods, f"{NAMESPACE}/client")
     if by_name:
@@ -180,9 +194,7 @@ def test_pod_to_service(cluster: Cluster, test_pods: dict[str, Any], case: str) 
         name = service if namespace == NAMESPACE else f"{service}.{namespace}"
         script = resolve(name) + tcp_probe("$ip", 80)
     else:
-        address = cluster.kubectl_json("get", "service", "-n", namespace, service)["spec"][
-            "clusterIP"
-        ]
+        address = services[f"{namespace}/{service}"]["spec"]["clusterIP"]
         script = tcp_probe(address, 80)
     run = in_pod(cluster, f"{NAMESPACE}/client", script)
     expect(
@@ -192,11 +204,11 @@ def test_pod_to_service(cluster: Cluster, test_pods: dict[str, Any], case: str) 
     )
 
 
-def test_dns_resolves_kubernetes_default(cluster: Cluster, test_pods: dict[str, Any]) -> None:
+def test_dns_resolves_kubernetes_default(
+    cluster: Cluster, test_pods: dict[str, Any], services: dict[str, Any]
+) -> None:
     ready_pod(test_pods, f"{NAMESPACE}/client")
-    wanted = cluster.kubectl_json("get", "service", "-n", "default", "kubernetes")["spec"][
-        "clusterIP"
-    ]
+    wanted = services["default/kubernetes"]["spec"]["clusterIP"]
     run = in_pod(
         cluster, f"{NAMESPACE}/client", "getent hosts kubernetes.default; cat /etc/resolv.conf"
     )
@@ -209,12 +221,16 @@ def test_dns_resolves_kubernetes_default(cluster: Cluster, test_pods: dict[str, 
 
 @pytest.mark.parametrize("protocol", ["tcp", "udp", "sctp"])
 def test_service_forwarding(
-    cluster: Cluster, workload: Workload, test_pods: dict[str, Any], protocol: str
+    cluster: Cluster,
+    workload: Workload,
+    test_pods: dict[str, Any],
+    services: dict[str, Any],
+    protocol: str,
 ) -> None:
     if protocol == "sctp" and not workload.layout.sctp:
         pytest.skip(f"SCTP: {workload.layout.sctp_reason}")
     client = ready_pod(test_pods, f"{NAMESPACE}/client")
-    address = cluster.kubectl_json("get", "service", "-n", NAMESPACE, "echo")["spec"]["clusterIP"]
+    address = services[f"{NAMESPACE}/echo"]["spec"]["clusterIP"]
     port = {"tcp": 80, "udp": 81, "sctp": 82}[protocol]
     probe = {"tcp": tcp_probe, "udp": udp_probe, "sctp": sctp_probe}[protocol](address, port)
     run = in_pod(cluster, f"{NAMESPACE}/client", probe)
@@ -226,11 +242,9 @@ def test_service_forwarding(
     )
 
 
-def test_nodeport_from_outside_the_cluster(
-    cluster: Cluster, workload: Workload, test_pods: dict[str, Any], kube_node: Node
-) -> None:
+def test_nodeport_from_outside_the_cluster(services: dict[str, Any], kube_node: Node) -> None:
     # From this machine (outside the cluster) to the node's lab address, a lab host.
-    service = cluster.kubectl_json("get", "service", "-n", NAMESPACE, "echo-nodeport")
+    service = services[f"{NAMESPACE}/echo-nodeport"]
     port = service["spec"]["ports"][0]["nodePort"]
     answers: list[str] = []
     for _ in range(ATTEMPTS):

@@ -176,9 +176,10 @@ def test_kube_proxy_running_and_mode(cluster: Cluster, kube_node: Node) -> None:
     )
 
 
-def test_kube_proxy_service_rules(cluster: Cluster, kube_node: Node) -> None:
-    service = cluster.kubectl_json("get", "service", "-n", "default", "kubernetes")
-    address = service["spec"]["clusterIP"]
+def test_kube_proxy_service_rules(
+    cluster: Cluster, cluster_ips: dict[str, str], kube_node: Node
+) -> None:
+    address = cluster_ips["default/kubernetes"]
     mode = cluster.run(kube_node, "curl -sS --max-time 5 http://127.0.0.1:10249/proxyMode")
     if mode.stdout.strip() == "ipvs":
         run = cluster.run(kube_node, "ipvsadm -Ln")

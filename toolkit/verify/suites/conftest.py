@@ -69,6 +69,17 @@ def workload(verify_context: VerifyContext) -> Workload:
 
 
 @pytest.fixture(scope="session")
+def cluster_ips(cluster: Cluster) -> dict[str, str]:
+    """Every Service's ClusterIP by namespace/name, read once per run (for the system
+    Services) or once the test workload is applied (see the network suite)."""
+    services = cluster.kubectl_json("get", "services", "-A")["items"]
+    return {
+        f"{s['metadata']['namespace']}/{s['metadata']['name']}": s["spec"].get("clusterIP", "")
+        for s in services
+    }
+
+
+@pytest.fixture(scope="session")
 def nodes_json(cluster: Cluster) -> dict[str, Any]:
     """The cluster's Node objects by name, read once per run."""
     return {n["metadata"]["name"]: n for n in cluster.kubectl_json("get", "nodes")["items"]}
