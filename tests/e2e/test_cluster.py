@@ -25,11 +25,15 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 LABS = os.environ.get("K8SLAB_E2E_LABS", "ha-stacked").split()
 # K8SLAB_E2E_REUSE=1 checks labs that are already up; K8SLAB_KEEP_LABS=1 leaves them up.
 NAMESPACE = "k8slab-e2e"
-ETCDCTL = (
-    "sudo etcdctl --cacert /etc/kubernetes/pki/etcd/ca.crt "
+# etcdctl where each topology keeps a client certificate: kubeadm's health-check client on
+# the control planes (stacked), the etcd role's on the etcd hosts (external).
+ETCDCTL = {
+    "stacked": "sudo etcdctl --cacert /etc/kubernetes/pki/etcd/ca.crt "
     "--cert /etc/kubernetes/pki/etcd/healthcheck-client.crt "
-    "--key /etc/kubernetes/pki/etcd/healthcheck-client.key"
-)
+    "--key /etc/kubernetes/pki/etcd/healthcheck-client.key",
+    "external": "sudo etcdctl --cacert /etc/etcd/pki/ca.crt "
+    "--cert /etc/etcd/pki/healthcheck-client.crt --key /etc/etcd/pki/healthcheck-client.key",
+}
 
 
 @pytest.fixture(scope="module", params=LABS)
@@ -128,15 +132,35 @@ def test_one_leader_per_component(lab: Lab, component: str) -> None:
 
 
 def test_etcd_members_are_healthy_where_the_topology_puts_them(lab: Lab) -> None:
-    first = lab.control_planes[0]
+    client = lab.etcd_members[0]
+    etcdctl = ETCDCTL[lab.etcd_topology]
     endpoints = ",".join(f"https://{n.address}:2379" for n in lab.etcd_members)
-    status, output = on(lab, first, f"{ETCDCTL} --endpoints {endpoints} member list -w json")
+    status, output = on(lab, client, f"{etcdctl} --endpoints {endpoints} member list -w json")
     assert status == 0, output
     members = json.loads(output)["members"]
     assert sorted(m["name"] for m in members) == sorted(n.name for n in lab.etcd_members)
-    status, output = on(lab, first, f"{ETCDCTL} --endpoints {endpoints} endpoint health -w json")
+    status, output = on(lab, client, f"{etcdctl} --endpoints {endpoints} endpoint health -w json")
     assert status == 0, output
     assert all(e["health"] for e in json.loads(output))
+    status, output = on(lab, client, f"{etcdctl} --endpoints {endpoints} endpoint status -w json")
+    assert status == 0, output
+    leaders = {e["Status"]["leader"] for e in json.loads(output)}
+    assert len(leaders) == 1, output
+
+
+def test_api_servers_use_the_etcd_of_the_topology(lab: Lab) -> None:
+    expected = (
+        {"https://127.0.0.1:2379"}
+        if lab.etcd_topology == "stacked"
+        else {f"https://{n.address}:2379" for n in lab.etcd_members}
+    )
+    for cp in lab.control_planes:
+        status, manifest = on(lab, cp, "sudo cat /etc/kubernetes/manifests/kube-apiserver.yaml")
+        assert status == 0, manifest
+        flag = next(w for w in manifest.split() if w.startswith("--etcd-servers="))
+        assert set(flag.removeprefix("--etcd-servers=").split(",")) == expected, cp.name
+        runs_etcd = on(lab, cp, "test -e /etc/kubernetes/manifests/etcd.yaml")[0] == 0
+        assert runs_etcd == (lab.etcd_topology == "stacked"), cp.name
 
 
 WORKLOAD = """
