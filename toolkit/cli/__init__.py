@@ -9,7 +9,7 @@ import click
 
 from toolkit import __version__
 from toolkit.cli.bundle import bundle
-from toolkit.cli.cluster import kubectl, provision_command
+from toolkit.cli.cluster import kubectl, provision_command, reset_command
 from toolkit.cli.doctor import doctor
 from toolkit.cli.drill import drill
 from toolkit.cli.etcd import etcd_group
@@ -46,6 +46,7 @@ for command in (
     labs,
     up,
     provision_command,
+    reset_command,
     kubectl,
     status,
     ssh,

@@ -1,4 +1,4 @@
-"""Commands about a lab's cluster: provision, kubectl."""
+"""Commands about a lab's cluster: provision, reset, kubectl."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from toolkit.lab import spec
 from toolkit.lab.state import LabState
 from toolkit.progress import Progress
 from toolkit.provision.cluster import kubectl as run_kubectl
-from toolkit.provision.run import PHASE_NAMES, ProvisionReport, provision
+from toolkit.provision.run import PHASE_NAMES, ProvisionReport, provision, reset
 
 
 def print_summary(report: ProvisionReport) -> None:
@@ -45,6 +45,23 @@ def provision_command(lab: str, phases: tuple[str, ...]) -> None:
     report = provision(model, list(phases), progress)
     print_summary(report)
     click.echo(f"  report: {LabState.of(model.name).root / 'timings' / 'provision.json'}")
+
+
+@click.command("reset")
+@click.argument("lab")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def reset_command(lab: str, yes: bool) -> None:
+    """Wipe the cluster from the lab's hosts (they stay up, ready to provision again)."""
+    model = spec.load_lab(lab)
+    if not yes:
+        click.confirm(
+            f"This wipes the Kubernetes cluster and etcd data of every host of {model.name}. "
+            "Go on?",
+            abort=True,
+        )
+    stats = reset(model, Progress())
+    changed = ", ".join(f"{host}={n}" for host, n in sorted(stats.changed.items()) if n)
+    click.echo(f"lab {model.name}: reset ({changed or 'nothing to change'})")
 
 
 @click.command(context_settings={"ignore_unknown_options": True})

@@ -9,7 +9,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from toolkit import ansible
 from toolkit.bundle import store
@@ -36,12 +39,15 @@ class Phase:
 PHASES = (
     Phase("prereqs", "prereqs.yml"),
     Phase("runtime", "runtime.yml"),
+    Phase("etcd", "etcd.yml"),
     Phase("loadbalancer", "loadbalancer.yml"),
     Phase("control-plane", "control_plane.yml"),
     Phase("workers", "workers.yml"),
     Phase("network", "network.yml"),
 )
 PHASE_NAMES = tuple(phase.name for phase in PHASES)
+PREFLIGHT = Phase("preflight", "preflight.yml")
+RESET = Phase("reset", "reset.yml")
 
 
 @dataclass
@@ -58,14 +64,8 @@ class ProvisionReport:
     lab: str
     phases: list[PhaseResult] = field(default_factory=list)
     seconds: float = 0.0
-
-    @property
-    def changed(self) -> dict[str, int]:
-        total: dict[str, int] = {}
-        for phase in self.phases:
-            for host, count in phase.changed.items():
-                total[host] = total.get(host, 0) + count
-        return total
+    # Ansible's own per-host stats of the run (its PLAY RECAP), not a count of events.
+    changed: dict[str, int] = field(default_factory=dict)
 
     @property
     def hosts(self) -> set[str]:
@@ -103,7 +103,7 @@ def select_phases(names: list[str] | None) -> list[Phase]:
     return [phase for phase in PHASES if phase.name in names]
 
 
-def check_ready_to_provision(lab: Lab, state: LabState) -> None:
+def check_ready_to_provision(lab: Lab, state: LabState, progress: Progress = SILENT) -> None:
     """Everything a run needs, checked before any host is changed."""
     if not state.inventory.exists():
         raise HostError(f"lab {lab.name} has no hosts yet; run `k8slab up {lab.name}`")
@@ -112,72 +112,103 @@ def check_ready_to_provision(lab: Lab, state: LabState) -> None:
             f"no complete bundle for Kubernetes {lab.kubernetes_version}; build it with "
             f"`k8slab bundle build --kubernetes {lab.kubernetes_version}`"
         )
-    stats = ansible.run_module(state, "ansible.builtin.ping", name="preflight-ping")
-    if stats.unreachable or stats.failures:
-        down = sorted({*stats.unreachable, *stats.failures})
+    tracker = _EventTracker(progress, _phase_of_plays([PREFLIGHT]))
+    run = ansible.run_runner(
+        state,
+        "preflight",
+        playbook=str(PLAYBOOKS_DIR / PREFLIGHT.playbook),
+        event_handler=tracker.handle,
+    )
+    tracker.finish()
+    stats = ansible.RunStats.from_runner(run.status, run.stats)
+    if stats.unreachable:
         raise HostError(
-            f"not reachable over SSH: {', '.join(down)}; nothing was changed. "
-            f"See `k8slab status {lab.name}`"
+            f"not reachable over SSH: {', '.join(sorted(stats.unreachable))}; nothing was "
+            f"changed. See `k8slab status {lab.name}`"
         )
+    if stats.failures or run.status != "successful":
+        details = "\n".join(tracker.failures) or f"ansible-runner status {run.status}"
+        raise HostError(f"lab {lab.name} cannot be provisioned:\n{details}")
 
 
 def provision(
     lab: Lab, phase_names: list[str] | None = None, progress: Progress = SILENT
 ) -> ProvisionReport:
+    """Run the chosen phases (all by default) in one ansible-playbook run.
+
+    One run rather than one per phase: Ansible starts, reads the inventory and opens its
+    SSH connections once, which is much of what a run that changes nothing costs.
+    """
     state = LabState.of(lab.name)
     phases = select_phases(phase_names)
-    check_ready_to_provision(lab, state)
-    report = ProvisionReport(lab.name)
+    check_ready_to_provision(lab, state, progress)
+    tracker = _EventTracker(progress, _phase_of_plays(phases))
     started = time.monotonic()
-    for phase in phases:
-        report.phases.append(_run_phase(lab, state, phase, progress))
-    report.seconds = time.monotonic() - started
-    state.write_json(state.root / "timings" / "provision.json", report.to_dict())
-    return report
-
-
-def _run_phase(lab: Lab, state: LabState, phase: Phase, progress: Progress) -> PhaseResult:
-    tracker = _EventTracker(phase.name, progress)
-    begun = time.monotonic()
-    with progress.phase(phase.name, phase.playbook):
-        run = ansible.run_runner(
-            state,
-            f"provision-{phase.name}",
-            playbook=str(PLAYBOOKS_DIR / phase.playbook),
-            extravars={"k8slab_state_dir": str(state.root)},
-            event_handler=tracker.handle,
-        )
+    run = ansible.run_runner(
+        state,
+        "provision",
+        playbook=str(_write_run_playbook(state, phases)),
+        extravars={"k8slab_state_dir": str(state.root)},
+        event_handler=tracker.handle,
+    )
+    tracker.finish()
     stats = ansible.RunStats.from_runner(run.status, run.stats)
     if stats.unreachable or stats.failures or run.status != "successful":
         failed = sorted({*stats.failures, *stats.unreachable})
         details = "\n".join(tracker.failures) or f"ansible-runner status {run.status}"
         raise ProvisionError(
-            f"phase {phase.name} failed on {', '.join(failed) or 'the controller'}:\n{details}\n"
-            f"(log: {state.root / 'ansible' / ('provision-' + phase.name)}); "
+            f"phase {tracker.last_phase or phases[0].name} failed on "
+            f"{', '.join(failed) or 'the controller'}:\n{details}\n"
+            f"(log: {state.root / 'ansible' / 'provision'}); "
             f"fix it and run `k8slab provision {lab.name}` again"
         )
-    return PhaseResult(
-        phase.name,
-        round(time.monotonic() - begun, 1),
-        round(tracker.kubeadm_seconds(), 1),
-        stats.changed,
-        stats.ok,
+    report = ProvisionReport(
+        lab.name, tracker.results(phases), time.monotonic() - started, stats.changed
     )
+    state.write_json(state.root / "timings" / "provision.json", report.to_dict())
+    return report
+
+
+def _phase_of_plays(phases: list[Phase]) -> dict[str, str]:
+    """Each play's name to the phase whose playbook holds it (progress is per phase)."""
+    owner: dict[str, str] = {}
+    for phase in phases:
+        plays = yaml.safe_load((PLAYBOOKS_DIR / phase.playbook).read_text(encoding="utf-8"))
+        for play in plays:
+            owner[play["name"]] = phase.name
+    return owner
+
+
+def _write_run_playbook(state: LabState, phases: list[Phase]) -> Path:
+    path = state.root / "ansible" / "provision.yml"
+    imports = [
+        {"name": phase.name, "ansible.builtin.import_playbook": str(PLAYBOOKS_DIR / phase.playbook)}
+        for phase in phases
+    ]
+    state.write_text(path, yaml.safe_dump(imports, sort_keys=False))
+    return path
 
 
 class _EventTracker:
-    """Turns ansible-runner events into progress lines, failures and kubeadm's time."""
+    """Turns ansible-runner events into per-phase progress, counts, failures and kubeadm time."""
 
-    def __init__(self, phase: str, progress: Progress) -> None:
-        self.phase = phase
+    def __init__(self, progress: Progress, phase_of_play: dict[str, str]) -> None:
         self.progress = progress
+        self.phase_of_play = phase_of_play
+        self.phase = ""
+        self.last_phase = ""
         self.failures: list[str] = []
-        self.kubeadm_task_seconds: dict[str, float] = {}
+        self._entered = 0.0
+        self._seconds: dict[str, float] = {}
+        self._kubeadm: dict[str, dict[str, float]] = {}
+        self._ok: dict[str, dict[str, int]] = {}
+        self._changed: dict[str, dict[str, int]] = {}
 
     def handle(self, event: dict[str, Any]) -> bool:
         data = event.get("event_data", {})
         kind = event.get("event", "")
         handlers: dict[str, Callable[[dict[str, Any]], None]] = {
+            "playbook_on_play_start": self._play_start,
             "playbook_on_task_start": self._task_start,
             "runner_on_ok": self._result,
             "runner_on_failed": self._failed,
@@ -187,17 +218,53 @@ class _EventTracker:
             handlers[kind](data)
         return True
 
+    def finish(self) -> None:
+        self._enter("")
+
+    def results(self, phases: list[Phase]) -> list[PhaseResult]:
+        return [
+            PhaseResult(
+                phase.name,
+                round(self._seconds.get(phase.name, 0.0), 1),
+                round(sum(self._kubeadm.get(phase.name, {}).values()), 1),
+                self._changed.get(phase.name, {}),
+                self._ok.get(phase.name, {}),
+            )
+            for phase in phases
+        ]
+
+    def _enter(self, phase: str) -> None:
+        if phase == self.phase:
+            return
+        now = time.monotonic()
+        if self.phase:
+            took = now - self._entered
+            self._seconds[self.phase] = self._seconds.get(self.phase, 0.0) + took
+            self.progress.say(self.phase, f"done in {took:.1f}s")
+            self.last_phase = self.phase
+        self.phase, self._entered = phase, now
+
+    def _play_start(self, data: dict[str, Any]) -> None:
+        play = data.get("play", "")
+        self._enter(self.phase_of_play.get(play, self.phase or "ansible"))
+        self.progress.say(self.phase, play)
+
     def _task_start(self, data: dict[str, Any]) -> None:
         self.progress.say(self.phase, data.get("task", ""))
 
     def _result(self, data: dict[str, Any]) -> None:
-        task = data.get("task", "")
+        task, host = data.get("task", ""), data.get("host", "")
+        ok = self._ok.setdefault(self.phase, {})
+        ok[host] = ok.get(host, 0) + 1
+        changed = self._changed.setdefault(self.phase, {})
+        changed[host] = changed.get(host, 0)
         if "kubeadm init" in task or "kubeadm join" in task:
-            duration = float(data.get("duration") or 0.0)
             # Hosts joining in parallel overlap: count the longest of each task.
-            self.kubeadm_task_seconds[task] = max(self.kubeadm_task_seconds.get(task, 0), duration)
+            kubeadm = self._kubeadm.setdefault(self.phase, {})
+            kubeadm[task] = max(kubeadm.get(task, 0.0), float(data.get("duration") or 0.0))
         if data.get("res", {}).get("changed"):
-            self.progress.say(self.phase, f"changed: {task}", data.get("host", ""))
+            changed[host] += 1
+            self.progress.say(self.phase, f"changed: {task}", host)
 
     def _failed(self, data: dict[str, Any]) -> None:
         if data.get("ignore_errors"):
@@ -208,8 +275,30 @@ class _EventTracker:
         self.failures.append(line)
         self.progress.say(self.phase, f"FAILED: {data.get('task', '')}", data.get("host", ""))
 
-    def kubeadm_seconds(self) -> float:
-        return sum(self.kubeadm_task_seconds.values())
+
+def reset(lab: Lab, progress: Progress = SILENT) -> ansible.RunStats:
+    """Wipe the cluster from every node (playbooks/reset.yml), leaving hosts to provision again."""
+    state = LabState.of(lab.name)
+    if not state.inventory.exists():
+        raise HostError(f"lab {lab.name} has no hosts; there is nothing to reset")
+    tracker = _EventTracker(progress, _phase_of_plays([RESET]))
+    run = ansible.run_runner(
+        state,
+        "reset",
+        playbook=str(PLAYBOOKS_DIR / RESET.playbook),
+        extravars={"k8slab_state_dir": str(state.root), "reset_confirmed": True},
+        event_handler=tracker.handle,
+    )
+    tracker.finish()
+    stats = ansible.RunStats.from_runner(run.status, run.stats)
+    if stats.unreachable or stats.failures or run.status != "successful":
+        failed = sorted({*stats.failures, *stats.unreachable})
+        details = "\n".join(tracker.failures) or f"ansible-runner status {run.status}"
+        raise ProvisionError(
+            f"reset failed on {', '.join(failed) or 'the controller'}:\n{details}\n"
+            f"(log: {state.root / 'ansible' / 'reset'})"
+        )
+    return stats
 
 
 def up_cluster(lab: Lab, progress: Progress = SILENT) -> ProvisionReport:

@@ -1,0 +1,107 @@
+"""The provisioning runner's bookkeeping: phases of plays, per-phase counts from events,
+and idempotence from Ansible's own stats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from toolkit.errors import K8slabError
+from toolkit.lab.state import LabState
+from toolkit.paths import PLAYBOOKS_DIR
+from toolkit.progress import SILENT
+from toolkit.provision.run import (
+    PHASES,
+    ProvisionReport,
+    _EventTracker,
+    _phase_of_plays,
+    _write_run_playbook,
+    select_phases,
+)
+
+
+def test_every_play_of_every_phase_has_a_name_of_its_own() -> None:
+    owner = _phase_of_plays(list(PHASES))
+    plays = [
+        play["name"]
+        for phase in PHASES
+        for play in yaml.safe_load((PLAYBOOKS_DIR / phase.playbook).read_text())
+    ]
+    assert len(plays) == len(set(plays)) == len(owner)
+
+
+def test_cluster_yml_imports_every_phase_in_order() -> None:
+    imported = [
+        entry["ansible.builtin.import_playbook"]
+        for entry in yaml.safe_load((PLAYBOOKS_DIR / "cluster.yml").read_text())
+    ]
+    assert imported == [phase.playbook for phase in PHASES]
+
+
+def test_unknown_phase_is_refused_with_the_known_ones() -> None:
+    with pytest.raises(K8slabError, match="unknown phase nope; phases are: prereqs, runtime"):
+        select_phases(["nope"])
+
+
+def test_run_playbook_imports_the_chosen_phases(isolated_state: Path) -> None:
+    state = LabState.of("demo")
+    path = _write_run_playbook(state, select_phases(["etcd", "network"]))
+    assert path.is_relative_to(isolated_state)
+    imports = yaml.safe_load(path.read_text())
+    assert [Path(i["ansible.builtin.import_playbook"]).name for i in imports] == [
+        "etcd.yml",
+        "network.yml",
+    ]
+
+
+def event(kind: str, **data: Any) -> dict[str, Any]:
+    return {"event": kind, "event_data": data}
+
+
+def test_tracker_counts_per_phase_and_keeps_the_longest_kubeadm_join() -> None:
+    phases = select_phases(["control-plane", "workers"])
+    tracker = _EventTracker(SILENT, {"Control plane": "control-plane", "Workers": "workers"})
+    for item in [
+        event("playbook_on_play_start", play="Control plane"),
+        event(
+            "runner_on_ok",
+            host="cp1",
+            task="Run kubeadm init",
+            duration=40.0,
+            res={"changed": True},
+        ),
+        event("runner_on_ok", host="cp1", task="Read a file", res={"changed": False}),
+        event("playbook_on_play_start", play="Workers"),
+        event(
+            "runner_on_ok",
+            host="w1",
+            task="Run kubeadm join on workers",
+            duration=12.0,
+            res={"changed": True},
+        ),
+        event(
+            "runner_on_ok",
+            host="w2",
+            task="Run kubeadm join on workers",
+            duration=15.0,
+            res={"changed": True},
+        ),
+        event("runner_on_failed", host="w2", task="Boom", res={"msg": "broke"}),
+    ]:
+        tracker.handle(item)
+    tracker.finish()
+    control_plane, workers = tracker.results(phases)
+    assert (control_plane.ok, control_plane.changed) == ({"cp1": 2}, {"cp1": 1})
+    assert control_plane.kubeadm_seconds == 40.0
+    assert workers.changed == {"w1": 1, "w2": 1}
+    assert workers.kubeadm_seconds == 15.0
+    assert tracker.failures == ["  w2: Boom: broke"]
+    assert tracker.last_phase == "workers"
+
+
+def test_idempotence_comes_from_ansible_stats() -> None:
+    assert ProvisionReport("demo", changed={"cp1": 0, "w1": 0}).idempotent
+    assert not ProvisionReport("demo", changed={"cp1": 0, "w1": 2}).idempotent
