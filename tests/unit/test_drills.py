@@ -9,9 +9,10 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from toolkit.cli import main
-from toolkit.drills import probes
+from toolkit.drills import probes, scenarios
 from toolkit.drills.report import DrillResult, render_markdown, write_reports
 from toolkit.etcd.snapshots import SnapshotManifest, snapshot_name, write_sidecars
+from toolkit.etcd.topology import PARKED_DIR, Topology
 from toolkit.lab.spec import load_lab
 
 
@@ -142,3 +143,49 @@ def test_backups_of_a_lab_without_any(isolated_state: Path) -> None:
 def test_keep_must_be_positive() -> None:
     result = CliRunner().invoke(main, ["etcd", "backup", "ha-stacked", "--keep", "0"])
     assert result.exit_code == 2
+
+
+KUBEADM_ETCD_MANIFEST = """\
+spec:
+  containers:
+  - command:
+    - etcd
+    - --data-dir=/var/lib/etcd
+    - --initial-advertise-peer-urls=https://172.30.2.11:2380
+    - --initial-cluster=cp1=https://172.30.2.11:2380
+    - --key-file=/etc/kubernetes/pki/etcd/server.key
+"""
+EXTERNAL_ETCD_CONFIG = """\
+name: etcd1
+initial-cluster: etcd1=https://172.30.3.31:2380,etcd2=https://172.30.3.32:2380
+initial-cluster-token: ha-external-etcd
+initial-cluster-state: new
+"""
+
+
+def rejoin(topology: str, text: str, tmp_path: Path) -> str:
+    lab = load_lab("ha-stacked" if topology == "stacked" else "ha-external")
+    command = scenarios._rejoin_config_command(Topology(lab), "a=https://x:2380,b=https://y:2380")
+    target = tmp_path / "config"
+    target.write_text(text)
+    for real in (f"{PARKED_DIR}/etcd.yaml", scenarios.EXTERNAL_CONFIG):
+        command = command.replace(real, str(target))
+    subprocess.run(["sh", "-c", command], check=True, timeout=30)
+    return target.read_text()
+
+
+def test_a_replaced_stacked_member_joins_the_existing_cluster(tmp_path: Path) -> None:
+    text = rejoin("stacked", KUBEADM_ETCD_MANIFEST, tmp_path)
+    assert "    - --initial-cluster=a=https://x:2380,b=https://y:2380\n" in text
+    assert "    - --initial-cluster-state=existing\n" in text
+    assert text.count("--initial-cluster-state") == 1
+    assert "    - --key-file=/etc/kubernetes/pki/etcd/server.key\n" in text
+    again = rejoin("stacked", text, tmp_path)
+    assert again.count("--initial-cluster-state=existing") == 1
+
+
+def test_a_replaced_external_member_joins_the_existing_cluster(tmp_path: Path) -> None:
+    text = rejoin("external", EXTERNAL_ETCD_CONFIG, tmp_path)
+    assert "initial-cluster: a=https://x:2380,b=https://y:2380\n" in text
+    assert "initial-cluster-state: existing\n" in text
+    assert "initial-cluster-token: ha-external-etcd\n" in text

@@ -204,12 +204,14 @@ def stage(plan: RestorePlan, progress: Progress = SILENT) -> None:
             f"echo '{sha}  {plan.manifest.file}' | sha256sum --check --quiet; "
             f"etcdutl snapshot restore --help 2>&1 | grep -q -- --bump-revision || "
             f"{{ echo 'this etcdutl has no --bump-revision; etcd >= 3.6 is needed'; exit 3; }}; "
-            f"etcdutl snapshot status -w json {plan.manifest.file} 2>&1; "
-            f"test ! -e {plan.restored_dir}; "
-            f"etcdutl snapshot restore {plan.manifest.file} --name {member.name} "
+            f"st=$(etcdutl snapshot status -w json {plan.manifest.file} 2>/dev/null) || "
+            f"{{ echo 'etcdutl snapshot status cannot read it: truncated or damaged'; exit 4; }}; "
+            f'echo "$st"; test ! -e {plan.restored_dir}; '
+            f"out=$(etcdutl snapshot restore {plan.manifest.file} --name {member.name} "
             f"--initial-cluster {initial_cluster} --initial-cluster-token {plan.token} "
             f"--initial-advertise-peer-urls {member.peer_url} --data-dir {plan.restored_dir} "
-            f"--bump-revision {BUMP_REVISION} --mark-compacted 2>&1 | tail -3",
+            f"--bump-revision {BUMP_REVISION} --mark-compacted 2>&1) || "
+            f'{{ echo "etcdutl snapshot restore: $(echo "$out" | grep -m1 Error)"; exit 5; }}',
             timeout=600,
         )
         if status != 0:
