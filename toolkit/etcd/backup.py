@@ -61,7 +61,8 @@ def backup(
     chosen, role = choose_member(topo, member)
     now = time.time()
     directory = backups_dir(lab.name)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    directory.chmod(0o700)
     while (directory / snapshot_name(lab.name, now)).exists():
         time.sleep(0.2)
         now = time.time()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shlex
 from pathlib import Path
 
@@ -68,7 +69,9 @@ def fetch(lab: Lab, node: Node, remote_path: str, local_path: Path, timeout: flo
         channel = client.get_transport().open_session(timeout=30)  # type: ignore[union-attr]
         channel.settimeout(timeout)
         channel.exec_command(f"sudo cat {shlex.quote(remote_path)}")
-        with partial.open("wb") as handle:
+        # A snapshot holds every Secret of the cluster: readable by its owner only.
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
             while chunk := channel.recv(CHUNK):
                 digest.update(chunk)
                 handle.write(chunk)
