@@ -31,10 +31,16 @@ def roles_with_scenarios() -> list[str]:
 
 
 def molecule_env(kubernetes_version: str = DEFAULT_KUBERNETES_VERSION) -> dict[str, str]:
-    """The environment of a `molecule` run: node image, the engine's run flags, bundle."""
-    image = node_image().tag
+    """The environment of a `molecule` run: node image, the engine's run flags, bundle.
+
+    ``$K8SLAB_NODE_IMAGE``, when set, names the image instead of the current recipe's.
+    """
+    image = os.environ.get("K8SLAB_NODE_IMAGE") or node_image().tag
     if not image_present(image):
-        raise MoleculeSetupError(f"node image {image} is missing; build it with scripts/setup")
+        raise MoleculeSetupError(
+            f"node image {image} is missing; build it with scripts/setup "
+            f"(or name a present one in K8SLAB_NODE_IMAGE)"
+        )
     bundle = bundle_dir(kubernetes_version)
     if not (bundle / "bundle.json").is_file():
         raise MoleculeSetupError(
