@@ -189,3 +189,16 @@ def test_a_replaced_external_member_joins_the_existing_cluster(tmp_path: Path) -
     assert "initial-cluster: a=https://x:2380,b=https://y:2380\n" in text
     assert "initial-cluster-state: existing\n" in text
     assert "initial-cluster-token: ha-external-etcd\n" in text
+
+
+def test_collecting_a_probe_without_stopping_it_lets_it_finish(tmp_path: Path) -> None:
+    script = probes.loop_script("t", "echo 503", max_count=3, max_seconds=30, interval=0.2)
+    collect = probes.stop_command("t", wait_s=10, ask=False)
+    script, collect = (s.replace(probes.PROBE_DIR, str(tmp_path)) for s in (script, collect))
+    with subprocess.Popen(["sh", "-c", script]) as loop:
+        output = subprocess.run(
+            ["sh", "-c", collect], capture_output=True, text=True, check=True, timeout=30
+        ).stdout
+        loop.wait(timeout=30)
+    assert [s.seq for s in probes.parse_samples(output)] == [1, 2, 3]
+    assert not (tmp_path / "t.stop").exists()

@@ -84,11 +84,12 @@ def start_command(name: str, script: str) -> str:
     )
 
 
-def stop_command(name: str, wait_s: int = 30) -> str:
-    """Shell that asks the probe to stop, waits (bounded) until it has, and prints its log."""
+def stop_command(name: str, wait_s: int = 30, ask: bool = True) -> str:
+    """Shell that asks the probe to stop (unless ``ask`` is false: it runs to its own
+    bounds), waits (bounded) until it has, and prints its log."""
     log, stop = f"{PROBE_DIR}/{name}.log", f"{PROBE_DIR}/{name}.stop"
     return (
-        f"touch {stop}; for i in $(seq 1 {wait_s * 5}); do "
+        f"{'touch ' + stop + '; ' if ask else ''}for i in $(seq 1 {wait_s * 5}); do "
         f"[ -e {log}.done ] && break; sleep 0.2; done; cat {log} 2>/dev/null; true"
     )
 

@@ -235,8 +235,10 @@ def _start_probe(lab: Lab, node: Node, name: str, script: str) -> None:
     remote.root(lab, node, probes.start_command(name, script))
 
 
-def _stop_probe(lab: Lab, node: Node, name: str, wait_s: int = 60) -> list[probes.Sample]:
-    output = remote.root(lab, node, probes.stop_command(name, wait_s), timeout=wait_s + 30)
+def _stop_probe(
+    lab: Lab, node: Node, name: str, wait_s: int = 60, ask: bool = True
+) -> list[probes.Sample]:
+    output = remote.root(lab, node, probes.stop_command(name, wait_s, ask), timeout=wait_s + 30)
     return probes.parse_samples(output)
 
 
@@ -382,7 +384,7 @@ def quorum_loss(lab: Lab, result: DrillResult, progress: Progress) -> None:
     _start_writer(
         lab, writer, namespace, prefix, count=6, seconds=120, interval=1, timeout_s=timeout_s
     )
-    samples = _stop_probe(lab, writer, prefix, wait_s=int(6 * (timeout_s + 2)))
+    samples = _stop_probe(lab, writer, prefix, wait_s=int(6 * (timeout_s + 2)), ask=False)
     result.data["writes_without_quorum"] = [s.code for s in samples]
     result.check(
         "no write succeeds without quorum",
@@ -422,7 +424,7 @@ def control_plane_loss(lab: Lab, result: DrillResult, progress: Progress) -> Non
     )
     name = "api-gap"
     request = probes.readyz_request(lab, timeout_s=2)
-    _start_probe(lab, poller, name, probes.loop_script(name, request, 6000, 600, 0.1))
+    _start_probe(lab, poller, name, probes.loop_script(name, request, 9000, 900, 0.1))
     time.sleep(3)
     result.data.update({"stopped_host": victim.name, "poller_on": poller.name})
     progress.say("drill", "stopping the whole host (it holds the VIP)", victim.name)
