@@ -7,6 +7,7 @@ probes of Pod, Service and VIP addresses start inside the lab.
 
 from __future__ import annotations
 
+import base64
 import json
 import shlex
 import shutil
@@ -14,6 +15,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +29,7 @@ from toolkit.lab.state import LabState
 
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
 OUTPUT_TAIL_LINES = 25
+BATCH_MARK = "@@k8slab-verify@@"
 T = TypeVar("T")
 
 
@@ -114,6 +117,7 @@ class Cluster:
         self._control_dir = Path(tempfile.mkdtemp(prefix="k8slab-verify-ssh-"))
         self._hosts: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._prefetched: dict[tuple[str, str], Run] = {}
 
     @property
     def kube_nodes(self) -> list[Node]:
@@ -139,9 +143,15 @@ class Cluster:
                 )
             return self._hosts[name]
 
-    def run(self, node: Node | str, command: str, timeout: float = 30) -> Run:
-        """Run a shell command as root on a node, bounded by ``timeout`` seconds."""
+    def run(self, node: Node | str, command: str, timeout: float = 30, fresh: bool = False) -> Run:
+        """Run a shell command as root on a node, bounded by ``timeout`` seconds.
+
+        A command that :meth:`prefetch` ran already is answered from memory unless
+        ``fresh`` (for polling loops).
+        """
         name = node if isinstance(node, str) else node.name
+        if not fresh and (name, command) in self._prefetched:
+            return self._prefetched[(name, command)]
         wrapped = f"timeout -k 2 {int(timeout)} sh -c {shlex.quote(command)}"
         try:
             result = self.host(name).run(wrapped)
@@ -149,6 +159,52 @@ class Cluster:
             return Run(name, command, 255, f"ssh to {name} failed: {exc}")
         output = (result.stdout or "") + (result.stderr or "")
         return Run(name, command, result.rc, output, result.stdout or "")
+
+    def prefetch(self, commands: dict[str, list[str]], timeout: float = 30) -> None:
+        """Run read-only commands on many nodes at once: one SSH session per node, all
+        nodes in parallel. Each command is bounded by ``timeout``; ``run`` answers them."""
+        work = {name: list(dict.fromkeys(cmds)) for name, cmds in commands.items() if cmds}
+        if not work:
+            return
+        with ThreadPoolExecutor(max_workers=len(work)) as pool:
+            batches = pool.map(
+                lambda item: self._run_batch(item[0], item[1], timeout), work.items()
+            )
+            for runs in batches:
+                self._prefetched.update({(r.host, r.command): r for r in runs})
+
+    def _run_batch(self, name: str, commands: list[str], timeout: float) -> list[Run]:
+        # Every command in the background, so that one slow command does not hold up the
+        # others; then each one's exit status, stdout and stderr on a line of its own.
+        lines = ["d=$(mktemp -d)"]
+        for index, command in enumerate(commands):
+            lines.append(
+                f"(timeout -k 2 {int(timeout)} sh -c {shlex.quote(command)} "
+                f'>"$d/{index}.o" 2>"$d/{index}.e" </dev/null; echo $? >"$d/{index}.r") &'
+            )
+        lines.append("wait")
+        for index in range(len(commands)):
+            lines.append(
+                f'echo "{BATCH_MARK} {index} $(cat "$d/{index}.r") '
+                f'$(base64 -w0 <"$d/{index}.o") $(base64 -w0 <"$d/{index}.e")"'
+            )
+        lines.append('rm -rf "$d"')
+        batch = self.run(name, "\n".join(lines), timeout=timeout + 15, fresh=True)
+        runs = []
+        found = {}
+        for line in batch.stdout.splitlines():
+            fields = line.split(" ")
+            if len(fields) >= 3 and fields[0] == BATCH_MARK:
+                found[int(fields[1])] = fields[2:]
+        for index, command in enumerate(commands):
+            if index not in found:
+                continue  # not answered: run() will run it on its own
+            status, *encoded = found[index]
+            out, err = (
+                base64.b64decode(e).decode(errors="replace") for e in (*encoded, "", "")[:2]
+            )
+            runs.append(Run(name, command, int(status), out + err, out))
+        return runs
 
     def kubectl(self, *args: str, timeout: float = 60) -> Run:
         command = " ".join(["kubectl", "--kubeconfig", ADMIN_KUBECONFIG, *map(shlex.quote, args)])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 OUTCOMES = ("passed", "failed", "error", "skipped")
@@ -41,7 +41,6 @@ class VerifyReport:
     results: tuple[CheckResult, ...]
     junit_xml: Path
     markdown: Path
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def passed(self) -> bool:
@@ -131,7 +130,6 @@ def render_markdown(report: VerifyReport) -> str:
         f"- result: **{'PASSED' if report.passed else 'FAILED'}** ({summary or 'no checks'}) "
         f"in {report.seconds:.1f}s",
         f"- JUnit XML: `{report.junit_xml}`",
-        *[f"- note: {note}" for note in report.notes],
         "",
         "| group | check | host | result | time |",
         "| --- | --- | --- | --- | --- |",

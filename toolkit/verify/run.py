@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
+import signal
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,59 @@ def layout_for(cluster: Cluster) -> Layout:
     return Layout(candidates[0], candidates[1], images[0], sctp, reason)
 
 
+@contextlib.contextmanager
+def interruptible_by_sigterm() -> Iterator[None]:
+    """Turn SIGTERM (a `timeout`, a CI cancel) into KeyboardInterrupt for the run, so that
+    a stopped component is restored and the test workload removed on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def run_suites(context: VerifyContext, groups: Sequence[str], junit_xml: Path) -> None:
+    """pytest, in this process, on the suites of ``groups``; JUnit XML to ``junit_xml``."""
+    args = [
+        *(str(SUITES_DIR / f"check_{g.replace('-', '_')}.py") for g in groups),
+        "-c",
+        os.devnull,  # no ini file: the caller's pytest configuration must not apply
+        "--rootdir",
+        str(SUITES_DIR),
+        "-p",
+        "no:cacheprovider",
+        "--import-mode=importlib",
+        "-o",
+        "python_files=check_*.py",
+        "-o",
+        "junit_family=xunit2",
+        "-o",
+        f"junit_suite_name=k8slab-verify-{context.lab.name}",
+        "-o",
+        "junit_logging=no",
+        f"--junitxml={junit_xml}",
+        "--tb=short",
+        "-q",
+    ]
+    output = io.StringIO()
+    with contextlib.redirect_stdout(output):
+        exit_code = pytest.main(args, plugins=[VerifyPlugin(context)])
+    if exit_code == pytest.ExitCode.INTERRUPTED:
+        raise KeyboardInterrupt("verify interrupted; its test workload was removed")
+    if exit_code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        raise VerifyError(
+            f"the verify suites could not run (pytest exit {int(exit_code)}):\n"
+            + output.getvalue()[-3000:]
+        )
+
+
 def run_verify(
     lab: Lab, only: Sequence[str] | None = None, progress: Progress = SILENT
 ) -> VerifyReport:
@@ -125,48 +179,19 @@ def run_verify(
     markdown = reports / f"verify-{stamp}.md"
     started = time.monotonic()
     workload: Workload | None = None
-    notes: list[str] = []
-    try:
-        if WORKLOAD_GROUPS & set(groups):
-            workload = Workload(cluster, layout_for(cluster))
-            workload.start()
-            progress.say(
-                "verify", f"test Pods on {workload.layout.a.name}, {workload.layout.b.name}"
-            )
-        context = VerifyContext(cluster, workload, progress)
-        args = [
-            *(str(SUITES_DIR / f"check_{g.replace('-', '_')}.py") for g in groups),
-            "-c",
-            os.devnull,  # no ini file: the caller's pytest configuration must not apply
-            "--rootdir",
-            str(SUITES_DIR),
-            "-p",
-            "no:cacheprovider",
-            "--import-mode=importlib",
-            "-o",
-            "python_files=check_*.py",
-            "-o",
-            "junit_family=xunit2",
-            "-o",
-            f"junit_suite_name=k8slab-verify-{lab.name}",
-            "-o",
-            "junit_logging=no",
-            f"--junitxml={junit_xml}",
-            "--tb=short",
-            "-q",
-        ]
-        output = io.StringIO()
-        with contextlib.redirect_stdout(output):
-            exit_code = pytest.main(args, plugins=[VerifyPlugin(context)])
-        if exit_code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-            raise VerifyError(
-                f"the verify suites could not run (pytest exit {int(exit_code)}):\n"
-                + output.getvalue()[-3000:]
-            )
-    finally:
-        if workload is not None:
-            workload.remove()
-        cluster.close()
+    with interruptible_by_sigterm():
+        try:
+            if WORKLOAD_GROUPS & set(groups):
+                workload = Workload(cluster, layout_for(cluster))
+                workload.start()
+                progress.say(
+                    "verify", f"test Pods on {workload.layout.a.name}, {workload.layout.b.name}"
+                )
+            run_suites(VerifyContext(cluster, workload, progress), groups, junit_xml)
+        finally:
+            if workload is not None:
+                workload.remove()
+            cluster.close()
     results = tuple(parse_junit(junit_xml.read_text(encoding="utf-8")))
     report = VerifyReport(
         lab=lab.name,
@@ -176,7 +201,6 @@ def run_verify(
         results=results,
         junit_xml=junit_xml,
         markdown=markdown,
-        notes=tuple(notes),
     )
     cluster.state.write_text(markdown, render_markdown(report))
     cluster.state.write_json(reports / "verify-latest.json", summary(report))
@@ -194,7 +218,3 @@ def summary(report: VerifyReport) -> dict[str, Any]:
         "markdown": str(report.markdown),
         "failures": [f"{r.group}/{r.check}[{r.host}]" for r in report.failures],
     }
-
-
-def dumps(report: VerifyReport) -> str:
-    return json.dumps(summary(report), indent=2)

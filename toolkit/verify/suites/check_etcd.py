@@ -30,7 +30,7 @@ def etcdctl(lab: Lab, endpoints: str) -> str:
     return (
         f"etcdctl --endpoints {endpoints} --cacert {base}/ca.crt "
         f"--cert {base}/healthcheck-client.crt --key {base}/healthcheck-client.key "
-        "--command-timeout=5s --dial-timeout=3s"
+        "--command-timeout=15s --dial-timeout=5s"
     )
 
 
@@ -38,13 +38,53 @@ def all_endpoints(lab: Lab) -> str:
     return ",".join(f"https://{n.address}:2379" for n in lab.etcd_members)
 
 
+LOCAL_ENDPOINT = "https://127.0.0.1:2379"
+
+
+def curl_health(lab: Lab, member: Node, with_certificate: bool) -> str:
+    base = pki(lab)
+    certificate = (
+        f" --cert {base}/healthcheck-client.crt --key {base}/healthcheck-client.key"
+        if with_certificate
+        else ""
+    )
+    return (
+        f"curl -sS --max-time 15 --cacert {base}/ca.crt{certificate} "
+        f"https://{member.address}:2379/health"
+    )
+
+
+def settings_command(lab: Lab) -> str:
+    return f"cat {ETCD_MANIFEST}" if lab.etcd_topology == "stacked" else f"cat {EXTERNAL_CONFIG}"
+
+
+def prefetch(lab: Lab, node: Node) -> list[str]:
+    """The read-only commands this suite runs on a node (run ahead, all nodes at once)."""
+    commands = []
+    if node in lab.etcd_members:
+        commands += [
+            f"{etcdctl(lab, LOCAL_ENDPOINT)} endpoint health -w json",
+            f"{etcdctl(lab, LOCAL_ENDPOINT)} endpoint status -w json",
+            settings_command(lab),
+            curl_health(lab, node, False),
+            curl_health(lab, node, True),
+        ]
+    if node == lab.etcd_members[0]:
+        commands += [
+            f"{etcdctl(lab, all_endpoints(lab))} member list -w json",
+            f"{etcdctl(lab, all_endpoints(lab))} endpoint status -w json",
+        ]
+    if node in lab.control_planes:
+        commands.append(f"cat {APISERVER_MANIFEST}")
+    return commands
+
+
 def member_settings(cluster: Cluster, member: Node) -> tuple[dict[str, Any], str]:
     """etcd's settings on a member, as flat keys (flag names), and the evidence text."""
     lab = cluster.lab
+    run = cluster.run(member, settings_command(lab))
     if lab.etcd_topology == "stacked":
-        run = cluster.run(member, f"cat {ETCD_MANIFEST}")
         return dict(static_pod_flags(run.output)), run.evidence
-    run = cluster.run(member, f"cat {EXTERNAL_CONFIG}")
     try:
         config = yaml.safe_load(run.output) or {}
     except yaml.YAMLError:
@@ -75,9 +115,7 @@ def test_every_member_listed(lab: Lab, cluster: Cluster) -> None:
 
 
 def test_member_healthy(lab: Lab, cluster: Cluster, etcd_member: Node) -> None:
-    run = cluster.run(
-        etcd_member, f"{etcdctl(lab, 'https://127.0.0.1:2379')} endpoint health -w json"
-    )
+    run = cluster.run(etcd_member, f"{etcdctl(lab, LOCAL_ENDPOINT)} endpoint health -w json")
     healthy = run.ok and all(e.get("health") for e in json.loads(run.stdout or "[]"))
     journal = "" if healthy else _etcd_journal(cluster, etcd_member)
     expect(healthy, f"etcd on {etcd_member.name} is not healthy", run.evidence, journal)
@@ -131,14 +169,8 @@ def test_peer_and_client_tls(cluster: Cluster, etcd_member: Node) -> None:
 
 
 def test_client_certificate_required(lab: Lab, cluster: Cluster, etcd_member: Node) -> None:
-    url = f"https://{etcd_member.address}:2379/health"
-    base = pki(lab)
-    without = cluster.run(etcd_member, f"curl -sS --max-time 5 --cacert {base}/ca.crt {url}")
-    with_cert = cluster.run(
-        etcd_member,
-        f"curl -sS --max-time 5 --cacert {base}/ca.crt --cert {base}/healthcheck-client.crt "
-        f"--key {base}/healthcheck-client.key {url}",
-    )
+    without = cluster.run(etcd_member, curl_health(lab, etcd_member, False))
+    with_cert = cluster.run(etcd_member, curl_health(lab, etcd_member, True))
     expect(
         with_cert.ok and '"health"' in with_cert.stdout,
         f"etcd on {etcd_member.name} does not answer even with a client certificate",
@@ -169,9 +201,7 @@ def test_apiserver_etcd_endpoints_match_topology(
 
 
 def test_db_size_and_compaction(lab: Lab, cluster: Cluster, etcd_member: Node) -> None:
-    run = cluster.run(
-        etcd_member, f"{etcdctl(lab, 'https://127.0.0.1:2379')} endpoint status -w json"
-    )
+    run = cluster.run(etcd_member, f"{etcdctl(lab, LOCAL_ENDPOINT)} endpoint status -w json")
     expect(run.ok, f"etcd on {etcd_member.name} gave no status", run.evidence)
     status = json.loads(run.stdout)[0]["Status"]
     settings, evidence = member_settings(cluster, etcd_member)

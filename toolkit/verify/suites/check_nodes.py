@@ -18,6 +18,42 @@ CNI_CONF_DIR = "/etc/cni/net.d"
 CNI_BIN_DIR = "/opt/cni/bin"
 
 
+DEFAULT_CRI_ENDPOINT = "unix:///run/containerd/containerd.sock"
+KUBELET_HEALTHZ = "curl -sS --max-time 5 http://127.0.0.1:10248/healthz"
+KUBELET_ANONYMOUS = (
+    "curl -sk --max-time 5 -o /dev/null -w '%{http_code}' https://127.0.0.1:10250/pods"
+)
+KUBE_PROXY_RUNNING = "crictl ps --name '^kube-proxy$' --state running -q"
+KUBE_PROXY_MODE = "curl -sS --max-time 5 http://127.0.0.1:10249/proxyMode"
+KUBE_SERVICES_RULES = "iptables -t nat -S KUBE-SERVICES"
+SANDBOX_CONTAINERS = "ctr -n k8s.io containers list"
+
+
+def prefetch(lab: Lab, node: Node) -> list[str]:
+    """The read-only commands this suite runs on a node (run ahead, all nodes at once)."""
+    if node not in lab.control_planes + lab.workers:
+        return []
+    cri = crictl(DEFAULT_CRI_ENDPOINT)
+    return [
+        "systemctl is-active kubelet",
+        KUBELET_HEALTHZ,
+        f"cat {KUBELET_CONFIG}",
+        f"cat {KUBEADM_FLAGS}",
+        KUBELET_ANONYMOUS,
+        "ss -Hxpn",
+        f"{cri} images -q",
+        f"{cri} pods -q",
+        f"{cri} ps -q",
+        f"{cri} pods --state ready -q",
+        f"{cri} ps --state running -o json",
+        SANDBOX_CONTAINERS,
+        KUBE_PROXY_RUNNING,
+        KUBE_PROXY_MODE,
+        KUBE_SERVICES_RULES,
+        f"ls {CNI_CONF_DIR}",
+    ]
+
+
 def kubelet_config(cluster: Cluster, node: Node) -> tuple[dict[str, Any], str]:
     run = cluster.run(node, f"cat {KUBELET_CONFIG}")
     try:
@@ -62,7 +98,7 @@ def test_kubelet_active(cluster: Cluster, kube_node: Node) -> None:
 
 
 def test_kubelet_healthz(cluster: Cluster, kube_node: Node) -> None:
-    run = cluster.run(kube_node, "curl -sS --max-time 5 http://127.0.0.1:10248/healthz")
+    run = cluster.run(kube_node, KUBELET_HEALTHZ)
     expect(
         run.stdout.strip() == "ok", f"kubelet healthz on {kube_node.name} is not ok", run.evidence
     )
@@ -84,10 +120,7 @@ def test_kubelet_anonymous_auth_off(cluster: Cluster, kube_node: Node) -> None:
     anonymous = config.get("authentication", {}).get("anonymous", {}).get("enabled")
     expect(anonymous is False, f"kubelet anonymous auth is {anonymous!r}", evidence)
     # And in fact: an anonymous request to the kubelet's API is refused.
-    run = cluster.run(
-        kube_node,
-        "curl -sk --max-time 5 -o /dev/null -w '%{http_code}' https://127.0.0.1:10250/pods",
-    )
+    run = cluster.run(kube_node, KUBELET_ANONYMOUS)
     expect(
         run.stdout.strip() == "401",
         f"anonymous GET /pods got {run.stdout.strip()}, not 401",
@@ -141,7 +174,7 @@ def test_every_pod_has_a_pause_sandbox(cluster: Cluster, kube_node: Node) -> Non
     endpoint, _ = cri_endpoint(cluster, kube_node)
     ready = cluster.run(kube_node, f"{crictl(endpoint)} pods --state ready -q")
     running = cluster.run(kube_node, f"{crictl(endpoint)} ps --state running -o json")
-    sandboxes = cluster.run(kube_node, "ctr -n k8s.io containers list")
+    sandboxes = cluster.run(kube_node, SANDBOX_CONTAINERS)
     expect(
         ready.ok and running.ok and sandboxes.ok,
         "cannot list sandboxes",
@@ -166,9 +199,9 @@ def test_every_pod_has_a_pause_sandbox(cluster: Cluster, kube_node: Node) -> Non
 
 
 def test_kube_proxy_running_and_mode(cluster: Cluster, kube_node: Node) -> None:
-    run = cluster.run(kube_node, "crictl ps --name '^kube-proxy$' --state running -q")
+    run = cluster.run(kube_node, KUBE_PROXY_RUNNING)
     expect(run.stdout.strip(), f"kube-proxy is not running on {kube_node.name}", run.evidence)
-    mode = cluster.run(kube_node, "curl -sS --max-time 5 http://127.0.0.1:10249/proxyMode")
+    mode = cluster.run(kube_node, KUBE_PROXY_MODE)
     expect(
         mode.ok and mode.stdout.strip() in ("iptables", "ipvs", "nftables"),
         f"kube-proxy on {kube_node.name} reports no mode",
@@ -180,11 +213,11 @@ def test_kube_proxy_service_rules(
     cluster: Cluster, cluster_ips: dict[str, str], kube_node: Node
 ) -> None:
     address = cluster_ips["default/kubernetes"]
-    mode = cluster.run(kube_node, "curl -sS --max-time 5 http://127.0.0.1:10249/proxyMode")
+    mode = cluster.run(kube_node, KUBE_PROXY_MODE)
     if mode.stdout.strip() == "ipvs":
         run = cluster.run(kube_node, "ipvsadm -Ln")
     else:
-        run = cluster.run(kube_node, "iptables -t nat -S KUBE-SERVICES")
+        run = cluster.run(kube_node, KUBE_SERVICES_RULES)
     expect(
         run.ok and f"{address}" in run.stdout,
         f"no rules for the kubernetes Service ({address}) on {kube_node.name}",

@@ -3,6 +3,7 @@ parameters (one test per host), and the test workload."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -54,6 +55,25 @@ def verify_context(request: pytest.FixtureRequest) -> VerifyContext:
 @pytest.fixture(scope="session")
 def cluster(verify_context: VerifyContext) -> Cluster:
     return verify_context.cluster
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefetched(request: pytest.FixtureRequest, verify_context: VerifyContext) -> None:
+    """Run the read-only commands of every collected suite ahead: one SSH session per
+    node, all nodes in parallel (a suite declares them in its ``prefetch(lab, node)``)."""
+    lab = verify_context.lab
+    modules = {item.module for item in request.session.items if isinstance(item, pytest.Function)}
+    declarations = [m.prefetch for m in modules if hasattr(m, "prefetch")]
+    started = time.monotonic()
+    verify_context.cluster.prefetch(
+        {
+            node.name: [c for declare in declarations for c in declare(lab, node)]
+            for node in lab.nodes
+        }
+    )
+    verify_context.progress.say(
+        "verify", f"per-node facts gathered in {time.monotonic() - started:.1f}s"
+    )
 
 
 @pytest.fixture(scope="session")
