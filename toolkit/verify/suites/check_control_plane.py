@@ -52,10 +52,8 @@ def prefetch(lab: Lab, node: Node) -> list[str]:
         commands += [apiserver_command(node, e) for e in ("readyz", "livez")]
         commands += [healthz_command(c) for c in COMPONENT_PORTS]
         commands += [f"cat {PKI}/apiserver.crt", MANIFESTS_COMMAND]
-    if node in lab.control_planes or node in lab.etcd_hosts:
-        commands.append(ETCD_OUTGOING)
-    if node in lab.etcd_members:
-        commands.append(ETCD_INCOMING)
+    # Not the sockets to etcd: they are read on their own, after the batch, whose etcd
+    # probes would otherwise be among the connections they list.
     return commands
 
 
