@@ -1,0 +1,401 @@
+"""Proof that the verification suite catches faults: inject one fault at a time into a real
+lab, run the suite, assert that exactly the checks that should fail do, heal the fault and
+assert that the suite is green again. Destructive: never run by default.
+
+    K8SLAB_E2E_REUSE=1 K8SLAB_KEEP_LABS=1 pytest -m destructive tests/e2e/test_verify_faults.py
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from toolkit.lab.spec import Lab, Node
+from toolkit.verify import run_verify
+from toolkit.verify.cluster import Cluster, eventually
+from toolkit.verify.report import VerifyReport, render_table
+from toolkit.verify.run import layout_for
+from toolkit.verify.workload import Layout
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.destructive]
+
+MANIFESTS = "/etc/kubernetes/manifests"
+PARKED = "/root/k8slab-fault-parked"  # where a fault puts a file it takes away
+SETTLE_S = 120
+
+
+@dataclass(frozen=True)
+class Scene:
+    """The lab as a fault sees it: nodes by role and where the test Pods go."""
+
+    lab: Lab
+    cluster: Cluster
+    layout: Layout
+
+    @property
+    def worker(self) -> Node:
+        """The faulted worker: node b of the layout (it runs no test client)."""
+        return self.layout.b
+
+    @property
+    def other_control_plane(self) -> Node:
+        """A control plane that is neither the first (kubectl) nor the last (the VIP check's)."""
+        return self.lab.control_planes[1]
+
+    def coredns_nodes(self) -> set[str]:
+        pods = self.cluster.kubectl_json(
+            "get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns"
+        )
+        return {p["spec"].get("nodeName", "") for p in pods["items"]}
+
+
+def run(scene: Scene, node: Node | str, command: str, timeout: float = 60) -> None:
+    result = scene.cluster.run(node, command, timeout=timeout)
+    assert result.ok, result.evidence
+
+
+def node_ready(scene: Scene, name: str) -> bool:
+    node = scene.cluster.kubectl_json("get", "node", name)
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
+
+
+def settle(what: str, probe: Callable[[], bool], timeout_s: float = SETTLE_S) -> None:
+    done, _ = eventually(probe, bool, timeout_s, 3)
+    assert done, f"not settled within {timeout_s}s: {what}"
+
+
+def park_manifest(scene: Scene, node: Node, name: str) -> None:
+    run(scene, node, f"mkdir -p {PARKED} && mv {MANIFESTS}/{name}.yaml {PARKED}/")
+
+
+def unpark_manifest(scene: Scene, node: Node, name: str) -> None:
+    run(
+        scene, node, f"test -f {PARKED}/{name}.yaml && mv {PARKED}/{name}.yaml {MANIFESTS}/ || true"
+    )
+
+
+def container_gone(scene: Scene, node: Node, name: str) -> bool:
+    result = scene.cluster.run(node, f"crictl ps --name '^{name}$' -q")
+    return result.ok and not result.output.strip()
+
+
+def apiserver_ready(scene: Scene, node: Node) -> bool:
+    return (
+        scene.cluster.run(node, f"curl -sk --max-time 3 https://{node.address}:6443/readyz").output
+        == "ok"
+    )
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    inject: Callable[[Scene], None]
+    heal: Callable[[Scene], None]
+    expected: Callable[[Scene], set[str]]
+    topologies: tuple[str, ...] = ("stacked", "external")
+
+
+# --- kubelet stopped on a worker ---------------------------------------------------------
+
+
+def stop_kubelet(scene: Scene) -> None:
+    run(scene, scene.worker, "systemctl stop kubelet")
+    settle(f"{scene.worker.name} NotReady", lambda: not node_ready(scene, scene.worker.name))
+
+
+def start_kubelet(scene: Scene) -> None:
+    run(scene, scene.worker, "systemctl start kubelet")
+    settle(f"{scene.worker.name} Ready", lambda: node_ready(scene, scene.worker.name))
+
+
+def kubelet_expected(scene: Scene) -> set[str]:
+    w = scene.worker.name
+    expected = {
+        f"nodes/kubelet_active[{w}]",
+        f"nodes/kubelet_healthz[{w}]",
+        f"nodes/node_ready[{w}]",
+        f"nodes/kubelet_talks_to_configured_cri_socket[{w}]",
+        # The test Pods bound to the worker never start: echo-b and the other namespace's peer.
+        "network/test_pods_ready[-]",
+        "network/pod_to_pod_without_nat[other-node]",
+        "network/pod_to_service[cluster-ip-other-namespace]",
+        "network/pod_to_service[dns-other-namespace]",
+        # disk=ssd is on that worker; the other worker carries the verify taint.
+        "scheduling/node_selector_places_pods_on_labelled_node[-]",
+        "scheduling/taint_keeps_untolerating_pods_off[-]",
+    }
+    if w in scene.coredns_nodes():
+        expected.add("nodes/coredns_ready[-]")
+    return expected
+
+
+# --- kube-proxy stopped and its rules flushed on a node ------------------------------------
+
+
+def stop_kube_proxy(scene: Scene) -> None:
+    w = scene.worker.name
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {"key": "kubernetes.io/hostname", "operator": "NotIn", "values": [w]}
+                        ]
+                    }
+                ]
+            }
+        }
+    }
+    patch = json.dumps({"spec": {"template": {"spec": {"affinity": affinity}}}})
+    result = scene.cluster.kubectl("-n", "kube-system", "patch", "ds", "kube-proxy", "-p", patch)
+    assert result.ok, result.evidence
+    settle(f"no kube-proxy on {w}", lambda: container_gone(scene, scene.worker, "kube-proxy"))
+    run(
+        scene, scene.worker, "iptables -t nat -F KUBE-SERVICES && iptables -t nat -F KUBE-NODEPORTS"
+    )
+    rollout = scene.cluster.kubectl(
+        "-n", "kube-system", "rollout", "status", "ds/kube-proxy", "--timeout=180s", timeout=200
+    )
+    assert rollout.ok, rollout.evidence
+
+
+def start_kube_proxy(scene: Scene) -> None:
+    patch = json.dumps([{"op": "remove", "path": "/spec/template/spec/affinity"}])
+    result = scene.cluster.kubectl(
+        "-n", "kube-system", "patch", "ds", "kube-proxy", "--type", "json", "-p", patch
+    )
+    assert result.ok, result.evidence
+    rollout = scene.cluster.kubectl(
+        "-n", "kube-system", "rollout", "status", "ds/kube-proxy", "--timeout=180s", timeout=200
+    )
+    assert rollout.ok, rollout.evidence
+
+
+def kube_proxy_expected(scene: Scene) -> set[str]:
+    w = scene.worker.name
+    return {
+        f"nodes/kube_proxy_running_and_mode[{w}]",
+        f"nodes/kube_proxy_service_rules[{w}]",
+        f"network/nodeport_from_outside_the_cluster[{w}]",
+    }
+
+
+# --- the CNI configuration removed from a node ----------------------------------------
+
+
+def remove_cni_config(scene: Scene) -> None:
+    node = scene.other_control_plane
+    run(scene, node, f"mkdir -p {PARKED} && mv /etc/cni/net.d/10-flannel.conflist {PARKED}/")
+    settle(f"{node.name} NotReady", lambda: not node_ready(scene, node.name))
+
+
+def restore_cni_config(scene: Scene) -> None:
+    node = scene.other_control_plane
+    run(scene, node, f"mv {PARKED}/10-flannel.conflist /etc/cni/net.d/")
+    settle(f"{node.name} Ready", lambda: node_ready(scene, node.name))
+
+
+def cni_expected(scene: Scene) -> set[str]:
+    node = scene.other_control_plane.name
+    # Without a CNI configuration the runtime reports its network not ready: NotReady.
+    return {f"nodes/cni_configuration_and_plugins[{node}]", f"nodes/node_ready[{node}]"}
+
+
+# --- one etcd member stopped ----------------------------------------------------------
+
+
+def etcd_member(scene: Scene) -> Node:
+    if scene.lab.etcd_topology == "stacked":
+        return scene.other_control_plane
+    return scene.lab.etcd_hosts[1]
+
+
+def stop_etcd_member(scene: Scene) -> None:
+    member = etcd_member(scene)
+    if scene.lab.etcd_topology == "stacked":
+        park_manifest(scene, member, "etcd")
+        settle(f"etcd stopped on {member.name}", lambda: container_gone(scene, member, "etcd"))
+    else:
+        run(scene, member, "systemctl stop etcd")
+
+
+def start_etcd_member(scene: Scene) -> None:
+    member = etcd_member(scene)
+    if scene.lab.etcd_topology == "stacked":
+        unpark_manifest(scene, member, "etcd")
+        settle(f"API server on {member.name} ready", lambda: apiserver_ready(scene, member))
+    else:
+        run(scene, member, "systemctl start etcd")
+
+
+def etcd_expected(scene: Scene) -> set[str]:
+    m = etcd_member(scene).name
+    expected = {
+        f"etcd/member_healthy[{m}]",
+        "etcd/exactly_one_leader[-]",
+        f"etcd/client_certificate_required[{m}]",
+        f"etcd/db_size_and_compaction[{m}]",
+    }
+    if scene.lab.etcd_topology == "stacked":
+        # Its API server talks to the local member only, and its settings were taken away
+        # with the manifest.
+        expected |= {
+            f"etcd/peer_and_client_tls[{m}]",
+            f"control-plane/apiserver_readyz[{m}]",
+            f"control-plane/only_apiserver_connects_to_etcd[{m}]",
+        }
+    return expected
+
+
+# --- the scheduler stopped on every control plane -------------------------------------
+
+
+def stop_schedulers(scene: Scene) -> None:
+    for cp in scene.lab.control_planes:
+        park_manifest(scene, cp, "kube-scheduler")
+    for cp in scene.lab.control_planes:
+        settle(
+            f"no scheduler on {cp.name}", lambda cp=cp: container_gone(scene, cp, "kube-scheduler")
+        )
+
+
+def start_schedulers(scene: Scene) -> None:
+    for cp in scene.lab.control_planes:
+        unpark_manifest(scene, cp, "kube-scheduler")
+    for cp in scene.lab.control_planes:
+        settle(
+            f"scheduler on {cp.name}",
+            lambda cp=cp: not container_gone(scene, cp, "kube-scheduler"),
+        )
+
+
+def scheduler_expected(scene: Scene) -> set[str]:
+    return {
+        *(
+            f"control-plane/scheduler_running_and_healthy[{cp.name}]"
+            for cp in scene.lab.control_planes
+        ),
+        "control-plane/one_leader[kube-scheduler]",
+        "scheduling/node_selector_places_pods_on_labelled_node[-]",
+        "scheduling/taint_keeps_untolerating_pods_off[-]",
+        "scheduling/toleration_admits_pod_on_tainted_node[-]",
+    }
+
+
+# --- CoreDNS scaled to zero -----------------------------------------------------------
+
+
+def scale_coredns(replicas: int) -> Callable[[Scene], None]:
+    def scale(scene: Scene) -> None:
+        result = scene.cluster.kubectl(
+            "-n", "kube-system", "scale", "deployment", "coredns", f"--replicas={replicas}"
+        )
+        assert result.ok, result.evidence
+        rollout = scene.cluster.kubectl(
+            "-n",
+            "kube-system",
+            "rollout",
+            "status",
+            "deploy/coredns",
+            "--timeout=120s",
+            timeout=150,
+        )
+        assert rollout.ok, rollout.evidence
+
+    return scale
+
+
+def coredns_expected(scene: Scene) -> set[str]:
+    return {
+        "nodes/coredns_ready[-]",
+        "network/dns_resolves_kubernetes_default[-]",
+        "network/pod_to_service[dns-same-namespace]",
+        "network/pod_to_service[dns-other-namespace]",
+    }
+
+
+# --- keepalived stopped where the VIP lives -------------------------------------------
+
+
+def vip_holder(scene: Scene) -> list[str]:
+    return [
+        cp.name
+        for cp in scene.lab.control_planes
+        if scene.cluster.run(cp, f"ip -o -4 addr show | grep -qw {scene.lab.api_vip}").ok
+    ]
+
+
+STOPPED_KEEPALIVED: list[str] = []
+
+
+def stop_keepalived(scene: Scene) -> None:
+    holders = vip_holder(scene)
+    assert len(holders) == 1, holders
+    STOPPED_KEEPALIVED[:] = holders
+    run(scene, holders[0], "systemctl stop keepalived")
+    # The VIP must move to another control plane: that is what the check proves.
+    settle(
+        "the VIP moved",
+        lambda: (h := vip_holder(scene)) != [] and holders[0] not in h,
+        30,
+    )
+
+
+def start_keepalived(scene: Scene) -> None:
+    for name in STOPPED_KEEPALIVED:
+        run(scene, name, "systemctl start keepalived")
+    settle("one VIP holder", lambda: len(vip_holder(scene)) == 1, 30)
+
+
+FAULTS = [
+    Fault("kubelet-stopped-on-a-worker", stop_kubelet, start_kubelet, kubelet_expected),
+    Fault(
+        "kube-proxy-stopped-rules-flushed", stop_kube_proxy, start_kube_proxy, kube_proxy_expected
+    ),
+    Fault("cni-config-removed", remove_cni_config, restore_cni_config, cni_expected),
+    Fault("etcd-member-stopped", stop_etcd_member, start_etcd_member, etcd_expected),
+    Fault("scheduler-stopped-everywhere", stop_schedulers, start_schedulers, scheduler_expected),
+    Fault("coredns-scaled-to-zero", scale_coredns(0), scale_coredns(2), coredns_expected),
+    Fault("keepalived-stopped-on-vip-holder", stop_keepalived, start_keepalived, lambda s: set()),
+]
+
+
+def failing(report: VerifyReport) -> set[str]:
+    return {f"{r.group}/{r.check}[{r.host}]" for r in report.failures}
+
+
+@pytest.fixture(scope="module")
+def scene(provisioned_lab: Lab) -> Iterator[Scene]:
+    cluster = Cluster(provisioned_lab)
+    try:
+        report = run_verify(provisioned_lab)
+        assert report.passed, "the lab must be green before faults:\n" + render_table(
+            report.results
+        )
+        yield Scene(provisioned_lab, cluster, layout_for(cluster))
+    finally:
+        cluster.close()
+
+
+@pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
+def test_fault_is_caught_then_healed(scene: Scene, fault: Fault) -> None:
+    if scene.lab.etcd_topology not in fault.topologies:
+        pytest.skip(f"{fault.name} does not apply to {scene.lab.etcd_topology} etcd")
+    expected = fault.expected(scene)
+    try:
+        fault.inject(scene)
+        broken = run_verify(scene.lab)
+    finally:
+        fault.heal(scene)
+    assert failing(broken) == expected, (
+        f"unexpected: {sorted(failing(broken) - expected)}; not caught: "
+        f"{sorted(expected - failing(broken))}\n" + render_table(broken.results)
+    )
+    healed = run_verify(scene.lab)
+    assert healed.passed, f"still failing after healing {fault.name}:\n" + render_table(
+        healed.results
+    )
