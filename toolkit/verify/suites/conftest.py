@@ -3,7 +3,6 @@ parameters (one test per host), and the test workload."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -64,15 +63,11 @@ def prefetched(request: pytest.FixtureRequest, verify_context: VerifyContext) ->
     lab = verify_context.lab
     modules = {item.module for item in request.session.items if isinstance(item, pytest.Function)}
     declarations = [m.prefetch for m in modules if hasattr(m, "prefetch")]
-    started = time.monotonic()
     verify_context.cluster.prefetch(
         {
             node.name: [c for declare in declarations for c in declare(lab, node)]
             for node in lab.nodes
         }
-    )
-    verify_context.progress.say(
-        "verify", f"per-node facts gathered in {time.monotonic() - started:.1f}s"
     )
 
 
