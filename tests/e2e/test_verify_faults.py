@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,7 @@ from toolkit.verify.workload import Layout
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.destructive]
 
 MANIFESTS = "/etc/kubernetes/manifests"
+SAVED: dict[str, Any] = {}  # what a fault changed, for its heal
 PARKED = "/root/k8slab-fault-parked"  # where a fault puts a file it takes away
 SETTLE_S = 120
 
@@ -289,24 +291,25 @@ def scheduler_expected(scene: Scene) -> set[str]:
 # --- CoreDNS scaled to zero -----------------------------------------------------------
 
 
-def scale_coredns(replicas: int) -> Callable[[Scene], None]:
-    def scale(scene: Scene) -> None:
-        result = scene.cluster.kubectl(
-            "-n", "kube-system", "scale", "deployment", "coredns", f"--replicas={replicas}"
-        )
-        assert result.ok, result.evidence
-        rollout = scene.cluster.kubectl(
-            "-n",
-            "kube-system",
-            "rollout",
-            "status",
-            "deploy/coredns",
-            "--timeout=120s",
-            timeout=150,
-        )
-        assert rollout.ok, rollout.evidence
+def scale_coredns(scene: Scene, replicas: int) -> None:
+    result = scene.cluster.kubectl(
+        "-n", "kube-system", "scale", "deployment", "coredns", f"--replicas={replicas}"
+    )
+    assert result.ok, result.evidence
+    rollout = scene.cluster.kubectl(
+        "-n", "kube-system", "rollout", "status", "deploy/coredns", "--timeout=120s", timeout=150
+    )
+    assert rollout.ok, rollout.evidence
 
-    return scale
+
+def stop_coredns(scene: Scene) -> None:
+    deployment = scene.cluster.kubectl_json("get", "deployment", "-n", "kube-system", "coredns")
+    SAVED["coredns_replicas"] = int(deployment["spec"]["replicas"])
+    scale_coredns(scene, 0)
+
+
+def start_coredns(scene: Scene) -> None:
+    scale_coredns(scene, int(SAVED.get("coredns_replicas", 2)))
 
 
 def coredns_expected(scene: Scene) -> set[str]:
@@ -329,13 +332,10 @@ def vip_holder(scene: Scene) -> list[str]:
     ]
 
 
-STOPPED_KEEPALIVED: list[str] = []
-
-
 def stop_keepalived(scene: Scene) -> None:
     holders = vip_holder(scene)
     assert len(holders) == 1, holders
-    STOPPED_KEEPALIVED[:] = holders
+    SAVED["vip_holder"] = holders[0]
     run(scene, holders[0], "systemctl stop keepalived")
     # The VIP must move to another control plane: that is what the check proves.
     settle(
@@ -346,8 +346,7 @@ def stop_keepalived(scene: Scene) -> None:
 
 
 def start_keepalived(scene: Scene) -> None:
-    for name in STOPPED_KEEPALIVED:
-        run(scene, name, "systemctl start keepalived")
+    run(scene, str(SAVED["vip_holder"]), "systemctl start keepalived")
     settle("one VIP holder", lambda: len(vip_holder(scene)) == 1, 30)
 
 
@@ -359,7 +358,7 @@ FAULTS = [
     Fault("cni-config-removed", remove_cni_config, restore_cni_config, cni_expected),
     Fault("etcd-member-stopped", stop_etcd_member, start_etcd_member, etcd_expected),
     Fault("scheduler-stopped-everywhere", stop_schedulers, start_schedulers, scheduler_expected),
-    Fault("coredns-scaled-to-zero", scale_coredns(0), scale_coredns(2), coredns_expected),
+    Fault("coredns-scaled-to-zero", stop_coredns, start_coredns, coredns_expected),
     Fault("keepalived-stopped-on-vip-holder", stop_keepalived, start_keepalived, lambda s: set()),
 ]
 
