@@ -94,7 +94,9 @@ def wait_healthy(lab: Lab, deadline_s: float = 300, interval_s: float = 5) -> fl
         if not problems:
             return time.monotonic() - started
         time.sleep(interval_s)
-    raise DrillError(f"lab {lab.name} not healthy within {deadline_s:.0f}s: {'; '.join(problems)}")
+    raise DrillError(
+        f"lab {lab.name} is not healthy (for {deadline_s:.0f}s): {'; '.join(problems)}"
+    )
 
 
 def vip_holder(lab: Lab) -> Node | None:
