@@ -117,9 +117,10 @@ def ssh(lab: str, node: str, command: tuple[str, ...]) -> None:
 @click.argument("lab")
 def destroy(lab: str) -> None:
     """Remove the lab's hosts, network, volumes and state directory (safe to repeat)."""
-    provider = "docker"
+    name, provider = lab, "docker"
     # A lab whose spec is gone can still have hosts; clean those up too.
     with contextlib.suppress(LabNotFoundError):
-        provider = spec.load_lab(lab).provider
-    removed = lifecycle.destroy_lab(lab, provider, Progress())
-    click.echo(f"lab {lab}: removed {len(removed)} objects" + "".join(f"\n  {r}" for r in removed))
+        model = spec.load_lab(lab)
+        name, provider = model.name, model.provider
+    removed = lifecycle.destroy_lab(name, provider, Progress())
+    click.echo(f"lab {name}: removed {len(removed)} objects" + "".join(f"\n  {r}" for r in removed))
