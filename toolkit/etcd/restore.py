@@ -84,9 +84,14 @@ class RestorePlan:
         return f"{DATA_DIR}.before-restore-{self.stamp}"
 
 
-def rollback_steps(plan: RestorePlan, done: list[str]) -> list[str]:
-    """What to run, host by host, to get back the cluster as it was before the restore."""
+def rollback_steps(plan: RestorePlan, done: list[str], failed: str = "") -> list[str]:
+    """What to run, host by host, to get back the cluster as it was before the restore.
+
+    ``failed`` is the step that was under way: it may have happened in part (etcd started
+    on some members), so it is undone as if it had finished.
+    """
     topo = plan.topo
+    done = [*done, failed] if failed else done
     members = ", ".join(m.name for m in topo.members)
     cps = ", ".join(n.name for n in plan.lab.control_planes)
     steps: list[str] = []
@@ -125,14 +130,13 @@ def rollback_steps(plan: RestorePlan, done: list[str]) -> list[str]:
     return steps
 
 
-def rollback_message(plan: RestorePlan, done: list[str], failure: str) -> str:
-    last = done[-1] if done else "nothing changed"
+def rollback_message(plan: RestorePlan, done: list[str], failed: str, failure: str) -> str:
     lines = [
-        f"restore of {plan.snapshot.name} onto lab {plan.lab.name} failed after "
-        f"step '{last}': {failure}",
+        f"restore of {plan.snapshot.name} onto lab {plan.lab.name} failed in step "
+        f"'{failed}' (done before it: {', '.join(done) or 'nothing'}): {failure}",
         "to roll back:",
     ]
-    lines += [f"  {n}. {step}" for n, step in enumerate(rollback_steps(plan, done), 1)]
+    lines += [f"  {n}. {step}" for n, step in enumerate(rollback_steps(plan, done, failed), 1)]
     return "\n".join(lines)
 
 
@@ -334,7 +338,7 @@ def restore(lab: Lab, snapshot: Path, progress: Progress = SILENT) -> RestoreRes
         try:
             timed(name, message, action)
         except (K8slabError, OSError) as exc:
-            raise RestoreError(rollback_message(plan, done, str(exc))) from exc
+            raise RestoreError(rollback_message(plan, done, name, str(exc))) from exc
         done.append(name)
     try:
         timed(
