@@ -235,6 +235,24 @@ def stage(plan: RestorePlan, progress: Progress = SILENT) -> None:
         raise SnapshotError(f"{plan.snapshot}: refused before anything was stopped: {exc}") from exc
 
 
+def pin_static_pod_images(lab: Lab, pods: list[str]) -> None:
+    """Pin the images of the static Pods the restore stops, on every control plane.
+
+    A stopped Pod's image is unused, and a kubelet under disk pressure garbage-collects
+    unused images; with no registry to pull from, etcd and the API server could then not
+    start again (seen on a lab whose machine's disk was 85 % full). A missing image is
+    refused here, before anything stops.
+    """
+    manifests = " ".join(f"{MANIFESTS_DIR}/{pod}.yaml" for pod in pods)
+    script = (
+        f"set -e; for image in $(sed -n 's/^ *image: *//p' {manifests} 2>/dev/null); do "
+        'ctr -n k8s.io images ls -q | grep -qxF "$image" || '
+        '{ echo "image $image is not in containerd"; exit 1; }; '
+        'ctr -n k8s.io images label "$image" io.cri-containerd.pinned=pinned >/dev/null; done'
+    )
+    _on_each(lab.control_planes, lambda node: remote.root(lab, node, script))
+
+
 def topo_nodes(topo: Topology) -> list[Node]:
     return [m.node for m in topo.members]
 
@@ -325,6 +343,14 @@ def restore(lab: Lab, snapshot: Path, progress: Progress = SILENT) -> RestoreRes
     timed(
         "stage", "restore into new data directories on every member", lambda: stage(plan, progress)
     )
+    pods = ["kube-apiserver", "etcd"] if Topology(lab).stacked else ["kube-apiserver"]
+    try:
+        timed(
+            "pin-images", "pin the images of what stops", lambda: pin_static_pod_images(lab, pods)
+        )
+    except K8slabError as exc:
+        _discard_staged(plan)
+        raise RestoreError(f"restore refused before anything was stopped: {exc}") from exc
     topo = plan.topo
     done: list[str] = []
     steps: list[tuple[str, str, Callable[[], object]]] = [
