@@ -15,6 +15,7 @@ idempotent after a restore.
 
 from __future__ import annotations
 
+import json
 import shlex
 import time
 from collections.abc import Callable
@@ -39,7 +40,6 @@ from toolkit.etcd.topology import (
 )
 from toolkit.lab.spec import Lab, Node
 from toolkit.progress import SILENT, Progress
-from toolkit.provision.cluster import wait_for_ready_nodes
 
 # Kubernetes' "Operating etcd clusters" suggests a billion: far above any revision a
 # watcher of the old cluster can have seen, so every watch restarts from a list.
@@ -47,6 +47,7 @@ BUMP_REVISION = 1_000_000_000
 STOP_DEADLINE_S = 120
 ETCD_HEALTHY_DEADLINE_S = 180
 NODES_READY_DEADLINE_S = 300
+ADMIN_CONF = "/etc/kubernetes/admin.conf"
 
 # The steps that change the lab, in order; a failure names the last one that finished.
 STEPS = ("apiservers-stopped", "etcd-stopped", "data-swapped", "etcd-started", "apiservers-started")
@@ -253,6 +254,37 @@ def pin_static_pod_images(lab: Lab, pods: list[str]) -> None:
     _on_each(lab.control_planes, lambda node: remote.root(lab, node, script))
 
 
+def wait_nodes_ready(lab: Lab, deadline_s: float = NODES_READY_DEADLINE_S) -> float:
+    """Wait (bounded) until every node is Ready; an API or SSH hiccup is just "not yet"."""
+    started = time.monotonic()
+    expected = {node.name for node in lab.control_planes + lab.workers}
+    last = "no answer yet"
+    while time.monotonic() - started < deadline_s:
+        try:
+            status, output = remote.try_root(
+                lab,
+                lab.control_planes[0],
+                f"kubectl --kubeconfig {ADMIN_CONF} get nodes -o json",
+                timeout=30,
+            )
+        except HostError as exc:
+            status, output = 1, str(exc)
+        if status == 0:
+            ready = {
+                node["metadata"]["name"]
+                for node in json.loads(output)["items"]
+                for c in node["status"]["conditions"]
+                if c["type"] == "Ready" and c["status"] == "True"
+            }
+            if expected <= ready:
+                return time.monotonic() - started
+            last = f"not Ready: {', '.join(sorted(expected - ready))}"
+        else:
+            last = output.strip()[-200:]
+        time.sleep(3)
+    raise EtcdError(f"lab {lab.name}: nodes not Ready within {deadline_s:.0f}s ({last})")
+
+
 def topo_nodes(topo: Topology) -> list[Node]:
     return [m.node for m in topo.members]
 
@@ -370,9 +402,9 @@ def restore(lab: Lab, snapshot: Path, progress: Progress = SILENT) -> RestoreRes
         timed(
             "nodes-ready",
             "every node Ready",
-            lambda: wait_for_ready_nodes(lab, NODES_READY_DEADLINE_S),
+            lambda: wait_nodes_ready(lab),
         )
-    except K8slabError as exc:
+    except (K8slabError, OSError) as exc:
         raise RestoreError(
             f"lab {lab.name}: etcd and the API servers are back from {snapshot.name}, but "
             f"{exc}; the old data directories are in {plan.old_dir} on each member"
