@@ -1,4 +1,5 @@
-"""Shared fixtures of the end-to-end tests."""
+"""Shared fixtures of the end-to-end tests: each lab comes up once per session and every
+module that asks for it shares it, since bringing one up costs minutes."""
 
 from __future__ import annotations
 
@@ -14,15 +15,38 @@ from toolkit.lab.spec import Lab, load_lab
 LABS = os.environ.get("K8SLAB_E2E_LABS", "ha-stacked").split()
 
 
+class LabPool:
+    """Labs brought up from nothing on first use (K8SLAB_E2E_REUSE=1: taken as they are),
+    destroyed when the session ends (K8SLAB_KEEP_LABS=1: left up)."""
+
+    def __init__(self) -> None:
+        self._labs: dict[str, Lab] = {}
+
+    def get(self, name_or_path: str) -> Lab:
+        model = load_lab(name_or_path)
+        if model.name not in self._labs:
+            if not os.environ.get("K8SLAB_E2E_REUSE"):
+                CliRunner().invoke(main, ["destroy", name_or_path])
+                result = CliRunner().invoke(main, ["up", name_or_path])
+                assert result.exit_code == 0, result.output
+            self._labs[model.name] = model
+        return self._labs[model.name]
+
+    def close(self) -> None:
+        if os.environ.get("K8SLAB_KEEP_LABS"):
+            return
+        for name in self._labs:
+            CliRunner().invoke(main, ["destroy", name])
+
+
+@pytest.fixture(scope="session")
+def lab_pool() -> Iterator[LabPool]:
+    pool = LabPool()
+    yield pool
+    pool.close()
+
+
 @pytest.fixture(scope="module", params=LABS)
-def provisioned_lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
-    """A lab of $K8SLAB_E2E_LABS brought up from nothing (K8SLAB_E2E_REUSE=1: as it is),
-    destroyed after the module (K8SLAB_KEEP_LABS=1: left up)."""
-    name = request.param
-    if not os.environ.get("K8SLAB_E2E_REUSE"):
-        CliRunner().invoke(main, ["destroy", name])
-        result = CliRunner().invoke(main, ["up", name])
-        assert result.exit_code == 0, result.output
-    yield load_lab(name)
-    if not os.environ.get("K8SLAB_KEEP_LABS"):
-        CliRunner().invoke(main, ["destroy", name])
+def provisioned_lab(request: pytest.FixtureRequest, lab_pool: LabPool) -> Lab:
+    """A Ready lab of $K8SLAB_E2E_LABS, shared with the session's other modules."""
+    return lab_pool.get(request.param)

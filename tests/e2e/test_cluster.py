@@ -4,26 +4,21 @@ provision that changes nothing. Labs: $K8SLAB_E2E_LABS (default: ha-stacked)."""
 from __future__ import annotations
 
 import json
-import os
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from toolkit.cli import main
+from toolkit.bundle import store as bundle_store
 from toolkit.hosts.lifecycle import ssh_target
 from toolkit.hosts.ssh import run_command
-from toolkit.lab.spec import Lab, Node, load_lab
+from toolkit.lab.spec import Lab, Node
 from toolkit.lab.state import LabState
 from toolkit.provision.cluster import kubectl
 from toolkit.provision.run import provision
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-LABS = os.environ.get("K8SLAB_E2E_LABS", "ha-stacked").split()
-# K8SLAB_E2E_REUSE=1 checks labs that are already up; K8SLAB_KEEP_LABS=1 leaves them up.
 NAMESPACE = "k8slab-e2e"
 # etcdctl where each topology keeps a client certificate: kubeadm's health-check client on
 # the control planes (stacked), the etcd role's on the etcd hosts (external).
@@ -36,16 +31,9 @@ ETCDCTL = {
 }
 
 
-@pytest.fixture(scope="module", params=LABS)
-def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
-    name = request.param
-    if not os.environ.get("K8SLAB_E2E_REUSE"):
-        CliRunner().invoke(main, ["destroy", name])
-        result = CliRunner().invoke(main, ["up", name])
-        assert result.exit_code == 0, result.output
-    yield load_lab(name)
-    if not os.environ.get("K8SLAB_KEEP_LABS"):
-        CliRunner().invoke(main, ["destroy", name])
+@pytest.fixture
+def lab(provisioned_lab: Lab) -> Lab:
+    return provisioned_lab
 
 
 def on(lab: Lab, node: Node, command: str, timeout: float = 60) -> tuple[int, str]:
@@ -195,8 +183,12 @@ spec:
 
 
 def test_pods_across_workers_reach_each_other_without_nat(lab: Lab) -> None:
-    images = [i for i in kubectl_json(lab, "get", "ds", "-n", "kube-flannel")["items"]]
-    image = images[0]["spec"]["template"]["spec"]["containers"][0]["image"]
+    # Any bundle image with perl and bash will do; flannel's is on every node whatever the CNI.
+    image = next(
+        a.name
+        for a in bundle_store.load(lab.kubernetes_version).artifacts
+        if a.kind == "image" and "/flannel:" in a.name
+    )
     replicas = 2 * len(lab.workers)
     manifest = WORKLOAD.format(ns=NAMESPACE, replicas=replicas, image=image)
     first = lab.control_planes[0]
