@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from tests.e2e.conftest import LabPool
 from toolkit.cli import main
 from toolkit.drills import DRILL_NAMES, DrillError, run_drill, run_drills
 from toolkit.drills.lab_ops import health_problems, wait_healthy
@@ -23,7 +23,7 @@ from toolkit.etcd import SnapshotError, backup, list_backups, remote, restore
 from toolkit.etcd.restore import start_etcd, stop_etcd
 from toolkit.etcd.snapshots import file_sha256, manifest_path, sha256_line, sha256_path
 from toolkit.etcd.topology import DATA_DIR, Topology, running_containers_command
-from toolkit.lab.spec import Lab, load_lab
+from toolkit.lab.spec import Lab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.destructive]
 
@@ -31,15 +31,8 @@ LABS = os.environ.get("K8SLAB_DRILL_LABS", "ha-stacked").split()
 
 
 @pytest.fixture(scope="module", params=LABS)
-def lab(request: pytest.FixtureRequest) -> Iterator[Lab]:
-    model = load_lab(request.param)
-    if not os.environ.get("K8SLAB_E2E_REUSE"):
-        CliRunner().invoke(main, ["destroy", model.name])
-        result = CliRunner().invoke(main, ["up", request.param])
-        assert result.exit_code == 0, result.output
-    yield model
-    if not os.environ.get("K8SLAB_KEEP_LABS"):
-        CliRunner().invoke(main, ["destroy", model.name])
+def lab(request: pytest.FixtureRequest, lab_pool: LabPool) -> Lab:
+    return lab_pool.get(request.param)
 
 
 def untouched(lab: Lab) -> list[str]:
