@@ -162,9 +162,8 @@ def provision(
             f"(log: {state.root / 'ansible' / 'provision'}); "
             f"fix it and run `k8slab provision {lab.name}` again"
         )
-    report = ProvisionReport(
-        lab.name, tracker.results(phases), time.monotonic() - started, stats.changed
-    )
+    changed = {host: stats.changed.get(host, 0) for host in {*stats.ok, *stats.changed}}
+    report = ProvisionReport(lab.name, tracker.results(phases), time.monotonic() - started, changed)
     state.write_json(state.root / "timings" / "provision.json", report.to_dict())
     return report
 
