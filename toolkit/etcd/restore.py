@@ -40,6 +40,7 @@ from toolkit.etcd.topology import (
 )
 from toolkit.lab.spec import Lab, Node
 from toolkit.progress import SILENT, Progress
+from toolkit.provision import cluster as provision_cluster
 
 # Kubernetes' "Operating etcd clusters" suggests a billion: far above any revision a
 # watcher of the old cluster can have seen, so every watch restarts from a list.
@@ -50,6 +51,7 @@ NODES_READY_DEADLINE_S = 300
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
 
 # The steps that change the lab, in order; a failure names the last one that finished.
+COREDNS_DEADLINE_S = 120
 STEPS = ("apiservers-stopped", "etcd-stopped", "data-swapped", "etcd-started", "apiservers-started")
 
 
@@ -409,6 +411,17 @@ def restore(lab: Lab, snapshot: Path, progress: Progress = SILENT) -> RestoreRes
             f"lab {lab.name}: etcd and the API servers are back from {snapshot.name}, but "
             f"{exc}; the old data directories are in {plan.old_dir} on each member"
         ) from exc
+    try:
+        timed(
+            "dns-restarted",
+            "restart CoreDNS (its cache predates the restore)",
+            lambda: restart_coredns(lab),
+        )
+    except (K8slabError, OSError) as exc:
+        raise RestoreError(
+            f"lab {lab.name}: restored from {snapshot.name} and every node is Ready, but "
+            f"CoreDNS did not come back: {exc}"
+        ) from exc
     return RestoreResult(
         lab=lab.name,
         snapshot=snapshot,
@@ -417,6 +430,26 @@ def restore(lab: Lab, snapshot: Path, progress: Progress = SILENT) -> RestoreRes
         phases=phases,
         old_dirs={m.name: plan.old_dir for m in topo.members},
     )
+
+
+def restart_coredns(lab: Lab, deadline_s: int = COREDNS_DEADLINE_S) -> None:
+    """Kubernetes' "Operating etcd clusters" asks to restart what caches the API's state
+    after a restore; CoreDNS, whose watch missed the jump in revision, answered no new
+    Service's name until restarted (seen on a real lab)."""
+    for args in (
+        ["-n", "kube-system", "rollout", "restart", "deployment/coredns"],
+        [
+            "-n",
+            "kube-system",
+            "rollout",
+            "status",
+            "deployment/coredns",
+            f"--timeout={deadline_s}s",
+        ],
+    ):
+        status, output = provision_cluster.kubectl(lab, args, timeout=deadline_s + 30)
+        if status != 0:
+            raise HostError(f"kubectl {' '.join(args)}: {output.strip()}")
 
 
 def _start_and_wait(topo: Topology) -> None:
