@@ -147,7 +147,7 @@ def test_api_servers_use_the_etcd_of_the_topology(lab: Lab) -> None:
         assert status == 0, manifest
         flag = next(w for w in manifest.split() if w.startswith("--etcd-servers="))
         assert set(flag.removeprefix("--etcd-servers=").split(",")) == expected, cp.name
-        runs_etcd = on(lab, cp, "test -e /etc/kubernetes/manifests/etcd.yaml")[0] == 0
+        runs_etcd = on(lab, cp, "sudo test -e /etc/kubernetes/manifests/etcd.yaml")[0] == 0
         assert runs_etcd == (lab.etcd_topology == "stacked"), cp.name
 
 
