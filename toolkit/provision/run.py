@@ -153,12 +153,10 @@ def provision(
     )
     tracker.finish()
     stats = ansible.RunStats.from_runner(run.status, run.stats)
-    if stats.unreachable or stats.failures or run.status != "successful":
-        failed = sorted({*stats.failures, *stats.unreachable})
-        details = "\n".join(tracker.failures) or f"ansible-runner status {run.status}"
+    if _failed(run.status, stats):
         raise ProvisionError(
-            f"phase {tracker.last_phase or phases[0].name} failed on "
-            f"{', '.join(failed) or 'the controller'}:\n{details}\n"
+            f"phase {tracker.last_phase or phases[0].name} "
+            f"{_failure_text(run.status, stats, tracker)}\n"
             f"(log: {state.root / 'ansible' / 'provision'}); "
             f"fix it and run `k8slab provision {lab.name}` again"
         )
@@ -166,6 +164,17 @@ def provision(
     report = ProvisionReport(lab.name, tracker.results(phases), time.monotonic() - started, changed)
     state.write_json(state.root / "timings" / "provision.json", report.to_dict())
     return report
+
+
+def _failed(status: str, stats: ansible.RunStats) -> bool:
+    return bool(stats.unreachable or stats.failures or status != "successful")
+
+
+def _failure_text(status: str, stats: ansible.RunStats, tracker: _EventTracker) -> str:
+    """'failed on HOSTS:' and each failed task's message, for a run that failed."""
+    failed = sorted({*stats.failures, *stats.unreachable})
+    details = "\n".join(tracker.failures) or f"ansible-runner status {status}"
+    return f"failed on {', '.join(failed) or 'the controller'}:\n{details}"
 
 
 def _phase_of_plays(phases: list[Phase]) -> dict[str, str]:
@@ -290,11 +299,9 @@ def reset(lab: Lab, progress: Progress = SILENT) -> ansible.RunStats:
     )
     tracker.finish()
     stats = ansible.RunStats.from_runner(run.status, run.stats)
-    if stats.unreachable or stats.failures or run.status != "successful":
-        failed = sorted({*stats.failures, *stats.unreachable})
-        details = "\n".join(tracker.failures) or f"ansible-runner status {run.status}"
+    if _failed(run.status, stats):
         raise ProvisionError(
-            f"reset failed on {', '.join(failed) or 'the controller'}:\n{details}\n"
+            f"reset {_failure_text(run.status, stats, tracker)}\n"
             f"(log: {state.root / 'ansible' / 'reset'})"
         )
     return stats
