@@ -48,8 +48,11 @@ def molecule_env(kubernetes_version: str = DEFAULT_KUBERNETES_VERSION) -> dict[s
             f"`k8slab bundle build --kubernetes {kubernetes_version}`"
         )
     fail_cgroup_v1 = not release(kubernetes_version).needs_fail_cgroup_v1_false
+    # molecule runs ansible-config, ansible-playbook... by name: the venv's must come first.
+    venv_bin = str(MOLECULE.parent)
     return {
         **os.environ,
+        "PATH": os.pathsep.join([venv_bin, os.environ.get("PATH", "")]),
         "K8SLAB_NODE_IMAGE": image,
         "K8SLAB_MOLECULE_RUN_ARGS": json.dumps(
             engine.host_run_args(engine.privileged_allowed(image))
