@@ -8,13 +8,19 @@ actually allows.
 
 from __future__ import annotations
 
+import fcntl
 import ipaddress
 import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from toolkit.errors import EngineError
 from toolkit.lab.spec import Lab, Node
+from toolkit.progress import SILENT, Progress
 from toolkit.shell import run
 
 LAB_LABEL = "k8slab.lab"
@@ -83,6 +89,25 @@ class DockerNames:
 
     def var_volume(self, node: Node) -> str:
         return f"k8slab-{self.lab}-{node.name}-var"
+
+
+@contextmanager
+def networks_lock(progress: Progress = SILENT) -> Iterator[None]:
+    """Hold the machine-wide lock of whoever creates, lists or removes docker networks.
+
+    Vagrant's docker provider inspects every network it lists while it configures a
+    machine; a network that another lab removes in between fails the whole `vagrant up`
+    with "No such object". The engine is machine-wide, so the lock is too (not per
+    state or cache directory).
+    """
+    path = Path(tempfile.gettempdir()) / "k8slab-docker-networks.lock"
+    with path.open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            progress.say("engine", f"waiting for another lab's docker changes ({path})")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def ensure_network(lab: Lab) -> str:

@@ -48,12 +48,15 @@ def up_hosts(lab: Lab, progress: Progress = SILENT) -> dict[str, float]:
     state.ensure_key_pair()
     state.write_json(state.machines, render.machines(lab, state, image_tag, run_args))
     write_access_files(lab, state)
-    if lab.provider == "docker":
-        bundles_root().mkdir(parents=True, exist_ok=True)
-        engine.ensure_network(lab)
-        engine.ensure_volumes(lab)
     with progress.phase("hosts", f"vagrant up: {len(lab.nodes)} machines ({lab.provider})"):
-        Vagrant(state).up(lab.provider, progress)
+        if lab.provider == "docker":
+            bundles_root().mkdir(parents=True, exist_ok=True)
+            with engine.networks_lock(progress):
+                engine.ensure_network(lab)
+                engine.ensure_volumes(lab)
+                Vagrant(state).up(lab.provider, progress)
+        else:
+            Vagrant(state).up(lab.provider, progress)
     with progress.phase("ssh", "waiting for every host to answer SSH with the lab key"):
         _wait_for_all(lab, state, progress)
     record_up_timings(lab, progress)
@@ -118,9 +121,12 @@ def destroy_lab(lab_name: str, provider: str, progress: Progress = SILENT) -> li
     state = LabState.of(lab_name)
     removed: list[str] = []
     with progress.phase("destroy", f"lab {lab_name}"):
-        Vagrant(state).destroy(provider)
         if provider == "docker":
-            removed += engine.remove_lab_objects(lab_name)
+            with engine.networks_lock(progress):
+                Vagrant(state).destroy(provider)
+                removed += engine.remove_lab_objects(lab_name)
+        else:
+            Vagrant(state).destroy(provider)
         if state.exists():
             shutil.rmtree(state.root)
             removed.append(f"state {state.root}")
