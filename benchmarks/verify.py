@@ -58,7 +58,7 @@ def main() -> None:
             }
         )
     best = min(run["seconds"] for run in runs)
-    result = {
+    measured = {
         "measured": datetime.now(UTC).isoformat(timespec="seconds"),
         "lab": lab.name,
         "topology": lab.etcd_topology,
@@ -70,8 +70,8 @@ def main() -> None:
         "runs": runs,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(result, indent=2))
+    RESULTS.write_text(json.dumps(measured, indent=2) + "\n", encoding="utf-8")
+    print(json.dumps(measured, indent=2))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pytest
@@ -82,6 +83,11 @@ def unpark_manifest(scene: Scene, node: Node, name: str) -> None:
 def container_gone(scene: Scene, node: Node, name: str) -> bool:
     result = scene.cluster.run(node, f"crictl ps --name '^{name}$' -q")
     return result.ok and not result.output.strip()
+
+
+def container_running(scene: Scene, node: Node, name: str) -> bool:
+    result = scene.cluster.run(node, f"crictl ps --name '^{name}$' --state running -q")
+    return result.ok and bool(result.output.strip())
 
 
 def apiserver_ready(scene: Scene, node: Node) -> bool:
@@ -260,19 +266,14 @@ def stop_schedulers(scene: Scene) -> None:
     for cp in scene.lab.control_planes:
         park_manifest(scene, cp, "kube-scheduler")
     for cp in scene.lab.control_planes:
-        settle(
-            f"no scheduler on {cp.name}", lambda cp=cp: container_gone(scene, cp, "kube-scheduler")
-        )
+        settle(f"no scheduler on {cp.name}", partial(container_gone, scene, cp, "kube-scheduler"))
 
 
 def start_schedulers(scene: Scene) -> None:
     for cp in scene.lab.control_planes:
         unpark_manifest(scene, cp, "kube-scheduler")
     for cp in scene.lab.control_planes:
-        settle(
-            f"scheduler on {cp.name}",
-            lambda cp=cp: not container_gone(scene, cp, "kube-scheduler"),
-        )
+        settle(f"scheduler on {cp.name}", partial(container_running, scene, cp, "kube-scheduler"))
 
 
 def scheduler_expected(scene: Scene) -> set[str]:
