@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from toolkit.cli import main
 from toolkit.lab.spec import Lab, load_lab
 
+# Lab names or lab.yml paths.
 LABS = os.environ.get("K8SLAB_E2E_LABS", "ha-stacked").split()
 
 
@@ -36,7 +37,8 @@ class LabPool:
         if os.environ.get("K8SLAB_KEEP_LABS"):
             return
         for name in self._labs:
-            CliRunner().invoke(main, ["destroy", name])
+            # By the spec's path: a lab given as a lab.yml path has no name under inventories/.
+            CliRunner().invoke(main, ["destroy", str(self._labs[name].source)])
 
 
 @pytest.fixture(scope="session")

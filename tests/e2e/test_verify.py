@@ -56,7 +56,9 @@ def test_nothing_verify_created_is_left(provisioned_lab: Lab) -> None:
 
 
 def test_cli_runs_one_group_and_prints_the_table(provisioned_lab: Lab) -> None:
-    result = CliRunner().invoke(main, ["verify", provisioned_lab.name, "--only", "etcd", "--quiet"])
+    result = CliRunner().invoke(
+        main, ["verify", str(provisioned_lab.source), "--only", "etcd", "--quiet"]
+    )
     assert result.exit_code == 0, result.output
     header = result.output.splitlines()[0].split()
     assert header == ["group", "check", "host", "result", "time"]
@@ -66,6 +68,6 @@ def test_cli_runs_one_group_and_prints_the_table(provisioned_lab: Lab) -> None:
 
 
 def test_cli_refuses_an_unknown_group(provisioned_lab: Lab) -> None:
-    result = CliRunner().invoke(main, ["verify", provisioned_lab.name, "--only", "dns"])
+    result = CliRunner().invoke(main, ["verify", str(provisioned_lab.source), "--only", "dns"])
     assert result.exit_code == 2
     assert "control-plane" in result.output

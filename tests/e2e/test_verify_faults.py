@@ -1,8 +1,11 @@
 """Proof that the verification suite catches faults: inject one fault at a time into a real
 lab, run the suite, assert that exactly the checks that should fail do, heal the fault and
-assert that the suite is green again. Destructive: never run by default.
+assert that the suite is green again. Destructive: never run by default. The lab is
+$K8SLAB_E2E_LABS (a name or a lab.yml path; default ha-stacked), brought up from nothing
+unless K8SLAB_E2E_REUSE=1 takes it as it is:
 
-    K8SLAB_E2E_REUSE=1 K8SLAB_KEEP_LABS=1 pytest -m destructive tests/e2e/test_verify_faults.py
+    K8SLAB_E2E_LABS=path/to/lab.yml K8SLAB_E2E_REUSE=1 K8SLAB_KEEP_LABS=1 \
+        pytest -m destructive tests/e2e/test_verify_faults.py
 """
 
 from __future__ import annotations
