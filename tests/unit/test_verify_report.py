@@ -44,6 +44,10 @@ def broken():
 
 def test_uses_broken(broken):
     pass
+
+
+def test_livez(record_property):
+    record_property("k8slab_note", "ok on attempt 2 of 3; before that:\\n[-]etcd failed")
 """
 
 
@@ -81,8 +85,11 @@ def test_parse_junit_gives_one_result_per_check_and_host(junit_xml: str) -> None
         ("nodes", "kubelet_active", "w1", "failed"),
         ("nodes", "sctp", "-", "skipped"),
         ("nodes", "uses_broken", "-", "error"),
+        ("nodes", "livez", "-", "passed"),
     ]
-    failed, skipped, error = results[1], results[2], results[3]
+    failed, skipped, error, retried = results[1], results[2], results[3], results[4]
+    assert results[0].evidence == ""
+    assert retried.evidence.endswith("[-]etcd failed"), "a pass after a retry keeps its note"
     assert failed.evidence.startswith("kubelet is inactive on w1")
     assert "systemctl is-active kubelet" in failed.evidence
     assert "Failed:" not in failed.evidence
@@ -109,7 +116,7 @@ def test_report_passes_only_when_no_check_failed(junit_xml: str, tmp_path: Path)
     assert report_of([r for r in results if r.outcome in ("passed", "skipped")], tmp_path).passed
     assert not report_of([], tmp_path).passed, "a run without checks proves nothing"
     counts = report_of(results, tmp_path).counts()
-    assert counts == {"passed": 1, "failed": 1, "error": 1, "skipped": 1}
+    assert counts == {"passed": 2, "failed": 1, "error": 1, "skipped": 1}
 
 
 def test_table_lists_every_check_and_the_evidence_of_failures(junit_xml: str) -> None:
@@ -122,15 +129,17 @@ def test_table_lists_every_check_and_the_evidence_of_failures(junit_xml: str) ->
     assert "FAILED nodes/kubelet_active [w1]" in table
     assert "    w1$ systemctl is-active kubelet" in table
     assert "SKIPPED nodes/sctp [-]" in table
+    assert "PASSED after a retry nodes/livez [-]\n    ok on attempt 2 of 3" in table
 
 
 def test_markdown_report_has_a_row_per_check_and_evidence(junit_xml: str, tmp_path: Path) -> None:
     markdown = render_markdown(report_of(parse_junit(junit_xml), tmp_path))
     assert markdown.startswith("# k8slab verify demo\n")
-    assert "**FAILED** (1 passed, 1 failed, 1 error, 1 skipped)" in markdown
+    assert "**FAILED** (2 passed, 1 failed, 1 error, 1 skipped)" in markdown
     assert "| nodes | kubelet_active | w1 | **failed** |" in markdown
     assert "| nodes | kubelet_active | cp1 | passed |" in markdown
     assert "### failed: nodes/kubelet_active [w1]" in markdown
+    assert "### passed after a retry: nodes/livez [-]" in markdown
     assert markdown.count("```") % 2 == 0
 
 

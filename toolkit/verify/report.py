@@ -14,6 +14,8 @@ MODULE_RE = re.compile(r"(?:^|[./])check_(?P<group>[a-z_]+)$")
 TEST_RE = re.compile(r"^test_(?P<check>[^\[]+)(?:\[(?P<subject>.*)\])?$")
 # pytest prefixes the message of pytest.fail() and pytest.skip() with these.
 MESSAGE_PREFIXES = ("Failed: ", "Skipped: ")
+# A JUnit property a check records when it passed only after a retry: what failed first.
+NOTE_PROPERTY = "k8slab_note"
 
 
 @dataclass(frozen=True)
@@ -25,7 +27,7 @@ class CheckResult:
     host: str
     outcome: str  # one of OUTCOMES
     seconds: float
-    evidence: str = ""
+    evidence: str = ""  # of a passed check: its note (what failed before a retry passed)
 
     @property
     def ok(self) -> bool:
@@ -69,7 +71,7 @@ def parse_junit(xml_text: str) -> list[CheckResult]:
         match = TEST_RE.match(name)
         check = match.group("check") if match else name
         subject = (match.group("subject") if match else None) or "-"
-        outcome, evidence = "passed", ""
+        outcome, evidence = "passed", _note(case)
         for tag in ("failure", "error", "skipped"):
             element = case.find(tag)
             if element is not None:
@@ -87,6 +89,13 @@ def parse_junit(xml_text: str) -> list[CheckResult]:
             )
         )
     return results
+
+
+def _note(case: ET.Element) -> str:
+    for prop in case.iter("property"):
+        if prop.get("name") == NOTE_PROPERTY:
+            return prop.get("value", "")
+    return ""
 
 
 def _evidence(element: ET.Element) -> str:
@@ -112,9 +121,10 @@ def render_table(results: list[CheckResult] | tuple[CheckResult, ...]) -> str:
     ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     out = "\n".join(lines)
-    details = [r for r in results if r.outcome in ("failed", "error", "skipped") and r.evidence]
+    details = [r for r in results if r.evidence]
     for r in details:
-        heading = f"{r.outcome.upper()} {r.group}/{r.check} [{r.host}]"
+        outcome = "PASSED after a retry" if r.outcome == "passed" else r.outcome.upper()
+        heading = f"{outcome} {r.group}/{r.check} [{r.host}]"
         out += f"\n\n{heading}\n" + _indent(r.evidence)
     return out
 
@@ -137,11 +147,12 @@ def render_markdown(report: VerifyReport) -> str:
     for r in report.results:
         mark = r.outcome if r.ok else f"**{r.outcome}**"
         lines.append(f"| {r.group} | {r.check} | {r.host} | {mark} | {r.seconds:.1f}s |")
-    evidence = [r for r in report.results if r.evidence and r.outcome != "passed"]
+    evidence = [r for r in report.results if r.evidence]
     if evidence:
         lines += ["", "## Evidence"]
         for r in evidence:
-            lines += ["", f"### {r.outcome}: {r.group}/{r.check} [{r.host}]", "", "```"]
+            outcome = "passed after a retry" if r.outcome == "passed" else r.outcome
+            lines += ["", f"### {outcome}: {r.group}/{r.check} [{r.host}]", "", "```"]
             lines += [r.evidence.replace("```", "'''"), "```"]
     return "\n".join(lines) + "\n"
 

@@ -217,4 +217,9 @@ def summary(report: VerifyReport) -> dict[str, Any]:
         "junit_xml": str(report.junit_xml),
         "markdown": str(report.markdown),
         "failures": [f"{r.group}/{r.check}[{r.host}]" for r in report.failures],
+        "passed_after_retry": [
+            f"{r.group}/{r.check}[{r.host}]"
+            for r in report.results
+            if r.outcome == "passed" and r.evidence
+        ],
     }

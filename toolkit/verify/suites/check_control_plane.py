@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +13,7 @@ from cryptography import x509
 from toolkit.lab.spec import Lab, Node
 from toolkit.verify.checks import expect, fail, static_pod_flags
 from toolkit.verify.cluster import Cluster, Run, eventually
+from toolkit.verify.report import NOTE_PROPERTY
 
 PKI = "/etc/kubernetes/pki"
 MANIFESTS = "/etc/kubernetes/manifests"
@@ -22,6 +25,10 @@ CERT_MIN_VALIDITY = timedelta(days=30)
 COMPONENT_PORTS = {"kube-scheduler": 10259, "kube-controller-manager": 10257}
 LEASE_SLACK_S = 10
 VIP_REQUESTS = 10
+HEALTH_ATTEMPTS = 3
+HEALTH_RETRY_S = 5
+# pytest's record_property fixture
+RecordProperty = Callable[[str, object], None]
 
 
 def running_command(name: str) -> str:
@@ -77,23 +84,50 @@ def test_apiserver_running(cluster: Cluster, control_plane: Node) -> None:
     expect_running(cluster, control_plane, "kube-apiserver")
 
 
-def expect_apiserver_endpoint_ok(cluster: Cluster, control_plane: Node, endpoint: str) -> None:
-    run = cluster.run(control_plane, apiserver_command(control_plane, endpoint))
-    failing = [line for line in run.stdout.splitlines() if line.startswith("[-]")]
-    expect(
-        run.ok and f"{endpoint} check passed" in run.stdout,
-        f"{endpoint} of the API server on {control_plane.name} is not ok: "
-        + (", ".join(failing) or "no answer"),
-        run.evidence,
+def expect_apiserver_endpoint_ok(
+    cluster: Cluster, control_plane: Node, endpoint: str, record_property: RecordProperty
+) -> None:
+    """Asked again after a failed answer, a bounded number of times, as kubeadm waits for
+    health: on a loaded machine one slow etcd round trip fails a single answer ("[-]etcd
+    failed"), where a broken API server or etcd fails every one. A pass after a retry
+    keeps the failed answers as the check's note."""
+    command = apiserver_command(control_plane, endpoint)
+
+    def ok(run: Run) -> bool:
+        return run.ok and f"{endpoint} check passed" in run.stdout
+
+    runs = [cluster.run(control_plane, command)]
+    while not ok(runs[-1]) and len(runs) < HEALTH_ATTEMPTS:
+        time.sleep(HEALTH_RETRY_S)
+        runs.append(cluster.run(control_plane, command, fresh=True))
+    if ok(runs[-1]):
+        if len(runs) > 1:
+            record_property(
+                NOTE_PROPERTY,
+                f"ok on attempt {len(runs)} of {HEALTH_ATTEMPTS}; before that:\n\n"
+                + "\n\n".join(r.evidence for r in runs[:-1]),
+            )
+        return
+    failing = sorted(
+        {line for r in runs for line in r.stdout.splitlines() if line.startswith("[-]")}
+    )
+    fail(
+        f"{endpoint} of the API server on {control_plane.name} is not ok in {len(runs)} "
+        f"answers {HEALTH_RETRY_S}s apart: " + (", ".join(failing) or "no answer"),
+        *(r.evidence for r in runs),
     )
 
 
-def test_apiserver_readyz(cluster: Cluster, control_plane: Node) -> None:
-    expect_apiserver_endpoint_ok(cluster, control_plane, "readyz")
+def test_apiserver_readyz(
+    cluster: Cluster, control_plane: Node, record_property: RecordProperty
+) -> None:
+    expect_apiserver_endpoint_ok(cluster, control_plane, "readyz", record_property)
 
 
-def test_apiserver_livez(cluster: Cluster, control_plane: Node) -> None:
-    expect_apiserver_endpoint_ok(cluster, control_plane, "livez")
+def test_apiserver_livez(
+    cluster: Cluster, control_plane: Node, record_property: RecordProperty
+) -> None:
+    expect_apiserver_endpoint_ok(cluster, control_plane, "livez", record_property)
 
 
 def test_apiserver_serving_certificate(lab: Lab, cluster: Cluster, control_plane: Node) -> None:
