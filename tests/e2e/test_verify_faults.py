@@ -128,6 +128,8 @@ def kubelet_expected(scene: Scene) -> set[str]:
         f"nodes/kubelet_active[{w}]",
         f"nodes/kubelet_healthz[{w}]",
         f"nodes/node_ready[{w}]",
+        # Its configuration says anonymous auth is off, but nothing answers to show the 401.
+        f"nodes/kubelet_anonymous_auth_off[{w}]",
         f"nodes/kubelet_talks_to_configured_cri_socket[{w}]",
         # The test Pods bound to the worker never start: echo-b and the other namespace's peer.
         "network/test_pods_ready[-]",
@@ -213,7 +215,11 @@ def restore_cni_config(scene: Scene) -> None:
 def cni_expected(scene: Scene) -> set[str]:
     node = scene.other_control_plane.name
     # Without a CNI configuration the runtime reports its network not ready: NotReady.
-    return {f"nodes/cni_configuration_and_plugins[{node}]", f"nodes/node_ready[{node}]"}
+    expected = {f"nodes/cni_configuration_and_plugins[{node}]", f"nodes/node_ready[{node}]"}
+    # The Pods of a NotReady node are marked not ready, a CoreDNS replica among them.
+    if node in scene.coredns_nodes():
+        expected.add("nodes/coredns_ready[-]")
+    return expected
 
 
 # --- one etcd member stopped ----------------------------------------------------------

@@ -24,6 +24,10 @@ TCP_PORT = 8080
 UDP_PORT = 8081
 SCTP_PORT = 8082
 READY_TIMEOUT_S = 75
+NAMESPACES_GONE_TIMEOUT_S = 90
+APPLY_TIMEOUT_S = 90
+# Waiting for the namespaces, then applying, plus the label and the taint.
+APPLY_WAIT_S = NAMESPACES_GONE_TIMEOUT_S + APPLY_TIMEOUT_S + 30
 
 # Answers each TCP connection, and each UDP datagram, with the address it came from:
 # a receiver that sees the sender's Pod IP proves there was no NAT on the way.
@@ -72,13 +76,22 @@ class Workload:
 
     def _apply(self) -> None:
         a, b = self.layout.a.name, self.layout.b.name
+        # A previous run's namespaces may still be terminating (removal does not wait), and
+        # nothing can be created in a terminating namespace.
+        eventually(
+            lambda: self.cluster.kubectl(
+                "get", "namespace", NAMESPACE, PEER_NAMESPACE, "--ignore-not-found", "-o", "name"
+            ),
+            lambda run: run.ok and not run.stdout.strip(),
+            NAMESPACES_GONE_TIMEOUT_S,
+        )
         self.cluster.kubectl("label", "node", b, "=".join(SSD_LABEL), "--overwrite")
         self.cluster.kubectl("taint", "node", a, f"{TAINT_KEY}=verify:NoSchedule", "--overwrite")
-        self.applied = self.cluster.apply(manifests(self.layout), timeout=90)
+        self.applied = self.cluster.apply(manifests(self.layout), timeout=APPLY_TIMEOUT_S)
 
     def wait_applied(self) -> Run:
         if self._thread is not None:
-            self._thread.join(timeout=120)
+            self._thread.join(timeout=APPLY_WAIT_S)
         if self.applied is None:
             return Run(self.cluster.first.name, "kubectl apply (verify workload)", 1, "not applied")
         return self.applied
@@ -101,7 +114,7 @@ class Workload:
     def remove(self) -> None:
         """Delete everything the run created; bounded, and whatever state it is in."""
         if self._thread is not None:
-            self._thread.join(timeout=120)
+            self._thread.join(timeout=APPLY_WAIT_S)
         a, b = self.layout.a.name, self.layout.b.name
         self.cluster.kubectl("taint", "node", a, f"{TAINT_KEY}-")
         self.cluster.kubectl("label", "node", b, f"{SSD_LABEL[0]}-")
