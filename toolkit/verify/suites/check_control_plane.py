@@ -96,6 +96,11 @@ def expect_apiserver_endpoint_ok(
     def ok(run: Run) -> bool:
         return run.ok and f"{endpoint} check passed" in run.stdout
 
+    def failing_lines(run: Run) -> str:
+        # The failed health checks (evidence keeps only the tail, where they may not be).
+        lines = [line for line in run.stdout.splitlines() if line.startswith("[-]")]
+        return ", ".join(lines) or f"no answer (exit {run.exit_status})"
+
     runs = [cluster.run(control_plane, command)]
     while not ok(runs[-1]) and len(runs) < HEALTH_ATTEMPTS:
         time.sleep(HEALTH_RETRY_S)
@@ -104,16 +109,16 @@ def expect_apiserver_endpoint_ok(
         if len(runs) > 1:
             record_property(
                 NOTE_PROPERTY,
-                f"ok on attempt {len(runs)} of {HEALTH_ATTEMPTS}; before that:\n\n"
+                f"ok on attempt {len(runs)} of {HEALTH_ATTEMPTS}; before that: "
+                + "; ".join(failing_lines(r) for r in runs[:-1])
+                + "\n\n"
                 + "\n\n".join(r.evidence for r in runs[:-1]),
             )
         return
-    failing = sorted(
-        {line for r in runs for line in r.stdout.splitlines() if line.startswith("[-]")}
-    )
+    failing = sorted({failing_lines(r) for r in runs})
     fail(
         f"{endpoint} of the API server on {control_plane.name} is not ok in {len(runs)} "
-        f"answers {HEALTH_RETRY_S}s apart: " + (", ".join(failing) or "no answer"),
+        f"answers {HEALTH_RETRY_S}s apart: " + "; ".join(failing),
         *(r.evidence for r in runs),
     )
 
