@@ -2,7 +2,8 @@
 on real labs ($K8SLAB_DRILL_LABS, names or lab.yml paths; default: ha-stacked).
 
 K8SLAB_E2E_REUSE=1 uses labs that are already up; K8SLAB_KEEP_LABS=1 leaves them up.
-`-k "backup_restore or member_loss"` is what CI runs every time.
+The drills marked `ci_drill` (backup-restore, member-loss) also run in scripts/test's
+`-m "not destructive or ci_drill"`, last, on the lab the session's e2e tests brought up.
 """
 
 from __future__ import annotations
@@ -119,7 +120,13 @@ def test_a_drill_refuses_to_start_on_an_unhealthy_lab(lab: Lab) -> None:
     wait_healthy(lab, 300)
 
 
-@pytest.mark.parametrize("drill", DRILL_NAMES)
+CI_DRILLS = ("backup-restore", "member-loss")
+
+
+@pytest.mark.parametrize(
+    "drill",
+    [pytest.param(d, marks=[pytest.mark.ci_drill] if d in CI_DRILLS else []) for d in DRILL_NAMES],
+)
 def test_drill_passes(lab: Lab, drill: str) -> None:
     (result,), json_path, md_path = run_drills(lab, [drill])
     failed = [f"{c.name}: {c.detail}" for c in result.checks if not c.ok]
