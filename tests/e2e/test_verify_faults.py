@@ -31,6 +31,11 @@ MANIFESTS = "/etc/kubernetes/manifests"
 SAVED: dict[str, Any] = {}  # what a fault changed, for its heal
 PARKED = "/root/k8slab-fault-parked"  # where a fault puts a file it takes away
 SETTLE_S = 120
+DNS_CHECKS = (
+    "network/dns_resolves_kubernetes_default[-]",
+    "network/pod_to_service[dns-same-namespace]",
+    "network/pod_to_service[dns-other-namespace]",
+)
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,18 @@ class Scene:
             "get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns"
         )
         return {p["spec"].get("nodeName", "") for p in pods["items"]}
+
+
+def coredns_failures(scene: Scene, node: str) -> set[str]:
+    """What fails once ``node`` is NotReady, by where CoreDNS runs: the Pods of a NotReady
+    node are marked not ready, so a replica there is missing, and with every replica
+    there nothing resolves."""
+    where = scene.coredns_nodes()
+    if node not in where:
+        return set()
+    if where != {node}:
+        return {"nodes/coredns_ready[-]"}
+    return {"nodes/coredns_ready[-]", *DNS_CHECKS}
 
 
 def run(scene: Scene, node: Node | str, command: str, timeout: float = 60) -> None:
@@ -140,9 +157,7 @@ def kubelet_expected(scene: Scene) -> set[str]:
         "scheduling/node_selector_places_pods_on_labelled_node[-]",
         "scheduling/taint_keeps_untolerating_pods_off[-]",
     }
-    if w in scene.coredns_nodes():
-        expected.add("nodes/coredns_ready[-]")
-    return expected
+    return expected | coredns_failures(scene, w)
 
 
 # --- kube-proxy stopped and its rules flushed on a node ------------------------------------
@@ -216,10 +231,7 @@ def cni_expected(scene: Scene) -> set[str]:
     node = scene.other_control_plane.name
     # Without a CNI configuration the runtime reports its network not ready: NotReady.
     expected = {f"nodes/cni_configuration_and_plugins[{node}]", f"nodes/node_ready[{node}]"}
-    # The Pods of a NotReady node are marked not ready, a CoreDNS replica among them.
-    if node in scene.coredns_nodes():
-        expected.add("nodes/coredns_ready[-]")
-    return expected
+    return expected | coredns_failures(scene, node)
 
 
 # --- one etcd member stopped ----------------------------------------------------------
@@ -323,12 +335,7 @@ def start_coredns(scene: Scene) -> None:
 
 
 def coredns_expected(scene: Scene) -> set[str]:
-    return {
-        "nodes/coredns_ready[-]",
-        "network/dns_resolves_kubernetes_default[-]",
-        "network/pod_to_service[dns-same-namespace]",
-        "network/pod_to_service[dns-other-namespace]",
-    }
+    return {"nodes/coredns_ready[-]", *DNS_CHECKS}
 
 
 # --- keepalived stopped where the VIP lives -------------------------------------------

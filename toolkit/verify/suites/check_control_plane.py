@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -253,17 +254,32 @@ def vip_holders(lab: Lab, cluster: Cluster) -> list[str]:
     ]
 
 
+def vip_read_url(lab: Lab) -> str:
+    # A read a client makes (the default Namespace), not /readyz: whether the server that
+    # took the request has every health check green this instant is the per-server
+    # checks' question; under load /readyz says "[-]etcd failed" now and then, while
+    # requests are served.
+    return f"https://{lab.api_vip}:{lab.api_port}/api/v1/namespaces/default"
+
+
+def read_through_vip(lab: Lab, cluster: Cluster) -> Run:
+    url = vip_read_url(lab)
+    return cluster.run(cluster.first, f"curl -sS --max-time 10 {CLIENT_CERT} {url}", fresh=True)
+
+
+def api_answered(run: Run) -> bool:
+    try:
+        return run.ok and json.loads(run.stdout).get("kind") == "Namespace"
+    except json.JSONDecodeError:
+        return False
+
+
 def test_vip_held_by_one_control_plane_and_answering(lab: Lab, cluster: Cluster) -> None:
     # keepalived may be moving the VIP right now: give VRRP a bounded moment to settle.
     settled, holders = eventually(lambda: vip_holders(lab, cluster), lambda h: len(h) == 1, 15)
     expect(settled, f"the VIP {lab.api_vip} is held by {holders or 'no control plane'}")
-    url = f"https://{lab.api_vip}:{lab.api_port}/readyz"
-    run = cluster.run(cluster.first, f"curl -sS --max-time 10 {CLIENT_CERT} {url}")
-    expect(
-        run.ok and run.stdout.strip() == "ok",
-        f"the API does not answer through {url}",
-        run.evidence,
-    )
+    run = read_through_vip(lab, cluster)
+    expect(api_answered(run), f"the API does not answer through {vip_read_url(lab)}", run.evidence)
 
 
 def haproxy_state(cluster: Cluster, balancer: Node, server: str) -> str:
@@ -288,7 +304,6 @@ def test_api_through_vip_survives_one_apiserver_stopped(lab: Lab, cluster: Clust
     holders = vip_holders(lab, cluster)
     expect(len(holders) == 1, f"the VIP is held by {holders}; cannot test fail-over")
     balancer = lab.node(holders[0])
-    url = f"https://{lab.api_vip}:{lab.api_port}/readyz"
     direct = f"https://{victim.address}:6443/readyz"
     pids = "$(pgrep -x kube-apiserver)"
     stop = cluster.run(victim, f"kill -STOP {pids}", fresh=True)
@@ -301,11 +316,8 @@ def test_api_through_vip_survives_one_apiserver_stopped(lab: Lab, cluster: Clust
         stopped = cluster.run(
             cluster.first, f"curl -sS --max-time 3 {CLIENT_CERT} {direct}", fresh=True
         )
-        answers = [
-            cluster.run(cluster.first, f"curl -sS --max-time 10 {CLIENT_CERT} {url}", fresh=True)
-            for _ in range(VIP_REQUESTS)
-        ]
-        failed = [a for a in answers if a.stdout.strip() != "ok"]
+        answers = [read_through_vip(lab, cluster) for _ in range(VIP_REQUESTS)]
+        failed = [a for a in answers if not api_answered(a)]
         expect(not stopped.ok, f"{victim.name}'s API server still answers", stopped.evidence)
         expect(
             not failed,
