@@ -78,6 +78,43 @@ def test_write_request_posts_a_configmap_with_a_server_side_timeout() -> None:
     assert json.loads(body) == json.loads(probes.configmap_body("w-7", "7"))
 
 
+def test_a_timed_write_can_go_straight_to_one_api_server() -> None:
+    lab = load_lab("ha-stacked")
+    request = probes.write_request(
+        lab, "ns", "q", 20, endpoint="172.30.2.11:6443", server_timeout_s=10, write_out="%{x}"
+    )
+    assert "https://172.30.2.11:6443/api/v1/namespaces/ns/configmaps?timeout=10s" in request
+    assert "--max-time 20" in request and "-w '%{x}'" in request
+
+
+def test_timed_writes_tell_an_error_from_a_hang(tmp_path: Path) -> None:
+    # Stand-ins for curl: the API server's 504 after its deadline, the load balancer
+    # closing the connection (curl 35), and a client bound running out (curl 28).
+    requests = {
+        "direct": "echo 504 10.12",
+        "vip": "sh -c 'echo 000 0.01; exit 35'",
+        "slow": "sh -c 'echo 000 20.00; exit 28'",
+    }
+    script = probes.timed_writes_script(requests, count=2, interval=0)
+    output = subprocess.run(
+        ["sh", "-c", script], capture_output=True, text=True, check=True, timeout=30
+    ).stdout
+    answers = probes.parse_answers(output + "junk line\n")
+    assert [(a.route, a.seq) for a in answers] == [
+        ("direct", 1),
+        ("direct", 2),
+        ("vip", 1),
+        ("vip", 2),
+        ("slow", 1),
+        ("slow", 2),
+    ]
+    direct, vip, slow = answers[0], answers[2], answers[4]
+    assert direct.http_error and not direct.ok and not direct.hung and direct.seconds == 10.12
+    assert not vip.http_error and not vip.hung and vip.curl_exit == 35
+    assert slow.hung and not slow.http_error
+    assert str(direct) == "direct#1 504 10.1s curl=0"
+
+
 def test_report_passes_only_when_every_check_passes(tmp_path: Path, isolated_state: Path) -> None:
     good = DrillResult("member-loss", "dev", "stacked", "2026-11-26T00:00:00+00:00", 42.0)
     good.check("writes resumed", True)

@@ -2,7 +2,10 @@
 
 Each probe is a shell loop started in the background on a lab node, bounded in count and
 time, that stops early when its stop file appears. It logs one line per request:
-``<unix time> <seq> <HTTP code>`` (000: no answer within the per-request timeout).
+``<unix time> <seq> <HTTP code>`` (000: no HTTP answer, whatever the reason).
+
+Timed writes run in the foreground instead and tell why a request got no HTTP answer:
+``<route> <seq> <HTTP code> <seconds> <curl's exit status>``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from toolkit.lab.spec import Lab
 
 PROBE_DIR = "/var/lib/k8slab/drill"
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
+CURL_TIMED_OUT = 28  # curl's exit status when --max-time ran out
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,57 @@ def parse_samples(text: str) -> list[Sample]:
             except ValueError:
                 continue
     return samples
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one timed write got: an HTTP code (000: none), how long it took, and curl's
+    exit status (CURL_TIMED_OUT: the client's own bound ran out, the request hung)."""
+
+    route: str
+    seq: int
+    code: str
+    seconds: float
+    curl_exit: int
+
+    @property
+    def ok(self) -> bool:
+        return self.code.startswith("2")
+
+    @property
+    def http_error(self) -> bool:
+        return self.code[:1] in ("4", "5")
+
+    @property
+    def hung(self) -> bool:
+        return self.curl_exit == CURL_TIMED_OUT
+
+    def __str__(self) -> str:
+        return f"{self.route}#{self.seq} {self.code} {self.seconds:.1f}s curl={self.curl_exit}"
+
+
+def parse_answers(text: str) -> list[Answer]:
+    answers = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 5 and fields[1].isdigit():
+            try:
+                answers.append(
+                    Answer(fields[0], int(fields[1]), fields[2], float(fields[3]), int(fields[4]))
+                )
+            except ValueError:
+                continue
+    return answers
+
+
+def timed_writes_script(requests: dict[str, str], count: int, interval: float) -> str:
+    """Shell running ``count`` times each request (route -> a curl printing
+    ``%{http_code} %{time_total}``), route after route, one Answer line per request."""
+    return "; ".join(
+        f"for i in $(seq 1 {count}); do out=$({request}); rc=$?; "
+        f'echo "{route} $i ${{out:-000 0}} $rc"; sleep {interval}; done'
+        for route, request in requests.items()
+    )
 
 
 def longest_gap(samples: list[Sample], since: float | None = None) -> float:
@@ -119,18 +174,28 @@ def configmap_body(name: str, seq: str) -> str:
     )
 
 
-def write_request(lab: Lab, namespace: str, prefix: str, timeout_s: float) -> str:
-    """A curl that creates ConfigMap ``<prefix>-$i`` (data seq=$i) and prints the HTTP code.
+def write_request(
+    lab: Lab,
+    namespace: str,
+    prefix: str,
+    timeout_s: float,
+    endpoint: str = "",
+    server_timeout_s: int = 0,
+    write_out: str = "%{http_code}",
+) -> str:
+    """A curl that creates ConfigMap ``<prefix>-$i`` (data seq=$i) at ``endpoint`` (host:port,
+    default the VIP) and prints ``write_out`` (default the HTTP code).
 
-    ``?timeout=`` asks the API server to give up on its own before the client does.
+    ``?timeout=`` (default: a second less than the client's ``timeout_s``) asks the API
+    server to give up on its own before the client does.
     """
     body = configmap_body(f"{prefix}-$i", "$i").replace('"', '\\"')
-    server_timeout = max(1, int(timeout_s) - 1)
+    server_timeout = server_timeout_s or max(1, int(timeout_s) - 1)
+    target = endpoint or f"{lab.api_vip}:{lab.api_port}"
     return (
-        f"curl -s -o /dev/null -w '%{{http_code}}' --max-time {timeout_s} "
+        f"curl -s -o /dev/null -w '{write_out}' --max-time {timeout_s} "
         f"--cacert {PROBE_DIR}/ca.crt --cert {PROBE_DIR}/admin.crt --key {PROBE_DIR}/admin.key "
         f"-H 'Content-Type: application/json' -X POST "
         f'-d "{body}" '
-        f"'https://{lab.api_vip}:{lab.api_port}/api/v1/namespaces/{namespace}/configmaps"
-        f"?timeout={server_timeout}s'"
+        f"'https://{target}/api/v1/namespaces/{namespace}/configmaps?timeout={server_timeout}s'"
     )
