@@ -31,6 +31,7 @@ MANIFESTS = "/etc/kubernetes/manifests"
 SAVED: dict[str, Any] = {}  # what a fault changed, for its heal
 PARKED = "/root/k8slab-fault-parked"  # where a fault puts a file it takes away
 SETTLE_S = 120
+CRASH_LOOP_BACKOFF_S = 300
 DNS_CHECKS = (
     "network/dns_resolves_kubernetes_default[-]",
     "network/pod_to_service[dns-same-namespace]",
@@ -81,8 +82,12 @@ def run(scene: Scene, node: Node | str, command: str, timeout: float = 60) -> No
 
 
 def node_ready(scene: Scene, name: str) -> bool:
-    node = scene.cluster.kubectl_json("get", "node", name)
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in node["status"]["conditions"])
+    """Whether the node is Ready; not yet when kubectl itself fails (a loaded API server)."""
+    result = scene.cluster.kubectl("get", "node", name, "-o", "json")
+    if not result.ok:
+        return False
+    conditions = json.loads(result.stdout)["status"]["conditions"]
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
 def settle(what: str, probe: Callable[[], bool], timeout_s: float = SETTLE_S) -> None:
@@ -123,6 +128,9 @@ class Fault:
     inject: Callable[[Scene], None]
     heal: Callable[[Scene], None]
     expected: Callable[[Scene], set[str]]
+    # Checks that follow from the fault but pass or fail with timing (a crash-looping
+    # container is running at some instants): allowed to fail, never required to.
+    may_fail: Callable[[Scene], set[str]] = lambda scene: set()
     topologies: tuple[str, ...] = ("stacked", "external")
 
 
@@ -223,7 +231,16 @@ def remove_cni_config(scene: Scene) -> None:
 
 def restore_cni_config(scene: Scene) -> None:
     node = scene.other_control_plane
-    run(scene, node, f"mv {PARKED}/10-flannel.conflist /etc/cni/net.d/")
+    # containerd reloads the directory on a write, rename or removal but ignores a
+    # creation, which is all a file moved in makes: it stayed "cni plugin not
+    # initialized". A copy under a name it does not load, renamed over, is a rename.
+    staged = "/etc/cni/net.d/.10-flannel.conflist.restore"
+    run(
+        scene,
+        node,
+        f"cp {PARKED}/10-flannel.conflist {staged} && "
+        f"mv {staged} /etc/cni/net.d/10-flannel.conflist && rm {PARKED}/10-flannel.conflist",
+    )
     settle(f"{node.name} Ready", lambda: node_ready(scene, node.name))
 
 
@@ -248,6 +265,8 @@ def stop_etcd_member(scene: Scene) -> None:
     if scene.lab.etcd_topology == "stacked":
         park_manifest(scene, member, "etcd")
         settle(f"etcd stopped on {member.name}", lambda: container_gone(scene, member, "etcd"))
+        # Its kubelet posts status through the local API server, which has lost its etcd.
+        settle(f"{member.name} NotReady", lambda: not node_ready(scene, member.name))
     else:
         run(scene, member, "systemctl stop etcd")
 
@@ -256,7 +275,14 @@ def start_etcd_member(scene: Scene) -> None:
     member = etcd_member(scene)
     if scene.lab.etcd_topology == "stacked":
         unpark_manifest(scene, member, "etcd")
-        settle(f"API server on {member.name} ready", lambda: apiserver_ready(scene, member))
+        # The API server crash-looped meanwhile: its next start may be up to the kubelet's
+        # longest back-off (5 minutes) away.
+        settle(
+            f"API server on {member.name} ready",
+            lambda: apiserver_ready(scene, member),
+            CRASH_LOOP_BACKOFF_S + SETTLE_S,
+        )
+        settle(f"{member.name} Ready", lambda: node_ready(scene, member.name))
     else:
         run(scene, member, "systemctl start etcd")
 
@@ -270,14 +296,32 @@ def etcd_expected(scene: Scene) -> set[str]:
         f"etcd/db_size_and_compaction[{m}]",
     }
     if scene.lab.etcd_topology == "stacked":
-        # Its API server talks to the local member only, and its settings were taken away
-        # with the manifest.
+        # Its API server talks to the local member only (both its health endpoints check
+        # etcd), its kubelet to that API server, and its settings went with the manifest.
         expected |= {
             f"etcd/peer_and_client_tls[{m}]",
             f"control-plane/apiserver_readyz[{m}]",
+            f"control-plane/apiserver_livez[{m}]",
             f"control-plane/only_apiserver_connects_to_etcd[{m}]",
-        }
+            f"nodes/node_ready[{m}]",
+        } | coredns_failures(scene, m)
     return expected
+
+
+def etcd_may_fail(scene: Scene) -> set[str]:
+    if scene.lab.etcd_topology != "stacked":
+        return set()
+    m = etcd_member(scene).name
+    # Without etcd the API server exits and is restarted, so it is running at some
+    # instants; the scheduler and controller-manager there use it, and one that led
+    # loses its Lease, exits and is restarted while another takes over.
+    return {
+        f"control-plane/apiserver_running[{m}]",
+        f"control-plane/scheduler_running_and_healthy[{m}]",
+        f"control-plane/controller_manager_running_and_healthy[{m}]",
+        "control-plane/one_leader[kube-scheduler]",
+        "control-plane/one_leader[kube-controller-manager]",
+    }
 
 
 # --- the scheduler stopped on every control plane -------------------------------------
@@ -373,7 +417,7 @@ FAULTS = [
         "kube-proxy-stopped-rules-flushed", stop_kube_proxy, start_kube_proxy, kube_proxy_expected
     ),
     Fault("cni-config-removed", remove_cni_config, restore_cni_config, cni_expected),
-    Fault("etcd-member-stopped", stop_etcd_member, start_etcd_member, etcd_expected),
+    Fault("etcd-member-stopped", stop_etcd_member, start_etcd_member, etcd_expected, etcd_may_fail),
     Fault("scheduler-stopped-everywhere", stop_schedulers, start_schedulers, scheduler_expected),
     Fault("coredns-scaled-to-zero", stop_coredns, start_coredns, coredns_expected),
     Fault("keepalived-stopped-on-vip-holder", stop_keepalived, start_keepalived, lambda s: set()),
@@ -401,15 +445,16 @@ def scene(provisioned_lab: Lab) -> Iterator[Scene]:
 def test_fault_is_caught_then_healed(scene: Scene, fault: Fault) -> None:
     if scene.lab.etcd_topology not in fault.topologies:
         pytest.skip(f"{fault.name} does not apply to {scene.lab.etcd_topology} etcd")
-    expected = fault.expected(scene)
+    expected, may_fail = fault.expected(scene), fault.may_fail(scene)
     try:
         fault.inject(scene)
         broken = run_verify(scene.lab)
     finally:
         fault.heal(scene)
-    assert failing(broken) == expected, (
-        f"unexpected: {sorted(failing(broken) - expected)}; not caught: "
-        f"{sorted(expected - failing(broken))}\n" + render_table(broken.results)
+    caught = failing(broken)
+    assert expected <= caught <= expected | may_fail, (
+        f"unexpected: {sorted(caught - expected - may_fail)}; not caught: "
+        f"{sorted(expected - caught)}\n" + render_table(broken.results)
     )
     healed = run_verify(scene.lab)
     assert healed.passed, f"still failing after healing {fault.name}:\n" + render_table(
