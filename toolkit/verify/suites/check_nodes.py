@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import time
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -11,6 +13,7 @@ import yaml
 from toolkit.lab.spec import Lab, Node
 from toolkit.verify.checks import expect, fail
 from toolkit.verify.cluster import Cluster
+from toolkit.verify.report import NOTE_PROPERTY
 
 KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"
 KUBEADM_FLAGS = "/var/lib/kubelet/kubeadm-flags.env"
@@ -27,6 +30,8 @@ KUBE_PROXY_RUNNING = "crictl ps --name '^kube-proxy$' --state running -q"
 KUBE_PROXY_MODE = "curl -sS --max-time 5 http://127.0.0.1:10249/proxyMode"
 KUBE_SERVICES_RULES = "iptables -t nat -S KUBE-SERVICES"
 SANDBOX_CONTAINERS = "ctr -n k8s.io containers list"
+NO_ANSWER_ATTEMPTS = 3
+NO_ANSWER_RETRY_S = 5
 
 
 def prefetch(lab: Lab, node: Node) -> list[str]:
@@ -115,16 +120,30 @@ def test_node_ready(nodes_json: dict[str, Any], kube_node: Node) -> None:
     )
 
 
-def test_kubelet_anonymous_auth_off(cluster: Cluster, kube_node: Node) -> None:
+def test_kubelet_anonymous_auth_off(
+    cluster: Cluster, kube_node: Node, record_property: Callable[[str, object], None]
+) -> None:
     config, evidence = kubelet_config(cluster, kube_node)
     anonymous = config.get("authentication", {}).get("anonymous", {}).get("enabled")
     expect(anonymous is False, f"kubelet anonymous auth is {anonymous!r}", evidence)
-    # And in fact: an anonymous request to the kubelet's API is refused.
-    run = cluster.run(kube_node, KUBELET_ANONYMOUS)
+    # And in fact: an anonymous request to the kubelet's API is refused. No HTTP answer
+    # at all (000: refused, or timed out on a loaded machine) says nothing either way:
+    # asked again, bounded; any HTTP answer but 401 fails at once.
+    runs = [cluster.run(kube_node, KUBELET_ANONYMOUS)]
+    while runs[-1].stdout.strip() == "000" and len(runs) < NO_ANSWER_ATTEMPTS:
+        time.sleep(NO_ANSWER_RETRY_S)
+        runs.append(cluster.run(kube_node, KUBELET_ANONYMOUS, fresh=True))
+    code = runs[-1].stdout.strip()
+    if code == "401" and len(runs) > 1:
+        record_property(
+            NOTE_PROPERTY,
+            f"401 on attempt {len(runs)}; no answer before\n\n"
+            + "\n\n".join(r.evidence for r in runs[:-1]),
+        )
     expect(
-        run.stdout.strip() == "401",
-        f"anonymous GET /pods got {run.stdout.strip()}, not 401",
-        run.evidence,
+        code == "401",
+        f"anonymous GET /pods got {code}, not 401 ({len(runs)} attempts)",
+        *(r.evidence for r in runs),
     )
 
 
