@@ -134,14 +134,19 @@ def test_exactly_one_leader(lab: Lab, cluster: Cluster) -> None:
     for line in run.stdout.splitlines():
         if line.startswith("["):
             statuses = json.loads(line)
-    leaders = {s["Status"]["leader"] for s in statuses}
+    # etcdctl's JSON leaves out zero fields: a member that knows no leader has no "leader".
+    leaders = {s["Status"].get("leader", 0) for s in statuses}
     is_leader = [
         s["Endpoint"]
         for s in statuses
-        if s["Status"]["leader"] == s["Status"]["header"]["member_id"]
+        if s["Status"].get("leader", 0)
+        and s["Status"]["leader"] == s["Status"].get("header", {}).get("member_id")
     ]
     expect(
-        len(statuses) == len(lab.etcd_members) and len(leaders) == 1 and len(is_leader) == 1,
+        len(statuses) == len(lab.etcd_members)
+        and len(leaders) == 1
+        and 0 not in leaders
+        and len(is_leader) == 1,
         f"{len(statuses)} of {len(lab.etcd_members)} members answered; leaders they name: "
         f"{len(leaders)}; members that say they lead: {is_leader}",
         run.evidence,
