@@ -6,14 +6,17 @@ import json
 import subprocess
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
+from toolkit import drills
 from toolkit.cli import main
 from toolkit.drills import probes, scenarios
 from toolkit.drills.report import DrillResult, render_markdown, write_reports
 from toolkit.etcd.snapshots import SnapshotManifest, snapshot_name, write_sidecars
 from toolkit.etcd.topology import PARKED_DIR, Topology
-from toolkit.lab.spec import load_lab
+from toolkit.lab.spec import Lab, load_lab
+from toolkit.progress import Progress
 
 
 def samples(*rows: tuple[float, str]) -> list[probes.Sample]:
@@ -132,6 +135,27 @@ def test_report_passes_only_when_every_check_passes(tmp_path: Path, isolated_sta
     assert payload["passed"] is False
     assert [d["passed"] for d in payload["drills"]] == [True, False]
     assert md_path.read_text() == markdown
+
+
+def test_an_all_run_cut_short_keeps_the_drills_that_ended(
+    isolated_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fake_drill(lab: Lab, name: str, progress: Progress) -> DrillResult:
+        if name == "quorum-loss":
+            raise KeyboardInterrupt
+        result = DrillResult(name, lab.name, lab.etcd_topology, "2026-11-26T04:00:00+00:00")
+        result.check("it went well", True)
+        return result
+
+    monkeypatch.setattr(drills, "run_drill", fake_drill)
+    seen: list[DrillResult] = []
+    with pytest.raises(KeyboardInterrupt):
+        drills.run_drills(load_lab("ha-stacked"), list(drills.DRILL_NAMES), on_result=seen.append)
+    assert [r.drill for r in seen] == ["backup-restore", "member-loss"]
+    [json_path] = (isolated_state / "ha-stacked" / "reports").glob("drill-all-*.json")
+    payload = json.loads(json_path.read_text())
+    assert [d["drill"] for d in payload["drills"]] == ["backup-restore", "member-loss"]
+    assert json_path.with_suffix(".md").read_text().count("| PASS |") == 2
 
 
 def test_drill_needs_a_name_or_all() -> None:

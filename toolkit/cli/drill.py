@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from toolkit.drills import DRILL_NAMES, run_drills
+from toolkit.drills import DRILL_NAMES, DrillResult, run_drills
 from toolkit.lab import spec
 from toolkit.progress import Progress
 
@@ -22,16 +22,18 @@ def drill(lab: str, name: str | None, run_all: bool) -> None:
         raise click.UsageError(f"name one drill ({', '.join(DRILL_NAMES)}) or give --all")
     model = spec.load_lab(lab)
     names = list(DRILL_NAMES) if run_all else [name or ""]
-    results, json_path, md_path = run_drills(model, names, Progress())
-    for result in results:
-        timings = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
-        verdict = "PASS" if result.passed else "FAIL"
-        click.echo(f"{result.drill:<20}{verdict}  {result.seconds:6.1f}s  {timings}")
-        for check in result.checks:
-            if not check.ok:
-                click.echo(f"    failed: {check.name}: {check.detail}")
-        if result.error:
-            click.echo(f"    error: {result.error}")
+    results, json_path, md_path = run_drills(model, names, Progress(), on_result=_echo)
     click.echo(f"  report: {md_path}\n  json:   {json_path}")
     if not all(result.passed for result in results):
         raise SystemExit(1)
+
+
+def _echo(result: DrillResult) -> None:
+    timings = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
+    verdict = "PASS" if result.passed else "FAIL"
+    click.echo(f"{result.drill:<20}{verdict}  {result.seconds:6.1f}s  {timings}")
+    for check in result.checks:
+        if not check.ok:
+            click.echo(f"    failed: {check.name}: {check.detail}")
+    if result.error:
+        click.echo(f"    error: {result.error}")

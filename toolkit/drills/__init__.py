@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from toolkit.drills.lab_ops import DrillError, wait_healthy
-from toolkit.drills.report import DrillResult, write_reports
+from toolkit.drills.report import DrillResult, report_paths, write_reports
 from toolkit.drills.scenarios import DRILLS
 from toolkit.errors import K8slabError
 from toolkit.lab.spec import Lab
@@ -86,9 +86,16 @@ def _judge_with_verify(
 
 
 def run_drills(
-    lab: Lab, names: list[str], progress: Progress = SILENT
+    lab: Lab,
+    names: list[str],
+    progress: Progress = SILENT,
+    on_result: Callable[[DrillResult], None] | None = None,
 ) -> tuple[list[DrillResult], Path, Path]:
-    """Run the drills in order; a drill refused because the lab is unhealthy counts as failed."""
+    """Run the drills in order; a drill refused because the lab is unhealthy counts as failed.
+
+    The reports are rewritten after each drill, so a run cut short keeps what it found.
+    """
+    paths = report_paths(lab.name, names)
     results = []
     for name in names:
         try:
@@ -99,5 +106,7 @@ def run_drills(
             refused = DrillResult(name, lab.name, lab.etcd_topology, datetime.now(UTC).isoformat())
             refused.error = str(exc)
             results.append(refused)
-    json_path, md_path = write_reports(lab.name, results)
-    return results, json_path, md_path
+        write_reports(lab.name, results, paths)
+        if on_result:
+            on_result(results[-1])
+    return results, *paths

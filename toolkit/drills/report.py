@@ -65,14 +65,20 @@ def render_markdown(results: list[DrillResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_reports(lab: str, results: list[DrillResult]) -> tuple[Path, Path]:
-    """``<state>/reports/drill-<names>-<stamp>.{json,md}``; returns both paths."""
+def report_paths(lab: str, names: list[str]) -> tuple[Path, Path]:
+    """``<state>/reports/drill-<name|all>-<UTC>.{json,md}`` for a run of these drills."""
     reports = LabState.of(lab).root / "reports"
-    reports.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    names = "all" if len(results) > 1 else results[0].drill
-    json_path = reports / f"drill-{names}-{stamp}.json"
-    md_path = reports / f"drill-{names}-{stamp}.md"
+    label = "all" if len(names) > 1 else names[0]
+    return reports / f"drill-{label}-{stamp}.json", reports / f"drill-{label}-{stamp}.md"
+
+
+def write_reports(
+    lab: str, results: list[DrillResult], paths: tuple[Path, Path] | None = None
+) -> tuple[Path, Path]:
+    """Write (or rewrite) the JSON and Markdown reports; returns both paths."""
+    json_path, md_path = paths or report_paths(lab, [r.drill for r in results])
+    json_path.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "lab": lab,
         "passed": all(r.passed for r in results),
