@@ -12,8 +12,9 @@ from click.testing import CliRunner
 from toolkit.cli import main
 from toolkit.lab.spec import Lab, load_lab
 
-# Lab names or lab.yml paths.
+# Lab names or lab.yml paths: of the e2e tests, and of the etcd drills.
 LABS = os.environ.get("K8SLAB_E2E_LABS", "ha-stacked").split()
+DRILL_LABS = os.environ.get("K8SLAB_DRILL_LABS", "ha-stacked").split()
 
 
 class LabPool:
@@ -33,26 +34,63 @@ class LabPool:
             self._labs[model.name] = model
         return self._labs[model.name]
 
-    def close(self) -> None:
-        if os.environ.get("K8SLAB_KEEP_LABS"):
-            return
-        for name in self._labs:
+    def release(self, name_or_path: str) -> None:
+        """Destroy a lab no later test needs (K8SLAB_KEEP_LABS=1: leave it up)."""
+        model = load_lab(name_or_path)
+        lab = self._labs.pop(model.name, None)
+        if lab is not None and not os.environ.get("K8SLAB_KEEP_LABS"):
             # By the spec's path: a lab given as a lab.yml path has no name under inventories/.
-            CliRunner().invoke(main, ["destroy", str(self._labs[name].source)])
+            CliRunner().invoke(main, ["destroy", str(lab.source)])
+
+    def close(self) -> None:
+        for lab in list(self._labs.values()):
+            self.release(str(lab.source))
+
+
+POOL = LabPool()
+# Every lab a test may take from the pool, in the order the session brings them up.
+LAB_ORDER = list(dict.fromkeys(LABS + DRILL_LABS))
+
+
+def lab_of(item: pytest.Item) -> str | None:
+    """The lab (name or lab.yml path) an e2e test is parametrized with, if any."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return None
+    return next((value for value in callspec.params.values() if value in LAB_ORDER), None)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """CI's drills run last: they break and restore the lab that the session's other
-    e2e tests check, so those see it as `k8slab up` left it."""
-    items.sort(key=lambda item: item.get_closest_marker("ci_drill") is not None)
+    """One lab at a time: every test of a lab, then its CI drills, then the next lab.
+
+    The drills break and restore the lab that the other e2e tests check, so those see it as
+    `k8slab up` left it; a lab is destroyed after its last test, so two labs never share
+    this machine's two cores.
+    """
+
+    def order(item: pytest.Item) -> tuple[int, bool]:
+        lab = lab_of(item)
+        return (
+            -1 if lab is None else LAB_ORDER.index(lab),
+            item.get_closest_marker("ci_drill") is not None,
+        )
+
+    items.sort(key=order)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    yield
+    lab = lab_of(item)
+    if lab is not None and (nextitem is None or lab_of(nextitem) != lab):
+        POOL.release(lab)
 
 
 @pytest.fixture(scope="session")
 def lab_pool() -> Iterator[LabPool]:
-    pool = LabPool()
-    yield pool
-    pool.close()
+    yield POOL
+    POOL.close()
 
 
 @pytest.fixture(scope="module", params=LABS)

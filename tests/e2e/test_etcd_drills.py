@@ -9,14 +9,13 @@ The drills marked `ci_drill` (backup-restore, member-loss) also run in scripts/t
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from tests.e2e.conftest import LabPool
+from tests.e2e.conftest import DRILL_LABS, LabPool
 from toolkit.cli import main
 from toolkit.drills import DRILL_NAMES, DrillError, run_drill, run_drills
 from toolkit.drills.lab_ops import health_problems, wait_healthy
@@ -28,10 +27,7 @@ from toolkit.lab.spec import Lab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.destructive]
 
-LABS = os.environ.get("K8SLAB_DRILL_LABS", "ha-stacked").split()
-
-
-@pytest.fixture(scope="module", params=LABS)
+@pytest.fixture(scope="module", params=DRILL_LABS)
 def lab(request: pytest.FixtureRequest, lab_pool: LabPool) -> Lab:
     return lab_pool.get(request.param)
 
