@@ -400,28 +400,32 @@ def restore(lab: Lab, snapshot: Path, progress: Progress = SILENT) -> RestoreRes
         except (K8slabError, OSError) as exc:
             raise RestoreError(rollback_message(plan, done, name, str(exc))) from exc
         done.append(name)
-    try:
-        timed(
+    # After etcd is back there is nothing to roll back; a failure says what stands.
+    follow_ups: list[tuple[str, str, Callable[[], object], Callable[[Exception], str]]] = [
+        (
             "nodes-ready",
             "every node Ready",
             lambda: wait_nodes_ready(lab),
-        )
-    except (K8slabError, OSError) as exc:
-        raise RestoreError(
-            f"lab {lab.name}: etcd and the API servers are back from {snapshot.name}, but "
-            f"{exc}; the old data directories are in {plan.old_dir} on each member"
-        ) from exc
-    try:
-        timed(
+            lambda exc: (
+                f"lab {lab.name}: etcd and the API servers are back from {snapshot.name}, but "
+                f"{exc}; the old data directories are in {plan.old_dir} on each member"
+            ),
+        ),
+        (
             "dns-restarted",
             "restart CoreDNS (its cache predates the restore)",
             lambda: restart_coredns(lab),
-        )
-    except (K8slabError, OSError) as exc:
-        raise RestoreError(
-            f"lab {lab.name}: restored from {snapshot.name} and every node is Ready, but "
-            f"CoreDNS did not come back: {exc}"
-        ) from exc
+            lambda exc: (
+                f"lab {lab.name}: restored from {snapshot.name} and every node is Ready, but "
+                f"CoreDNS did not come back: {exc}"
+            ),
+        ),
+    ]
+    for name, message, action, explain in follow_ups:
+        try:
+            timed(name, message, action)
+        except (K8slabError, OSError) as exc:
+            raise RestoreError(explain(exc)) from exc
     return RestoreResult(
         lab=lab.name,
         snapshot=snapshot,
