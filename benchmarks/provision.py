@@ -3,9 +3,10 @@
 For each lab: time from `k8slab up LAB` to every node Ready, a no-op re-provision, the
 time inside kubeadm against the total, and the machine's peak memory use. With
 --scale, also `single` with 1, 2 and 4 workers, to show how time grows per worker.
-Writes benchmarks/results/provision.json.
+Updates benchmarks/results/provision.json: the labs measured replace their earlier entries,
+the others stay.
 
-    .venv/bin/python benchmarks/provision.py [--labs ha-stacked] [--scale]
+    .venv/bin/python benchmarks/provision.py [--labs ha-stacked] [--scale] [--keep]
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def k8slab(*args: str) -> float:
     return round(time.monotonic() - started, 1)
 
 
-def measure(lab: str, spec: str | None = None) -> dict[str, Any]:
+def measure(lab: str, spec: str | None = None, keep: bool = False) -> dict[str, Any]:
     target = spec or lab
     k8slab("destroy", lab)
     with PeakMemory() as memory:
@@ -68,7 +69,8 @@ def measure(lab: str, spec: str | None = None) -> dict[str, Any]:
     first = json.loads((LabState.of(lab).root / "timings" / "provision.json").read_text())
     noop_s = k8slab("provision", target)
     noop = json.loads((LabState.of(lab).root / "timings" / "provision.json").read_text())
-    k8slab("destroy", lab)
+    if not keep:
+        k8slab("destroy", lab)
     return {
         "up_to_ready_s": up_s,
         "provision_s": first["seconds"],
@@ -100,18 +102,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--labs", nargs="*", default=["ha-stacked"])
     parser.add_argument("--scale", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="leave the last of --labs up")
     options = parser.parse_args()
-    results: dict[str, Any] = {
-        "recorded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "labs": {},
-    }
+    results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results.setdefault("labs", {})
+    recorded_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for lab in options.labs:
-        results["labs"][lab] = measure(lab)
+        keep = options.keep and lab == options.labs[-1]
+        results["labs"][lab] = {"recorded_at": recorded_at, **measure(lab, keep=keep)}
     if options.scale:
         with tempfile.TemporaryDirectory() as folder:
             for workers in (1, 2, 4):
                 spec = scale_spec(workers, Path(folder))
-                results["labs"][f"single+{workers}w"] = measure(f"scale-w{workers}", spec)
+                results["labs"][f"single+{workers}w"] = {
+                    "recorded_at": recorded_at,
+                    **measure(f"scale-w{workers}", spec),
+                }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
