@@ -48,10 +48,10 @@ BUMP_REVISION = 1_000_000_000
 STOP_DEADLINE_S = 120
 ETCD_HEALTHY_DEADLINE_S = 180
 NODES_READY_DEADLINE_S = 300
+COREDNS_DEADLINE_S = 120
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
 
 # The steps that change the lab, in order; a failure names the last one that finished.
-COREDNS_DEADLINE_S = 120
 STEPS = ("apiservers-stopped", "etcd-stopped", "data-swapped", "etcd-started", "apiservers-started")
 
 
