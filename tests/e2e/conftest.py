@@ -4,6 +4,7 @@ module that asks for it shares it, since bringing one up costs minutes."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -11,10 +12,16 @@ from click.testing import CliRunner
 
 from toolkit.cli import main
 from toolkit.lab.spec import Lab, load_lab
+from toolkit.lab.state import LabState
+from toolkit.paths import state_root
 
 # Lab names or lab.yml paths: of the e2e tests, and of the etcd drills.
 LABS = os.environ.get("K8SLAB_E2E_LABS", "ha-stacked").split()
 DRILL_LABS = os.environ.get("K8SLAB_DRILL_LABS", "ha-stacked").split()
+# A destroyed lab takes its state directory along: its reports are copied here first.
+KEPT_REPORTS_DIR = state_root().with_name("k8slab-e2e-reports")
+# One line per drill run, printed at the end of the session (CI's log keeps the numbers).
+DRILL_SUMMARIES: list[str] = []
 
 
 class LabPool:
@@ -39,6 +46,9 @@ class LabPool:
         model = load_lab(name_or_path)
         lab = self._labs.pop(model.name, None)
         if lab is not None and not os.environ.get("K8SLAB_KEEP_LABS"):
+            reports = LabState.of(lab.name).root / "reports"
+            if reports.is_dir():
+                shutil.copytree(reports, KEPT_REPORTS_DIR / lab.name, dirs_exist_ok=True)
             # By the spec's path: a lab given as a lab.yml path has no name under inventories/.
             CliRunner().invoke(main, ["destroy", str(lab.source)])
 
@@ -85,6 +95,14 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     lab = lab_of(item)
     if lab is not None and (nextitem is None or lab_of(nextitem) != lab):
         POOL.release(lab)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if DRILL_SUMMARIES:
+        terminalreporter.section("etcd drills")
+        for line in DRILL_SUMMARIES:
+            terminalreporter.write_line(line)
+        terminalreporter.write_line(f"reports of destroyed labs: {KEPT_REPORTS_DIR}")
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.e2e.conftest import DRILL_LABS, LabPool
+from tests.e2e.conftest import DRILL_LABS, DRILL_SUMMARIES, LabPool
 from toolkit.cli import main
 from toolkit.drills import DRILL_NAMES, DrillError, run_drill, run_drills
 from toolkit.drills.lab_ops import health_problems, wait_healthy
@@ -26,6 +26,7 @@ from toolkit.etcd.topology import DATA_DIR, Topology, running_containers_command
 from toolkit.lab.spec import Lab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.destructive]
+
 
 @pytest.fixture(scope="module", params=DRILL_LABS)
 def lab(request: pytest.FixtureRequest, lab_pool: LabPool) -> Lab:
@@ -125,6 +126,11 @@ CI_DRILLS = ("backup-restore", "member-loss")
 )
 def test_drill_passes(lab: Lab, drill: str) -> None:
     (result,), json_path, md_path = run_drills(lab, [drill])
+    timings = ", ".join(f"{name} {seconds:.1f}s" for name, seconds in result.timings.items())
+    DRILL_SUMMARIES.append(
+        f"{lab.name} {drill}: {'PASS' if result.passed else 'FAIL'} in {result.seconds:.1f}s"
+        f" ({timings}); {md_path.name}"
+    )
     failed = [f"{c.name}: {c.detail}" for c in result.checks if not c.ok]
     assert result.passed, f"{result.error or ''} {failed} (report {md_path})"
     assert json.loads(json_path.read_text())["passed"] is True
