@@ -66,6 +66,20 @@ def not_ready_nodes(lab: Lab) -> list[str]:
     return sorted({n.name for n in lab.control_planes + lab.workers} - ready)
 
 
+def pods_not_ready_on(lab: Lab, node: Node) -> list[str]:
+    """The Pods (any namespace) scheduled on ``node`` that are not Running and Ready."""
+    pods = kubectl_json(lab, f"get pods -A --field-selector spec.nodeName={node.name}")
+    return sorted(
+        f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
+        for pod in pods["items"]
+        if pod["status"].get("phase") != "Running"
+        or not any(
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in pod["status"].get("conditions", [])
+        )
+    )
+
+
 def health_problems(lab: Lab) -> list[str]:
     """The drill's own gate: API answering through the VIP, every node Ready, etcd healthy
     with one leader and every member in the member list. Empty when healthy."""

@@ -19,6 +19,7 @@ from toolkit.drills.lab_ops import (
     kubectl,
     kubectl_json,
     kubectl_ok,
+    pods_not_ready_on,
     services_active,
     start_host,
     stop_host,
@@ -39,6 +40,7 @@ PAUSE_IMAGE = "registry.k8s.io/pause:3.10.1"
 # The longest gap a client polling the VIP may see when a whole control plane goes away:
 # keepalived moves the VIP in a few seconds, haproxy drops a dead backend after 3 x 2 s.
 API_GAP_BUDGET_S = 20.0
+PODS_BACK_DEADLINE_S = 180
 EXTERNAL_CONFIG = "/etc/etcd/etcd.conf.yml"
 
 
@@ -505,6 +507,21 @@ def control_plane_loss(lab: Lab, result: DrillResult, progress: Progress) -> Non
     )
     wait_healthy(lab, 300)
     result.timings["back_to_healthy_s"] = time.monotonic() - back_started
+    # The node is Ready as soon as its kubelet is back, before the kubelet has restarted
+    # its Pods (kube-proxy, the CNI's, the static Pods): verify would catch them missing.
+    not_ready = ["not checked yet"]
+
+    def pods_back() -> bool:
+        not_ready[:] = pods_not_ready_on(lab, victim)
+        return not not_ready
+
+    back = _wait_for(pods_back, PODS_BACK_DEADLINE_S, 2)
+    result.timings["pods_back_s"] = time.monotonic() - back_started
+    result.check(
+        f"every Pod on {victim.name} Running and Ready again",
+        back,
+        "" if back else f"not ready: {', '.join(not_ready)}",
+    )
     samples = _stop_probe(lab, poller, name)
     gap = probes.longest_gap(samples)
     result.timings["longest_api_gap_s"] = gap
