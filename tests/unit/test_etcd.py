@@ -231,9 +231,9 @@ def test_nothing_done_means_nothing_to_roll_back(tmp_path: Path) -> None:
 
 def test_stacked_rollback_after_the_swap_puts_old_data_back_and_restarts(tmp_path: Path) -> None:
     plan = plan_for("stacked", tmp_path)
-    done = ["apiservers-stopped", "etcd-stopped", "data-swapped"]
+    done = ["control-plane-stopped", "etcd-stopped", "data-swapped"]
     message = rollback_message(plan, done, "etcd-started", "etcd not healthy within 180s")
-    assert "failed in step 'etcd-started' (done before it: apiservers-stopped, " in message
+    assert "failed in step 'etcd-started' (done before it: control-plane-stopped, " in message
     steps = rollback_steps(plan, done, "etcd-started")
     # etcd was started (perhaps on some members only): stop it before the data goes back
     assert "manifests/etcd.yaml /etc/kubernetes/k8slab-parked/" in steps[0]
@@ -248,7 +248,7 @@ def test_stacked_rollback_after_the_swap_puts_old_data_back_and_restarts(tmp_pat
 def test_external_rollback_uses_systemd_on_the_etcd_hosts(tmp_path: Path) -> None:
     plan = plan_for("external", tmp_path)
     steps = rollback_steps(
-        plan, ["apiservers-stopped", "etcd-stopped", "data-swapped", "etcd-started"]
+        plan, ["control-plane-stopped", "etcd-stopped", "data-swapped", "etcd-started"]
     )
     assert (
         steps[0]
@@ -259,7 +259,7 @@ def test_external_rollback_uses_systemd_on_the_etcd_hosts(tmp_path: Path) -> Non
 
 
 def test_rollback_before_the_swap_leaves_data_untouched(tmp_path: Path) -> None:
-    steps = rollback_steps(plan_for("stacked", tmp_path), ["apiservers-stopped"])
+    steps = rollback_steps(plan_for("stacked", tmp_path), ["control-plane-stopped"])
     assert len(steps) == 2
     assert "kube-apiserver.yaml" in steps[0]
     assert steps[1] == "every member's data directory /var/lib/etcd is untouched"

@@ -3,10 +3,12 @@
 Order (etcd's "Disaster recovery" guide and Kubernetes' "Operating etcd clusters"):
 the snapshot is checked and restored on every member into a NEW data directory with a new
 cluster token while everything still runs, so a damaged file is refused with nothing
-stopped; then the API servers stop (their static Pod manifests leave the kubelet's
-directory), etcd stops on every member, each member's old data directory is renamed aside
-(kept for rollback) and the restored one takes its place, etcd starts and elects one
-leader, the API servers start, and every node comes back Ready.
+stopped; then the API servers, controller-managers and schedulers stop (their static Pod
+manifests leave the kubelet's directory), etcd stops on every member, each member's old
+data directory is renamed aside (kept for rollback) and the restored one takes its place,
+etcd starts and elects one leader, the control plane starts again (so no cache in it
+predates the restore, as "Operating etcd clusters" recommends), every node comes back
+Ready and CoreDNS restarts.
 
 The configuration (static Pod manifests, etcd.conf.yml) is never edited: etcd ignores its
 ``initial-cluster*`` settings once a data directory exists, so provisioning stays
@@ -54,7 +56,16 @@ COREDNS_DEADLINE_S = 120
 ADMIN_CONF = "/etc/kubernetes/admin.conf"
 
 # The steps that change the lab, in order; a failure names the last one that finished.
-STEPS = ("apiservers-stopped", "etcd-stopped", "data-swapped", "etcd-started", "apiservers-started")
+STEPS = (
+    "control-plane-stopped",
+    "etcd-stopped",
+    "data-swapped",
+    "etcd-started",
+    "control-plane-started",
+)
+# What "control-plane-stopped" stops: every component that talks to the API server or
+# caches its state, so that none runs on with state from before the snapshot.
+CONTROL_PLANE_PODS = ["kube-apiserver", "kube-controller-manager", "kube-scheduler"]
 
 
 class RestoreError(K8slabError):
@@ -120,10 +131,11 @@ def rollback_steps(plan: RestorePlan, done: list[str], failed: str = "") -> list
             else "`sudo systemctl start etcd`"
         )
         steps.append(f"on each etcd member ({members}): start etcd: {start}")
-    if "apiservers-stopped" in done:
+    if "control-plane-stopped" in done:
+        parked = " ".join(f"{PARKED_DIR}/{pod}.yaml" for pod in CONTROL_PLANE_PODS)
         steps.append(
-            f"on each control plane ({cps}): start the API server: "
-            f"`sudo mv {PARKED_DIR}/kube-apiserver.yaml {MANIFESTS_DIR}/`"
+            f"on each control plane ({cps}): start the API server, controller-manager and "
+            f"scheduler: `sudo mv {parked} {MANIFESTS_DIR}/`"
         )
     if not steps:
         return ["nothing was stopped or changed; the lab runs as before"]
@@ -325,18 +337,18 @@ def _wait_stopped(lab: Lab, node: Node, pods: list[str]) -> None:
     )
 
 
-def stop_apiservers(lab: Lab) -> None:
+def stop_control_plane(lab: Lab) -> None:
     def one(node: Node) -> None:
-        remote.root(lab, node, park_manifests_command(["kube-apiserver"]))
-        _wait_stopped(lab, node, ["kube-apiserver"])
+        remote.root(lab, node, park_manifests_command(CONTROL_PLANE_PODS))
+        _wait_stopped(lab, node, CONTROL_PLANE_PODS)
 
     _on_each(lab.control_planes, one)
 
 
-def start_apiservers(lab: Lab) -> None:
+def start_control_plane(lab: Lab) -> None:
     _on_each(
         lab.control_planes,
-        lambda node: remote.root(lab, node, unpark_manifests_command(["kube-apiserver"])),
+        lambda node: remote.root(lab, node, unpark_manifests_command(CONTROL_PLANE_PODS)),
     )
 
 
@@ -389,7 +401,7 @@ def restore(lab: Lab, snapshot: Path, progress: Progress = SILENT) -> RestoreRes
     timed(
         "stage", "restore into new data directories on every member", lambda: stage(plan, progress)
     )
-    pods = ["kube-apiserver", "etcd"] if Topology(lab).stacked else ["kube-apiserver"]
+    pods = CONTROL_PLANE_PODS + (["etcd"] if Topology(lab).stacked else [])
     try:
         timed(
             "pin-images", "pin the images of what stops", lambda: pin_static_pod_images(lab, pods)
@@ -400,11 +412,15 @@ def restore(lab: Lab, snapshot: Path, progress: Progress = SILENT) -> RestoreRes
     topo = plan.topo
     done: list[str] = []
     steps: list[tuple[str, str, Callable[[], object]]] = [
-        ("apiservers-stopped", "stop every API server", lambda: stop_apiservers(lab)),
+        (
+            "control-plane-stopped",
+            "stop every API server, controller-manager and scheduler",
+            lambda: stop_control_plane(lab),
+        ),
         ("etcd-stopped", "stop etcd on every member", lambda: stop_etcd(topo)),
         ("data-swapped", f"old data to {plan.old_dir}", lambda: swap_data_dirs(plan)),
         ("etcd-started", "start etcd, wait for one leader", lambda: _start_and_wait(topo)),
-        ("apiservers-started", "start the API servers", lambda: start_apiservers(lab)),
+        ("control-plane-started", "start the control plane", lambda: start_control_plane(lab)),
     ]
     for name, message, action in steps:
         try:
