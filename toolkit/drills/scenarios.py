@@ -41,6 +41,7 @@ PAUSE_IMAGE = "registry.k8s.io/pause:3.10.1"
 # keepalived moves the VIP in a few seconds, haproxy drops a dead backend after 3 x 2 s.
 API_GAP_BUDGET_S = 20.0
 PODS_BACK_DEADLINE_S = 180
+KUBE_PROXY_HEALTHZ = "http://127.0.0.1:10256/healthz"
 EXTERNAL_CONFIG = "/etc/etcd/etcd.conf.yml"
 
 
@@ -508,17 +509,24 @@ def control_plane_loss(lab: Lab, result: DrillResult, progress: Progress) -> Non
     wait_healthy(lab, 300)
     result.timings["back_to_healthy_s"] = time.monotonic() - back_started
     # The node is Ready as soon as its kubelet is back, before the kubelet has restarted
-    # its Pods (kube-proxy, the CNI's, the static Pods): verify would catch them missing.
+    # its Pods (kube-proxy, the CNI's, the static Pods), and kube-proxy's Pod is Ready
+    # before it has written the Services' rules (its healthz says when): verify would
+    # catch either missing.
     not_ready = ["not checked yet"]
 
     def pods_back() -> bool:
         not_ready[:] = pods_not_ready_on(lab, victim)
+        status, _ = remote.try_root(
+            lab, victim, f"curl -sf --max-time 5 {KUBE_PROXY_HEALTHZ}", timeout=20
+        )
+        if status != 0:
+            not_ready.append("kube-proxy's healthz (rules not synced yet)")
         return not not_ready
 
     back = _wait_for(pods_back, PODS_BACK_DEADLINE_S, 2)
     result.timings["pods_back_s"] = time.monotonic() - back_started
     result.check(
-        f"every Pod on {victim.name} Running and Ready again",
+        f"every Pod on {victim.name} Running and Ready again, kube-proxy's rules synced",
         back,
         "" if back else f"not ready: {', '.join(not_ready)}",
     )
