@@ -18,6 +18,7 @@ from toolkit.hosts.vagrant import Vagrant
 from toolkit.lab.spec import Lab, Node
 from toolkit.lab.state import LabState
 from toolkit.progress import SILENT, Progress
+from toolkit.provision.cluster import is_ready
 from toolkit.shell import run
 
 ADMIN = "kubectl --kubeconfig /etc/kubernetes/admin.conf"
@@ -57,12 +58,7 @@ def not_ready_nodes(lab: Lab) -> list[str]:
     status, output = kubectl(lab, "get nodes -o json", timeout=30)
     if status != 0:
         return [f"kubectl get nodes failed: {output.strip()[-200:]}"]
-    ready = {
-        node["metadata"]["name"]
-        for node in json.loads(output)["items"]
-        for condition in node["status"]["conditions"]
-        if condition["type"] == "Ready" and condition["status"] == "True"
-    }
+    ready = {node["metadata"]["name"] for node in json.loads(output)["items"] if is_ready(node)}
     return sorted({n.name for n in lab.control_planes + lab.workers} - ready)
 
 
@@ -72,11 +68,7 @@ def pods_not_ready_on(lab: Lab, node: Node) -> list[str]:
     return sorted(
         f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
         for pod in pods["items"]
-        if pod["status"].get("phase") != "Running"
-        or not any(
-            c["type"] == "Ready" and c["status"] == "True"
-            for c in pod["status"].get("conditions", [])
-        )
+        if pod["status"].get("phase") != "Running" or not is_ready(pod)
     )
 
 

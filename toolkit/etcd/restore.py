@@ -44,6 +44,7 @@ from toolkit.etcd.topology import (
 from toolkit.lab.spec import Lab, Node
 from toolkit.progress import SILENT, Progress
 from toolkit.provision import cluster as provision_cluster
+from toolkit.provision.cluster import is_ready
 
 # Kubernetes' "Operating etcd clusters" suggests a billion: far above any revision a
 # watcher of the old cluster can have seen, so every watch restarts from a list.
@@ -287,10 +288,7 @@ def wait_nodes_ready(lab: Lab, deadline_s: float = NODES_READY_DEADLINE_S) -> fl
             status, output = 1, str(exc)
         if status == 0:
             ready = {
-                node["metadata"]["name"]
-                for node in json.loads(output)["items"]
-                for c in node["status"]["conditions"]
-                if c["type"] == "Ready" and c["status"] == "True"
+                node["metadata"]["name"] for node in json.loads(output)["items"] if is_ready(node)
             }
             if expected <= ready:
                 return time.monotonic() - started
@@ -496,10 +494,7 @@ def _pods(lab: Lab, selector: list[str]) -> dict[str, bool]:
     if status != 0:
         return {}
     return {
-        pod["metadata"]["name"]: any(
-            c["type"] == "Ready" and c["status"] == "True"
-            for c in pod["status"].get("conditions", [])
-        )
+        pod["metadata"]["name"]: is_ready(pod)
         for pod in json.loads(output)["items"]
         if not pod["metadata"].get("deletionTimestamp")
     }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shlex
 import time
+from typing import Any
 
 from toolkit.errors import HostError
 from toolkit.hosts.lifecycle import ssh_target
@@ -16,6 +17,14 @@ from toolkit.lab.spec import Lab
 from toolkit.lab.state import LabState
 
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
+
+
+def is_ready(obj: dict[str, Any]) -> bool:
+    """A Node or Pod (as kubectl's JSON gives it) whose Ready condition is True."""
+    conditions = obj.get("status", {}).get("conditions", [])
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
 READY_JSONPATH = (
     "jsonpath={range .items[*]}{.metadata.name}="
     "{.status.conditions[?(@.type=='Ready')].status}{'\\n'}{end}"

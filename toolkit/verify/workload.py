@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from toolkit.lab.spec import Node
+from toolkit.provision.cluster import is_ready
 from toolkit.verify.cluster import Cluster, Run, eventually
 
 NAMESPACE = "k8slab-verify"
@@ -124,10 +125,7 @@ class Workload:
 
 
 def pod_ready(pod: dict[str, Any] | None) -> bool:
-    if not pod:
-        return False
-    conditions = pod.get("status", {}).get("conditions", [])
-    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+    return pod is not None and is_ready(pod)
 
 
 def describe_pods(pods: dict[str, dict[str, Any]]) -> str:
