@@ -59,6 +59,17 @@ def _engine() -> Check:
     return Check("docker engine", True, f"engine {version}, cgroup v{cgroup or '?'}")
 
 
+def _vagrant_plugin(plugin: str, package: str, used_for: str) -> Check:
+    name = f"vagrant plugin: {plugin}"
+    if shutil.which("vagrant") is None:
+        return Check(name, False, "no vagrant", f"apt-get install -y vagrant {package}")
+    result = run(["vagrant", "plugin", "list"], check=False, timeout=60)
+    for line in result.stdout.splitlines():
+        if line.split(" ", 1)[0] == plugin:
+            return Check(name, True, line.strip())
+    return Check(name, False, f"not installed ({used_for})", f"apt-get install -y {package}")
+
+
 def _python() -> list[Check]:
     checks = []
     for dist in PYTHON_DISTRIBUTIONS:
@@ -118,6 +129,7 @@ def run_checks() -> list[Check]:
         _root(),
         _engine(),
         _program("vagrant", "vagrant", ["vagrant", "--version"]),
+        _vagrant_plugin("vagrant-libvirt", "vagrant-libvirt", "labs with provider: libvirt"),
         _program("debootstrap", "debootstrap", ["debootstrap", "--version"]),
         _program("ssh", "openssh-client", ["ssh", "-V"]),
         _program("go", "golang-go", ["go", "version"]),

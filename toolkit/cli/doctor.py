@@ -9,11 +9,12 @@ from toolkit.doctor import run_checks
 
 @click.command()
 def doctor() -> None:
-    """Check the docker engine, Vagrant, debootstrap, Python deps, memory, disk, cgroups."""
+    """Check the engine, Vagrant and its plugins, debootstrap, Python deps, memory, disk."""
     checks = run_checks()
+    width = max(len(check.name) for check in checks)
     for check in checks:
         mark = "ok  " if check.ok else "MISS"
-        line = f"[{mark}] {check.name:<26} {check.detail}"
+        line = f"[{mark}] {check.name:<{width}} {check.detail}"
         if check.fix:
             line += f"\n       fix: {check.fix}"
         click.echo(line)
