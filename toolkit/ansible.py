@@ -60,22 +60,43 @@ def ansible_env() -> dict[str, str]:
     }
 
 
-def run_runner(state: LabState, name: str, **kwargs: Any) -> ansible_runner.Runner:
-    """ansible-runner against the lab's inventory; its artifacts go to the state directory."""
+# The files of a private data dir's env/ folder that ansible-runner reads and prefers over
+# the arguments it is given (env/envvars overrides `envvars`; env/extravars is passed too).
+RUNNER_ENV_FILES = ("envvars", "extravars", "passwords", "settings", "cmdline", "ssh_key")
+
+
+def runner_kwargs(state: LabState, name: str, **kwargs: Any) -> dict[str, Any]:
+    """ansible-runner's arguments for one run, its private data dir ``<state>/ansible/<name>``
+    made ready.
+
+    Left to itself, ansible-runner writes `envvars` and `extravars` into the dir's env/
+    folder on the first run only, and prefers those files on every later run: a lab would
+    keep the PATH and Mitogen of the venv that first provisioned it, even once that venv
+    is gone. So nothing is written there (`suppress_env_files`), and what an earlier run
+    (or an older toolkit) left is removed: each run uses this process's environment.
+    """
     data_dir = state.root / "ansible" / name
     data_dir.mkdir(parents=True, exist_ok=True)
-    env = ansible_env()
+    for stale in RUNNER_ENV_FILES:
+        (data_dir / "env" / stale).unlink(missing_ok=True)
+    return {
+        "private_data_dir": str(data_dir),
+        "inventory": str(state.inventory),
+        "envvars": ansible_env(),
+        "suppress_env_files": True,
+        "quiet": True,
+        **kwargs,
+    }
+
+
+def run_runner(state: LabState, name: str, **kwargs: Any) -> ansible_runner.Runner:
+    """ansible-runner against the lab's inventory; its artifacts go to the state directory."""
+    arguments = runner_kwargs(state, name, **kwargs)
     previous_path = os.environ.get("PATH", "")
     # ansible-runner looks the ansible commands up on this process's PATH.
-    os.environ["PATH"] = env["PATH"]
+    os.environ["PATH"] = arguments["envvars"]["PATH"]
     try:
-        return ansible_runner.run(
-            private_data_dir=str(data_dir),
-            inventory=str(state.inventory),
-            envvars=env,
-            quiet=True,
-            **kwargs,
-        )
+        return ansible_runner.run(**arguments)
     finally:
         os.environ["PATH"] = previous_path
 
