@@ -19,6 +19,14 @@ class LabNotFoundError(SpecError):
     """No lab of that name under inventories/."""
 
 
+class LabNameError(K8slabError):
+    """A LAB argument or lab name that is neither a valid lab name nor a path to a spec."""
+
+
+class StateError(K8slabError):
+    """A lab's state directory is not where or what it must be (e.g. outside the state root)."""
+
+
 class HostError(K8slabError):
     """A lab host could not be created, reached or removed."""
 

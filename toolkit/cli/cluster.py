@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from toolkit.cli.params import LAB
 from toolkit.lab import spec
 from toolkit.lab.state import LabState
 from toolkit.progress import Progress
@@ -30,7 +31,7 @@ def print_summary(report: ProvisionReport) -> None:
 
 
 @click.command("provision")
-@click.argument("lab")
+@click.argument("lab", type=LAB)
 @click.option(
     "--phase",
     "phases",
@@ -48,7 +49,7 @@ def provision_command(lab: str, phases: tuple[str, ...]) -> None:
 
 
 @click.command("reset")
-@click.argument("lab")
+@click.argument("lab", type=LAB)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def reset_command(lab: str, yes: bool) -> None:
     """Wipe the cluster from the lab's hosts (they stay up, ready to provision again)."""
@@ -65,7 +66,7 @@ def reset_command(lab: str, yes: bool) -> None:
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("lab")
+@click.argument("lab", type=LAB)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 def kubectl(lab: str, args: tuple[str, ...]) -> None:
     """Run kubectl against the lab (on its first control plane): k8slab kubectl LAB -- ARGS."""

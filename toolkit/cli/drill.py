@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import click
 
+from toolkit.cli.params import LAB
 from toolkit.drills import DRILL_NAMES, DrillResult, run_drills
 from toolkit.lab import spec
 from toolkit.progress import Progress
 
 
 @click.command("drill")
-@click.argument("lab")
+@click.argument("lab", type=LAB)
 @click.argument("name", required=False, type=click.Choice(DRILL_NAMES))
 @click.option("--all", "run_all", is_flag=True, help="Run every drill, one after the other.")
 def drill(lab: str, name: str | None, run_all: bool) -> None:

@@ -7,6 +7,7 @@ import time
 import click
 
 from toolkit import etcd
+from toolkit.cli.params import LAB
 from toolkit.lab import spec
 from toolkit.progress import Progress
 
@@ -17,7 +18,7 @@ def etcd_group() -> None:
 
 
 @etcd_group.command("backup")
-@click.argument("lab")
+@click.argument("lab", type=LAB)
 @click.option("--keep", type=click.IntRange(min=1), help="Then keep only the newest N snapshots.")
 @click.option("--member", help="Snapshot this member (default: a follower).")
 def backup_command(lab: str, keep: int | None, member: str | None) -> None:
@@ -43,7 +44,7 @@ def _age(seconds: float | None) -> str:
 
 
 @etcd_group.command("backups")
-@click.argument("lab")
+@click.argument("lab", type=LAB)
 def backups_command(lab: str) -> None:
     """List the lab's snapshots: revision, keys, size and age."""
     model = spec.load_lab(lab)
@@ -65,7 +66,7 @@ def backups_command(lab: str) -> None:
 
 
 @etcd_group.command("restore")
-@click.argument("lab")
+@click.argument("lab", type=LAB)
 @click.argument("snapshot")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def restore_command(lab: str, snapshot: str, yes: bool) -> None:

@@ -9,16 +9,17 @@ import os
 import click
 
 from toolkit.cli.cluster import print_summary
+from toolkit.cli.params import LAB
 from toolkit.errors import HostError, LabNotFoundError, SpecError
 from toolkit.hosts import lifecycle
 from toolkit.lab import spec
-from toolkit.lab.state import LabState
+from toolkit.lab.state import LabState, is_lab_name
 from toolkit.progress import Progress
 from toolkit.provision.run import up_cluster
 
 
 @click.command()
-@click.argument("lab")
+@click.argument("lab", type=LAB)
 def validate(lab: str) -> None:
     """Check a lab spec (a lab name or a path to a lab.yml); nothing is created."""
     model = spec.load_lab(lab)
@@ -39,7 +40,7 @@ def labs(as_json: bool) -> None:
             row: dict[str, object] = spec.labs_summary([spec.load_lab(name)])[0]
         except SpecError as exc:
             row = {"name": name, "error": str(exc).splitlines()[0]}
-        row["state"] = "present" if LabState.of(name).exists() else "absent"
+        row["state"] = _state_word(name)
         rows.append(row)
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -55,8 +56,18 @@ def labs(as_json: bool) -> None:
         )
 
 
+def _state_word(name: str) -> str:
+    """present, absent, or backups (a destroyed lab whose etcd snapshots were kept)."""
+    if not is_lab_name(name):
+        return "absent"
+    state = LabState.of(name)
+    if not state.exists():
+        return "absent"
+    return "backups" if state.only_backups() else "present"
+
+
 @click.command()
-@click.argument("lab")
+@click.argument("lab", type=LAB)
 @click.option("--hosts-only", is_flag=True, help="Stop once the hosts answer SSH.")
 def up(lab: str, hosts_only: bool) -> None:
     """Create the lab's hosts and provision them into a cluster whose nodes are all Ready."""
@@ -77,7 +88,7 @@ def up(lab: str, hosts_only: bool) -> None:
 
 
 @click.command()
-@click.argument("lab")
+@click.argument("lab", type=LAB)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def status(lab: str, as_json: bool) -> None:
     """Each node of the lab: state, address and whether it answers SSH."""
@@ -97,7 +108,7 @@ def status(lab: str, as_json: bool) -> None:
 
 
 @click.command(context_settings={"ignore_unknown_options": True})
-@click.argument("lab")
+@click.argument("lab", type=LAB)
 @click.argument("node")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def ssh(lab: str, node: str, command: tuple[str, ...]) -> None:
@@ -114,13 +125,24 @@ def ssh(lab: str, node: str, command: tuple[str, ...]) -> None:
 
 
 @click.command()
-@click.argument("lab")
-def destroy(lab: str) -> None:
-    """Remove the lab's hosts, network, volumes and state directory (safe to repeat)."""
+@click.argument("lab", type=LAB)
+@click.option("--purge", is_flag=True, help="Also delete the lab's etcd backups (kept otherwise).")
+def destroy(lab: str, purge: bool) -> None:
+    """Remove the lab's hosts, network, volumes and state directory (safe to repeat).
+
+    The lab's etcd backups are kept in its state directory unless --purge is given.
+    """
     name, provider = lab, "docker"
     # A lab whose spec is gone can still have hosts; clean those up too.
     with contextlib.suppress(LabNotFoundError):
         model = spec.load_lab(lab)
         name, provider = model.name, model.provider
-    removed = lifecycle.destroy_lab(name, provider, Progress())
+    result = lifecycle.destroy_lab(name, provider, Progress(), purge=purge)
+    removed = result.removed
     click.echo(f"lab {name}: removed {len(removed)} objects" + "".join(f"\n  {r}" for r in removed))
+    if result.kept_backups is not None:
+        count = len(list(result.kept_backups.glob("*.db")))
+        click.echo(
+            f"  kept {count} etcd snapshot(s) in {result.kept_backups} "
+            f"(`k8slab etcd backups {name}` lists them; `--purge` deletes them)"
+        )

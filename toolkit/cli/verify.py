@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from toolkit.cli.params import LAB
 from toolkit.lab import spec
 from toolkit.progress import Progress
 from toolkit.verify import GROUPS, run_verify
@@ -11,7 +12,7 @@ from toolkit.verify.report import render_table
 
 
 @click.command("verify")
-@click.argument("lab")
+@click.argument("lab", type=LAB)
 @click.option(
     "--only",
     "groups",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from toolkit.bundle.store import bundles_root
 from toolkit.hosts import engine
@@ -116,18 +116,37 @@ def status_rows(statuses: list[NodeStatus]) -> list[dict[str, object]]:
     return [asdict(status) for status in statuses]
 
 
-def destroy_lab(lab_name: str, provider: str, progress: Progress = SILENT) -> list[str]:
-    """Remove the lab's hosts, network, volumes and state; safe to repeat. Return what went."""
+@dataclass
+class Destroyed:
+    """What ``destroy`` removed, and the backups folder it kept (None: nothing kept)."""
+
+    removed: list[str] = field(default_factory=list)
+    kept_backups: Path | None = None
+
+
+def destroy_lab(
+    lab_name: str, provider: str, progress: Progress = SILENT, purge: bool = False
+) -> Destroyed:
+    """Remove the lab's hosts, network, volumes and state; safe to repeat.
+
+    The lab's etcd backups stay in ``<state>/backups`` unless ``purge``: they are what a
+    user keeps a lab's state for. The state directory is checked before anything goes.
+    """
     state = LabState.of(lab_name)
-    removed: list[str] = []
+    state.checked_root()
+    result = Destroyed()
     with progress.phase("destroy", f"lab {lab_name}"):
         if provider == "docker":
             with engine.networks_lock(progress):
                 Vagrant(state).destroy(provider)
-                removed += engine.remove_lab_objects(lab_name)
+                result.removed += engine.remove_lab_objects(lab_name)
         else:
             Vagrant(state).destroy(provider)
         if state.exists():
-            shutil.rmtree(state.root)
-            removed.append(f"state {state.root}")
-    return removed
+            backups_only = state.only_backups()
+            result.kept_backups = state.remove(keep_backups=not purge)
+            if result.kept_backups is None:
+                result.removed.append(f"state {state.root}")
+            elif not backups_only:
+                result.removed.append(f"state {state.root} (all but backups/)")
+    return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,12 +13,40 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from toolkit import paths
+from toolkit.errors import LabNameError, StateError
+from toolkit.lab.spec import HOSTNAME_RE
+
+LAB_NAME_RULE = (
+    "1 to 63 lowercase letters, digits and '-', starting and ending with a letter or digit"
+)
+
+
+def is_lab_name(text: str) -> bool:
+    """The spec's own name pattern, matched in full: its ``$`` alone also matches before
+    a trailing newline, so ``'lab\\n'`` would pass a plain ``match``."""
+    return HOSTNAME_RE.fullmatch(text) is not None
+
+
+def check_lab_argument(value: str) -> str:
+    """LAB as a user gives it: a lab name, or a path to a lab spec (``.yml``/``.yaml`` or
+    an existing file). Anything else (``mylab/..``, ``../x``, a trailing newline) is refused
+    before it can name a folder."""
+    if is_lab_name(value) or Path(value).suffix in (".yml", ".yaml") or Path(value).is_file():
+        return value
+    raise LabNameError(
+        f"LAB {value!r} is neither a lab name ({LAB_NAME_RULE}, e.g. ha-stacked) "
+        "nor a path to a lab.yml"
+    )
 
 
 @dataclass(frozen=True)
 class LabState:
     lab: str
     root: Path
+
+    def __post_init__(self) -> None:
+        if not is_lab_name(self.lab):
+            raise LabNameError(f"{self.lab!r} is not a lab name: use {LAB_NAME_RULE}")
 
     @classmethod
     def of(cls, lab: str) -> LabState:
@@ -55,8 +84,48 @@ class LabState:
     def logs(self) -> Path:
         return self.root / "logs"
 
+    @property
+    def backups(self) -> Path:
+        """The lab's etcd snapshots; ``destroy`` keeps them unless told to purge."""
+        return self.root / "backups"
+
     def exists(self) -> bool:
         return self.root.is_dir()
+
+    def only_backups(self) -> bool:
+        """Nothing is left of the lab but its backups (a destroyed lab's kept snapshots)."""
+        return self.exists() and [p.name for p in self.root.iterdir()] == [self.backups.name]
+
+    def checked_root(self) -> Path:
+        """The state directory, refused unless it is a real folder (not a symlink) directly
+        under the state root, both resolved: what may be deleted never lies elsewhere."""
+        root = paths.state_root().resolve()
+        resolved = self.root.resolve()
+        if self.root.is_symlink() or resolved.parent != root or resolved.name != self.lab:
+            raise StateError(
+                f"refusing to delete {self.root}: a lab's state must be the folder "
+                f"{root / self.lab}, not a symlink or a path elsewhere"
+            )
+        return resolved
+
+    def remove(self, keep_backups: bool = True) -> Path | None:
+        """Delete the state directory; with ``keep_backups``, everything but a non-empty
+        ``backups/``, around which a later ``up`` regenerates the rest. Return what was kept."""
+        root = self.checked_root()
+        if not root.exists():
+            return None
+        backups = root / self.backups.name
+        if not (keep_backups and backups.is_dir() and any(backups.iterdir())):
+            shutil.rmtree(root)
+            return None
+        for entry in root.iterdir():
+            if entry.name == backups.name:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        return backups
 
     def ensure_key_pair(self) -> None:
         """The lab's own SSH key pair (ed25519), made once; never Vagrant's insecure key."""
