@@ -91,6 +91,16 @@ def test_model_fields(tmp_path: Path) -> None:
 
 INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     (
+        "name-with-trailing-newline",
+        lambda d: d.update(name="demo\n"),
+        "name: 'demo\\n' is not a valid name",
+    ),
+    (
+        "node-name-with-trailing-newline",
+        lambda d: d["nodes"]["workers"][0].update(name="w1\n"),
+        "nodes.workers[0].name: 'w1\\n' is not a valid hostname",
+    ),
+    (
         "even-etcd",
         lambda d: (external(d), d["nodes"]["etcd"].pop()),
         "nodes.etcd: has 2 members; etcd needs an odd number",

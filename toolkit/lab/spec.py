@@ -27,7 +27,8 @@ TOPOLOGIES = ("stacked", "external")
 RUNTIMES = ("containerd",)
 CNIS = ("flannel", "bridge")
 ROLES = ("control_planes", "etcd", "workers")
-HOSTNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+# Matched with fullmatch: a bare `$` also matches before a trailing newline.
+HOSTNAME_RE = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 DEFAULT_CPUS = 2
 DEFAULT_MEMORY_MB = 2048
 APISERVER_PORT = 6443
@@ -306,7 +307,7 @@ def parse_lab(data: dict[str, Any], path: Path) -> Lab:
 
     name = top.get("name")
     if name is not None:
-        if not HOSTNAME_RE.match(name):
+        if not HOSTNAME_RE.fullmatch(name):
             problems.add(
                 "name", f"{name!r} is not a valid name; use lowercase letters, digits and '-'"
             )
@@ -430,7 +431,7 @@ def _parse_nodes(
                 continue
             values = _check_mapping(entry, NODE_KEYS, where, problems)
             name = values.get("name")
-            if name is not None and not HOSTNAME_RE.match(name):
+            if name is not None and not HOSTNAME_RE.fullmatch(name):
                 problems.add(
                     f"{where}.name",
                     f"{name!r} is not a valid hostname; use lowercase letters, digits and '-' "
