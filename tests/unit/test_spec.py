@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from toolkit.cli import main
 from toolkit.errors import LabNotFoundError, SpecError
 from toolkit.lab.spec import available_labs, load_lab
 
@@ -286,3 +292,164 @@ def test_unknown_lab_lists_the_known_ones(tmp_path: Path) -> None:
     write_spec(tmp_path, BASE)
     with pytest.raises(LabNotFoundError, match=r"labs under .*: demo"):
         load_lab("nope", inventories=tmp_path)
+
+
+# --- hostile files: each refused in one line, quickly, before it can cost much ----------
+
+
+def _text(content: str) -> Callable[[Path], Path]:
+    def make(tmp_path: Path) -> Path:
+        return write_spec(tmp_path, content)
+
+    return make
+
+
+def _alias_bomb(tmp_path: Path) -> Path:
+    """Nine levels of nine aliases each, 9**9 strings once expanded (the billion laughs),
+    under a field whose wrong type a message prints."""
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    return write_spec(tmp_path, "\n".join([*lines, "name: *a8"]) + "\n")
+
+
+def _sparse_50_mib(tmp_path: Path) -> Path:
+    path = write_spec(tmp_path, "")
+    with path.open("wb") as handle:
+        handle.truncate(50 * 1024 * 1024)
+    return path
+
+
+def _binary(tmp_path: Path) -> Path:
+    path = write_spec(tmp_path, "")
+    path.write_bytes(bytes(range(256)) * 16)
+    return path
+
+
+def _symlink_loop(tmp_path: Path) -> Path:
+    path = tmp_path / "demo" / "lab.yml"
+    path.parent.mkdir(parents=True)
+    path.symlink_to(path)
+    return path
+
+
+def _fifo(tmp_path: Path) -> Path:
+    path = tmp_path / "demo" / "lab.yml"
+    path.parent.mkdir(parents=True)
+    os.mkfifo(path)
+    return path
+
+
+SPEC_TEXT = yaml.safe_dump(BASE, sort_keys=False)
+
+REFUSED: list[tuple[str, Callable[[Path], Path], str]] = [
+    ("alias-bomb", _alias_bomb, "line 1: anchor &a0: anchors and aliases are not allowed"),
+    (
+        "alias",
+        _text(SPEC_TEXT.replace("nodes:\n", "defaults: &d {cpus: 2}\nnodes:\n")),
+        "line 14: anchor &d: anchors and aliases are not allowed in a lab spec",
+    ),
+    ("merge-key", _text("<<: {name: demo}\nname: demo\n"), "line 1: merge keys (<<)"),
+    ("50-mib", _sparse_50_mib, "is 50.0 MiB; a lab spec is at most 32 KiB"),
+    ("just-over-the-cap", _text("#" * 32 * 1024 + "\n"), "a lab spec is at most 32 KiB"),
+    ("deep-flow-over-the-cap", _text("[" * 100_000), "a lab spec is at most 32 KiB"),
+    ("deep-flow", _text("[" * 10_000), "line 1: nested more than 32 levels deep"),
+    ("deep-block", _text("- " * 5_000 + "x\n"), "line 1: nested more than 32 levels deep"),
+    ("binary", _binary, "is not UTF-8 text (byte 0x80 at offset 128); a lab spec is YAML text"),
+    ("nul-byte", _text("name: demo\x00\n"), "line 1: contains a control character (0x00)"),
+    ("symlink-loop", _symlink_loop, "is a symbolic link loop; point it at a real lab.yml"),
+    ("fifo", _fifo, "is not a regular file; give the path of a lab.yml"),
+    ("directory", lambda t: _mkdir(t / "demo" / "lab.yml"), "is a directory; give the path"),
+    (
+        "duplicate-key",
+        _text(SPEC_TEXT + "name: other\n"),
+        "line 25: key 'name' appears twice (first on line 1); keep one",
+    ),
+    (
+        "duplicate-nested-key",
+        _text(SPEC_TEXT.replace("  port: 8443\n", "  port: 8443\n  vip: 172.30.9.101\n")),
+        "line 14: key 'vip' appears twice (first on line 12); keep one",
+    ),
+]
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"), [(m, e) for _, m, e in REFUSED], ids=[i for i, _, _ in REFUSED]
+)
+def test_hostile_file_is_refused_in_one_line(
+    tmp_path: Path, make: Callable[[Path], Path], expected: str
+) -> None:
+    path = make(tmp_path)
+    started = time.monotonic()
+    with pytest.raises(SpecError) as raised:
+        load_lab(path)
+    assert time.monotonic() - started < 1.0
+    message = str(raised.value)
+    assert expected in message
+    assert message.startswith(str(path)) and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"), [(m, e) for _, m, e in REFUSED], ids=[i for i, _, _ in REFUSED]
+)
+def test_validate_refuses_a_hostile_file_without_a_traceback(
+    tmp_path: Path, make: Callable[[Path], Path], expected: str
+) -> None:
+    result = CliRunner().invoke(main, ["validate", str(make(tmp_path))])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit), "refused by the CLI, not crashed"
+    assert result.output.startswith("error: ") and result.output.count("\n") == 1
+    assert expected in result.output and "Traceback" not in result.output
+
+
+# The worst inputs in a process of their own: its own peak memory, real stderr.
+MEASURE = """
+import resource, sys, time
+from toolkit.cli import main
+started = time.monotonic()
+try:
+    main(["validate", sys.argv[1]])
+except SystemExit as exc:
+    code = exc.code
+print(f"{time.monotonic() - started} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}")
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize(
+    "make", [_alias_bomb, _sparse_50_mib, _text("[" * 10_000)], ids=["alias-bomb", "50-mib", "deep"]
+)
+def test_worst_inputs_cost_under_a_second_and_100_mb(
+    tmp_path: Path, make: Callable[[Path], Path]
+) -> None:
+    run = subprocess.run(
+        [sys.executable, "-c", MEASURE, str(make(tmp_path))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 1
+    assert run.stderr.startswith("error: ") and run.stderr.count("\n") == 1
+    assert "Traceback" not in run.stderr
+    seconds, peak_kib = run.stdout.split()
+    assert float(seconds) < 1.0
+    assert int(peak_kib) < 100 * 1024
+
+
+def test_a_file_without_read_permission_names_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Faked: the tests may run as root, who reads any file whatever its mode.
+    path = write_spec(tmp_path, SPEC_TEXT)
+
+    def denied(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "open", denied)
+    with pytest.raises(SpecError, match="cannot read it: Permission denied; check its perm"):
+        load_lab(path)
