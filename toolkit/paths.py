@@ -35,3 +35,15 @@ def state_root() -> Path:
 
 def lab_state_dir(lab_name: str) -> Path:
     return state_root() / lab_name
+
+
+def lab_lock_file(lab_name: str) -> Path:
+    """The lab's lock, beside its state directory rather than in it: ``destroy`` removes
+    that directory while holding the lock, and ``up`` takes the lock before it exists."""
+    return state_root() / ".locks" / f"{lab_name}.lock"
+
+
+def cache_lock_file(name: str) -> Path:
+    """A machine-level lock kept in the user's own cache (never a shared, world-writable
+    folder such as /tmp, where anyone could hold it or plant a symlink in its place)."""
+    return cache_dir() / "locks" / name

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from toolkit.cli.params import LAB
+from toolkit.cli.params import LAB, changes_lab
 from toolkit.lab import spec
 from toolkit.lab.state import LabState
 from toolkit.progress import Progress
@@ -39,6 +39,7 @@ def print_summary(report: ProvisionReport) -> None:
     type=click.Choice(PHASE_NAMES),
     help="Run only this phase (repeatable).",
 )
+@changes_lab
 def provision_command(lab: str, phases: tuple[str, ...]) -> None:
     """Install the cluster onto the lab's hosts (idempotent: run it again to check)."""
     model = spec.load_lab(lab)
@@ -51,6 +52,7 @@ def provision_command(lab: str, phases: tuple[str, ...]) -> None:
 @click.command("reset")
 @click.argument("lab", type=LAB)
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@changes_lab
 def reset_command(lab: str, yes: bool) -> None:
     """Wipe the cluster from the lab's hosts (they stay up, ready to provision again)."""
     model = spec.load_lab(lab)

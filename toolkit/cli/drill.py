@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from toolkit.cli.params import LAB
+from toolkit.cli.params import LAB, changes_lab
 from toolkit.drills import DRILL_NAMES, DrillResult, run_drills
 from toolkit.lab import spec
 from toolkit.progress import Progress
@@ -21,8 +21,13 @@ def drill(lab: str, name: str | None, run_all: bool) -> None:
     """
     if bool(name) == run_all:
         raise click.UsageError(f"name one drill ({', '.join(DRILL_NAMES)}) or give --all")
+    _run(lab=lab, names=list(DRILL_NAMES) if run_all else [name or ""])
+
+
+@changes_lab
+def _run(lab: str, names: list[str]) -> None:
+    """The drills, under the lab's lock (taken once the command line is known to be right)."""
     model = spec.load_lab(lab)
-    names = list(DRILL_NAMES) if run_all else [name or ""]
     results, json_path, md_path = run_drills(model, names, Progress(), on_result=_echo)
     click.echo(f"  report: {md_path}\n  json:   {json_path}")
     if not all(result.passed for result in results):

@@ -7,7 +7,7 @@ import time
 import click
 
 from toolkit import etcd
-from toolkit.cli.params import LAB
+from toolkit.cli.params import LAB, changes_lab
 from toolkit.lab import spec
 from toolkit.progress import Progress
 
@@ -21,6 +21,7 @@ def etcd_group() -> None:
 @click.argument("lab", type=LAB)
 @click.option("--keep", type=click.IntRange(min=1), help="Then keep only the newest N snapshots.")
 @click.option("--member", help="Snapshot this member (default: a follower).")
+@changes_lab
 def backup_command(lab: str, keep: int | None, member: str | None) -> None:
     """Snapshot etcd over TLS, check it and copy it into the lab's backup directory."""
     model = spec.load_lab(lab)
@@ -69,6 +70,7 @@ def backups_command(lab: str) -> None:
 @click.argument("lab", type=LAB)
 @click.argument("snapshot")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@changes_lab
 def restore_command(lab: str, snapshot: str, yes: bool) -> None:
     """Restore SNAPSHOT (a path, a name from `backups`, or `latest`) onto every member."""
     model = spec.load_lab(lab)

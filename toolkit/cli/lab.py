@@ -9,7 +9,7 @@ import os
 import click
 
 from toolkit.cli.cluster import print_summary
-from toolkit.cli.params import LAB
+from toolkit.cli.params import LAB, changes_lab
 from toolkit.errors import HostError, LabNotFoundError, SpecError
 from toolkit.hosts import lifecycle
 from toolkit.lab import spec
@@ -69,6 +69,7 @@ def _state_word(name: str) -> str:
 @click.command()
 @click.argument("lab", type=LAB)
 @click.option("--hosts-only", is_flag=True, help="Stop once the hosts answer SSH.")
+@changes_lab
 def up(lab: str, hosts_only: bool) -> None:
     """Create the lab's hosts and provision them into a cluster whose nodes are all Ready."""
     model = spec.load_lab(lab)
@@ -127,6 +128,7 @@ def ssh(lab: str, node: str, command: tuple[str, ...]) -> None:
 @click.command()
 @click.argument("lab", type=LAB)
 @click.option("--purge", is_flag=True, help="Also delete the lab's etcd backups (kept otherwise).")
+@changes_lab
 def destroy(lab: str, purge: bool) -> None:
     """Remove the lab's hosts, network, volumes and state directory (safe to repeat).
 

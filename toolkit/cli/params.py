@@ -1,10 +1,22 @@
-"""Click parameter types shared by the commands."""
+"""Click parameter types and decorators shared by the commands."""
 
 from __future__ import annotations
 
+import functools
+import shlex
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import ParamSpec, TypeVar
+
 import click
 
-from toolkit.lab.state import check_lab_argument
+from toolkit.errors import SpecError
+from toolkit.lab import spec
+from toolkit.lab.state import check_lab_argument, is_lab_name, lab_lock
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 class LabParam(click.ParamType[str, str]):
@@ -21,3 +33,40 @@ class LabParam(click.ParamType[str, str]):
 
 
 LAB = LabParam()
+
+
+def changes_lab(command: Callable[P, R]) -> Callable[P, R]:
+    """Run a command that changes its ``lab`` under the lab's lock, from the moment its
+    arguments are parsed until it returns or fails; another such command on the same lab
+    is refused at once with the holder named.
+
+    Locks are taken here, at the CLI boundary, never in the library: a drill that calls
+    verify, or a test that calls the library, never waits on itself. Commands that only
+    read (validate, labs, status, etcd backups) and the user's own hands on the lab
+    (kubectl, ssh, e.g. to watch a drill) take no lock.
+    """
+
+    @functools.wraps(command)
+    def locked(*args: P.args, **kwargs: P.kwargs) -> R:
+        name = _lab_name(str(kwargs["lab"]))
+        if name is None:  # an unreadable spec: the command refuses it before changing anything
+            return command(*args, **kwargs)
+        with lab_lock(name, _command_line()):
+            return command(*args, **kwargs)
+
+    return locked
+
+
+def _lab_name(value: str) -> str | None:
+    """The name a LAB argument locks: itself, or the name in the spec file it points to."""
+    if is_lab_name(value):
+        return value
+    try:
+        return spec.load_lab(value).name
+    except SpecError:
+        return None
+
+
+def _command_line() -> str:
+    """This process's command line as a user would type it, for whoever finds the lab busy."""
+    return shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from toolkit.cli.params import LAB
+from toolkit.cli.params import LAB, changes_lab
 from toolkit.lab import spec
 from toolkit.progress import Progress
 from toolkit.verify import GROUPS, run_verify
@@ -21,6 +21,7 @@ from toolkit.verify.report import render_table
     help="Run only this group of checks (repeatable).",
 )
 @click.option("--quiet", is_flag=True, help="No progress lines, only the table.")
+@changes_lab
 def verify(lab: str, groups: tuple[str, ...], quiet: bool) -> None:
     """Run the verification suites against a lab; exit 1 if any check fails."""
     model = spec.load_lab(lab)

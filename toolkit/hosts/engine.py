@@ -11,13 +11,12 @@ from __future__ import annotations
 import fcntl
 import ipaddress
 import json
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from toolkit import paths
 from toolkit.errors import EngineError
 from toolkit.lab.spec import Lab, Node
 from toolkit.progress import SILENT, Progress
@@ -97,11 +96,14 @@ def networks_lock(progress: Progress = SILENT) -> Iterator[None]:
 
     Vagrant's docker provider inspects every network it lists while it configures a
     machine; a network that another lab removes in between fails the whole `vagrant up`
-    with "No such object". The engine is machine-wide, so the lock is too (not per
-    state or cache directory).
+    with "No such object". The lock lives in the user's cache, which every lab of a user
+    shares whatever its state directory, and no longer in /tmp, where any local user
+    could hold it or put a symlink in its place; labs of two users with different caches
+    on one engine are not serialised by it.
     """
-    path = Path(tempfile.gettempdir()) / "k8slab-docker-networks.lock"
-    with path.open("w") as lock:
+    path = paths.cache_lock_file("docker-networks.lock")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    with path.open("a") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from toolkit import paths
-from toolkit.errors import LabNameError, StateError
+from toolkit.errors import K8slabError, LabNameError, StateError
 from toolkit.lab.spec import HOSTNAME_RE
 
 LAB_NAME_RULE = (
@@ -157,3 +162,91 @@ class LabState:
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)
+
+
+class LabBusyError(K8slabError):
+    """Another process holds the lab's lock: a command that changes the lab is running."""
+
+
+@dataclass(frozen=True)
+class LockHolder:
+    """What the holder of a lab's lock wrote into it: its command line, pid and start."""
+
+    command: str
+    pid: int
+    started: float
+
+    def describe(self, now: float | None = None) -> str:
+        started = time.gmtime(self.started)
+        today = time.gmtime(time.time() if now is None else now)[:3] == started[:3]
+        since = time.strftime("%H:%M:%S" if today else "%Y-%m-%d %H:%M:%S", started)
+        return f"`{self.command}` (pid {self.pid}, since {since} UTC)"
+
+
+# The labs this process holds, with the lock's file descriptor and how deeply it is held.
+_held: dict[str, tuple[int, int]] = {}
+_held_guard = threading.Lock()
+
+
+@contextmanager
+def lab_lock(lab: str, command: str) -> Iterator[Path]:
+    """Hold the lab's lock (an flock on ``<state root>/.locks/<lab>.lock``) while a command
+    changes the lab; refuse at once, naming the holder, if another process holds it.
+
+    The holder writes ``command``, its pid and start time into the file and truncates it
+    on release; a holder that dies releases the flock with it, so no lock goes stale.
+    Re-entrant within a process: a command run inside another one (click's
+    ``ctx.invoke``, a test's CliRunner inside a locked section) never waits on itself.
+    """
+    if not is_lab_name(lab):
+        raise LabNameError(f"{lab!r} is not a lab name: use {LAB_NAME_RULE}")
+    path = paths.lab_lock_file(lab)
+    with _held_guard:
+        fd, depth = _held.get(lab) or (_acquire(lab, path, command), 0)
+        _held[lab] = (fd, depth + 1)
+    try:
+        yield path
+    finally:
+        with _held_guard:
+            fd, depth = _held.pop(lab)
+            if depth > 1:
+                _held[lab] = (fd, depth - 1)
+            else:
+                _release(fd)
+
+
+def lock_holder(path: Path) -> LockHolder | None:
+    """The holder's record in a lock file, or None when there is none (yet) or it is unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return LockHolder(str(data["command"]), int(data["pid"]), float(data["started"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _acquire(lab: str, path: Path, command: str) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        # No O_TRUNC: a refused process must not erase the holder's record.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StateError(f"cannot open the lock of lab {lab} ({path}): {exc.strerror}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        holder = lock_holder(path)
+        who = holder.describe() if holder else f"another process holds {path}"
+        raise LabBusyError(f"lab {lab} is busy: {who}; wait for it or stop it") from None
+    record = {"command": command, "pid": os.getpid(), "started": time.time()}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(record) + "\n").encode(), 0)
+    return fd
+
+
+def _release(fd: int) -> None:
+    try:
+        os.ftruncate(fd, 0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
