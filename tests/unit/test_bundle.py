@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -15,7 +16,7 @@ import pytest
 from toolkit.bundle import build, list_bundles, load, recipe, verify
 from toolkit.bundle.images import debian_base_tag
 from toolkit.bundle.manifest import Artifact, Manifest, VersionCheck
-from toolkit.bundle.store import build_lock, bundle_dir, partial_dir
+from toolkit.bundle.store import build_lock, bundle_dir, is_complete, partial_dir, put_in_place
 from toolkit.bundle.tools import preflight
 from toolkit.errors import BundleError, SpecError
 from toolkit.progress import Progress
@@ -289,3 +290,54 @@ def test_the_cli_lists_bundles_and_fails_verification_with_one_line(cache: Path)
     error_lines = [line for line in verified.output.splitlines() if line.startswith("error:")]
     assert len(error_lines) == 1
     assert "kubelet: sha256 of bin/kubelet is" in error_lines[0]
+
+
+def _new_build(cache: Path) -> Path:
+    """A complete build of VERSION in the partial folder, told apart by a marker file."""
+    work = partial_dir(VERSION)
+    shutil.copytree(bundle_dir(VERSION), work)
+    (work / "built").write_text("new")
+    return work
+
+
+def test_a_rebuild_killed_while_deleting_the_old_bundle_leaves_the_new_one(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fake_bundle(cache)
+    work = _new_build(cache)
+    complete_while_deleting: list[bool] = []
+
+    def killed_while_deleting(path: Path, *args: object, **kwargs: object) -> None:
+        if not Path(path).exists():
+            return
+        complete_while_deleting.append(is_complete(VERSION))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(shutil, "rmtree", killed_while_deleting)
+    with pytest.raises(KeyboardInterrupt):
+        put_in_place(work, VERSION)
+
+    assert complete_while_deleting == [True]
+    assert (bundle_dir(VERSION) / "built").is_file()
+    assert load(VERSION).kubernetes == VERSION
+
+
+def test_a_rebuild_that_cannot_be_renamed_in_keeps_the_old_bundle(cache: Path) -> None:
+    _fake_bundle(cache)
+    work = _new_build(cache)
+    shutil.rmtree(work)  # gone before its rename, as if another process took it
+
+    with pytest.raises(OSError):
+        put_in_place(work, VERSION)
+
+    assert load(VERSION).kubernetes == VERSION
+    assert not (bundle_dir(VERSION) / "built").exists()
+
+
+def test_a_rebuild_replaces_the_bundle_and_leaves_nothing_aside(cache: Path) -> None:
+    _fake_bundle(cache)
+
+    put_in_place(_new_build(cache), VERSION)
+
+    assert (bundle_dir(VERSION) / "built").is_file()
+    assert sorted(p.name for p in bundle_dir(VERSION).parent.iterdir()) == [VERSION]

@@ -12,10 +12,10 @@ from toolkit.bundle.manifest import Artifact, Manifest, VersionCheck, sha256_of
 from toolkit.bundle.store import (
     build_lock,
     bundle_dir,
-    bundles_root,
     check_artifact,
     is_complete,
     partial_dir,
+    put_in_place,
 )
 from toolkit.bundle.tools import Toolchain, preflight
 from toolkit.errors import BundleError
@@ -205,12 +205,6 @@ def _build_locked(
         raise BundleError(f"the built bundle is wrong: {'; '.join(problems)}")
     Manifest(rel.version, source, recipe.components(rel), artifacts, recipe_hash).write(work)
 
-    final = bundle_dir(rel.version)
-    if final.exists():
-        stale = bundles_root() / f".{rel.version}.replaced"
-        shutil.rmtree(stale, ignore_errors=True)
-        final.rename(stale)
-        shutil.rmtree(stale)
-    work.rename(final)
+    final = put_in_place(work, rel.version)
     progress.say("bundle", f"{final} complete: {len(artifacts)} artifacts")
     return BuildResult(final, Manifest.read(final), reused=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +32,31 @@ def bundle_dir(version: str) -> Path:
 def partial_dir(version: str) -> Path:
     """Where a build of ``version`` works until it is complete (then renamed)."""
     return bundles_root() / f".{version}{PARTIAL_SUFFIX}"
+
+
+def put_in_place(work: Path, version: str) -> Path:
+    """Make the complete build in ``work`` the bundle of ``version``, replacing any old one.
+
+    Only renames until the new bundle is in place: the old one is renamed aside, the new
+    one renamed in (the old one goes back if that fails), and only then is the old one
+    deleted; a build killed at any point leaves a complete bundle, old or new, and at
+    worst a hidden folder that the next build deletes.
+    """
+    final = bundle_dir(version)
+    aside = bundles_root() / f".{version}.replaced"
+    if aside.exists():
+        shutil.rmtree(aside)
+    if final.exists():
+        final.rename(aside)
+    try:
+        work.rename(final)
+    except BaseException:
+        if aside.exists() and not final.exists():
+            aside.rename(final)
+        raise
+    if aside.exists():
+        shutil.rmtree(aside, ignore_errors=True)
+    return final
 
 
 def is_complete(version: str) -> bool:
