@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
+import re
+import shlex
 from pathlib import Path
 
 import pytest
 
-from toolkit.etcd.restore import RestorePlan, rollback_message, rollback_steps
+from toolkit.etcd import remote
+from toolkit.etcd.restore import RestorePlan, rollback_message, rollback_steps, stage
 from toolkit.etcd.snapshots import (
     SnapshotError,
     SnapshotManifest,
     checked_manifest,
     list_backups,
+    manifest_path,
     prune,
     resolve,
+    sha256_path,
     snapshot_name,
     stamp_of,
     to_prune,
@@ -28,8 +34,8 @@ from toolkit.etcd.status import (
     parse_member_list,
     parse_snapshot_status,
 )
-from toolkit.etcd.topology import Topology
-from toolkit.lab.spec import Lab, load_lab
+from toolkit.etcd.topology import NODE_WORK_DIR, Member, Topology
+from toolkit.lab.spec import Lab, Node, load_lab
 
 # Captured from etcd 3.6.5 (the bundle's etcdctl/etcdutl) on loopback.
 STATUS_ONE = (
@@ -212,6 +218,159 @@ def test_latest_resolves_to_the_newest(isolated_state: Path) -> None:
     assert resolve("dev", newest.name) == newest
     with pytest.raises(SnapshotError, match="no such snapshot"):
         resolve("dev", "nope.db")
+
+
+# --- a manifest is checked field by field, its values quoted where they reach a shell --
+
+HOSTILE_FIELDS = [
+    ("file", "../../etc/cron.d/x"),
+    ("file", "dev-etcd-20261118T110640Z.db; touch /pwned"),
+    ("file", "dev-etcd-20261118T110640Z.db\n"),
+    ("file", "dev-etcd-20261118T110700Z.db"),  # another snapshot's name
+    ("lab", "dev\n"),
+    ("lab", "../dev"),
+    ("topology", "stacked; reboot"),
+    ("member", "cp2 $(reboot)"),
+    ("created_at", "yesterday"),
+    ("revision", "812"),
+    ("revision", True),
+    ("revision", -1),
+    ("hash", 1.5),
+    ("size", None),
+    ("sha256", "A" * 64),
+    ("sha256", "'; reboot; '"),
+    ("etcd_version", "3.6.5; id"),
+    ("kubernetes_version", "v1.34.4`id`"),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), HOSTILE_FIELDS)
+def test_a_manifest_field_that_is_not_what_backup_writes_is_refused(
+    tmp_path: Path, field: str, value: object
+) -> None:
+    path = make_snapshot(tmp_path, "dev", 1_795_000_000)
+    manifest = json.loads(manifest_path(path).read_text())
+    manifest_path(path).write_text(json.dumps({**manifest, field: value}))
+    where = re.escape(f"{manifest_path(path)}: ")
+    with pytest.raises(SnapshotError, match=rf"^{where}.*field '{field}' is "):
+        checked_manifest(path, "dev")
+    assert list_backups("dev", tmp_path) == []
+
+
+def test_a_manifest_too_large_or_not_text_is_refused(tmp_path: Path) -> None:
+    path = make_snapshot(tmp_path, "dev", 1_795_000_000)
+    manifest_path(path).write_bytes(b"\xff\xfe" * 10)
+    with pytest.raises(SnapshotError, match="not text; the manifest is damaged"):
+        checked_manifest(path, "dev")
+    manifest_path(path).write_text(" " * 100_000 + manifest_for("dev", path).to_json())
+    with pytest.raises(SnapshotError, match="more than a manifest ever is"):
+        checked_manifest(path, "dev")
+
+
+def test_the_staging_script_quotes_every_value_from_the_manifest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A manifest past its checks would be refused; quoting is the second line of defence.
+    lab = load_lab("ha-stacked")
+    path = make_snapshot(tmp_path, lab.name, 1_795_000_000)
+    hostile = "x; touch /tmp/pwned #"
+    plan = RestorePlan(lab, path, manifest_for(lab.name, path, file=hostile), "20261126T001500Z")
+    scripts: list[str] = []
+
+    def try_root(lab: Lab, node: Node, script: str, timeout: float = 60) -> tuple[int, str]:
+        scripts.append(script)
+        return 0, '{"hash":943956090,"revision":812,"totalKey":1,"totalSize":20480}'
+
+    monkeypatch.setattr(remote, "push", lambda *args, **kwargs: None)
+    monkeypatch.setattr(remote, "try_root", try_root)
+    stage(plan)
+    assert len(scripts) == 3
+    for script in scripts:
+        assert script.count(hostile) == script.count(shlex.quote(hostile)) == 3
+
+
+# --- a backup is committed sidecars first, and only complete ones count -----------------
+
+# The module, not the function `toolkit.etcd.backup` that the package exports.
+backup_module = importlib.import_module("toolkit.etcd.backup")
+
+
+def fake_member(monkeypatch: pytest.MonkeyPatch, lab: Lab, content: bytes) -> None:
+    """A lab whose first control plane takes snapshots holding ``content``."""
+    node = lab.control_planes[0]
+    digest = hashlib.sha256(content).hexdigest()
+    monkeypatch.setattr(
+        backup_module, "choose_member", lambda topo, wanted: (Member(node), "follower")
+    )
+
+    def root(lab: Lab, node: Node, script: str, timeout: float = 60) -> str:
+        match = re.search(rf"{NODE_WORK_DIR}/\S+?\.db", script)
+        assert match is not None
+        return (
+            '{"hash":943956090,"revision":812,"totalKey":1,"totalSize":20480}\n'
+            f"{digest}  {match[0]}\netcdutl version: 3.6.5\n"
+        )
+
+    def fetch(lab: Lab, node: Node, remote_path: str, local_path: Path) -> str:
+        local_path.write_bytes(content)
+        return digest
+
+    monkeypatch.setattr(remote, "root", root)
+    monkeypatch.setattr(remote, "try_root", lambda *args, **kwargs: (0, ""))
+    monkeypatch.setattr(remote, "fetch", fetch)
+
+
+def test_a_backup_is_listed_with_its_sidecars(
+    isolated_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab = load_lab("ha-stacked")
+    fake_member(monkeypatch, lab, b"snapshot")
+    taken = backup_module.backup(lab, keep=1)
+    assert [e.path for e in list_backups(lab.name)] == [taken.path]
+    assert checked_manifest(taken.path, lab.name) == taken.manifest
+    assert sorted(p.name for p in taken.path.parent.iterdir()) == sorted(
+        [taken.path.name, sha256_path(taken.path).name, manifest_path(taken.path).name]
+    )
+
+
+def test_a_backup_that_fails_writing_its_manifest_leaves_no_snapshot(
+    isolated_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab = load_lab("ha-stacked")
+    fake_member(monkeypatch, lab, b"snapshot")
+
+    def disk_full(self: SnapshotManifest) -> str:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(SnapshotManifest, "to_json", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        backup_module.backup(lab)
+    directory = isolated_state / lab.name / "backups"
+    assert sorted(p.name for p in directory.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "damage", ["no sidecars", "no manifest", "no checksum", "damaged manifest", "other lab"]
+)
+def test_a_snapshot_without_complete_sidecars_is_not_listed_restored_or_pruned(
+    isolated_state: Path, damage: str
+) -> None:
+    directory = isolated_state / "dev" / "backups"
+    good = make_snapshot(directory, "dev", 1_795_000_000)
+    orphan = make_snapshot(directory, "dev", 1_795_000_600)
+    if damage in ("no sidecars", "no manifest"):
+        manifest_path(orphan).unlink()
+    if damage in ("no sidecars", "no checksum"):
+        sha256_path(orphan).unlink()
+    if damage == "damaged manifest":
+        manifest_path(orphan).write_text(manifest_path(orphan).read_text()[:40])
+    if damage == "other lab":
+        write_sidecars(orphan, manifest_for("other", orphan))
+
+    assert [e.path for e in list_backups("dev")] == [good]
+    assert resolve("dev", "latest") == good
+    assert prune("dev", 1) == []
+    assert good.exists() and orphan.exists()
 
 
 # --- rollback advice ---------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -9,11 +10,12 @@ from pathlib import Path
 
 from toolkit.etcd import cluster, remote
 from toolkit.etcd.snapshots import (
+    VERSION_RE,
     SnapshotManifest,
     backups_dir,
+    commit,
     prune,
     snapshot_name,
-    write_sidecars,
 )
 from toolkit.etcd.status import EtcdError, parse_snapshot_status
 from toolkit.etcd.topology import NODE_WORK_DIR, Member, Topology
@@ -67,12 +69,13 @@ def backup(
         time.sleep(0.2)
         now = time.time()
     name = snapshot_name(lab.name, now)
-    on_node = f"{NODE_WORK_DIR}/{name}"
+    node_path = f"{NODE_WORK_DIR}/{name}"
+    on_node = shlex.quote(node_path)
     progress.say("backup", f"etcdctl snapshot save on the {role}", chosen.name)
     output = remote.root(
         lab,
         chosen.node,
-        f"set -e; umask 077; mkdir -p {NODE_WORK_DIR}; "
+        f"set -e; umask 077; mkdir -p {shlex.quote(NODE_WORK_DIR)}; "
         f"saved=$({topo.etcdctl()} snapshot save {on_node} 2>&1) || "
         f'{{ echo "$saved" | tail -5; exit 1; }}; '
         f"etcdutl snapshot status -w json {on_node}; sha256sum {on_node}; "
@@ -81,22 +84,26 @@ def backup(
     )
     status = parse_snapshot_status(output)
     remote_sha = next(
-        line.split()[0] for line in output.splitlines() if line.endswith(f"  {on_node}")
+        (line.split()[0] for line in output.splitlines() if line.endswith(f"  {node_path}")), None
     )
+    if remote_sha is None:
+        raise EtcdError(f"{chosen.name}: no sha256sum of {node_path} in: {output.strip()[-300:]}")
     etcd_version = next(
         (line.split()[-1] for line in output.splitlines() if line.startswith("etcdutl version")),
         "",
     )
     local = directory / name
+    # Copied under a name nothing lists; the .db appears only after its sidecars (commit).
+    partial = directory / f"{name}.partial"
     progress.say("backup", f"copying {status.total_size / 1e6:.1f} MB off the lab", chosen.name)
     try:
-        local_sha = remote.fetch(lab, chosen.node, on_node, local)
+        local_sha = remote.fetch(lab, chosen.node, node_path, partial)
     finally:
         remote.try_root(lab, chosen.node, f"rm -f {on_node}")
     if local_sha != remote_sha:
-        local.unlink(missing_ok=True)
+        partial.unlink(missing_ok=True)
         raise EtcdError(
-            f"{chosen.name}: the copy of {on_node} has sha256 {local_sha}, the member's file "
+            f"{chosen.name}: the copy of {node_path} has sha256 {local_sha}, the member's file "
             f"{remote_sha}; nothing was kept, run the backup again"
         )
     manifest = SnapshotManifest(
@@ -108,11 +115,11 @@ def backup(
         revision=status.revision,
         total_keys=status.total_keys,
         hash=status.hash,
-        size=local.stat().st_size,
+        size=partial.stat().st_size,
         sha256=local_sha,
-        etcd_version=etcd_version,
+        etcd_version=etcd_version if VERSION_RE.fullmatch(etcd_version) else "",
         kubernetes_version=lab.kubernetes_version,
     )
-    write_sidecars(local, manifest)
+    commit(partial, local, manifest)
     pruned = prune(lab.name, keep) if keep is not None else []
     return BackupResult(local, manifest, time.monotonic() - started, pruned)

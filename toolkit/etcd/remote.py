@@ -61,16 +61,19 @@ def _connect(ssh: SshTarget, timeout: float) -> paramiko.SSHClient:
 
 
 def fetch(lab: Lab, node: Node, remote_path: str, local_path: Path, timeout: float = 600) -> str:
-    """Copy a root-owned file off ``node`` (streamed); return its sha256."""
+    """Copy a root-owned file off ``node`` into ``local_path`` (streamed); return its sha256.
+
+    ``local_path`` is written as the bytes arrive and removed on any failure: the caller
+    copies into a temporary name and renames it into place once it is checked.
+    """
     digest = hashlib.sha256()
-    partial = local_path.with_name(local_path.name + ".partial")
     client = _connect(target(lab, node), 30)
     try:
         channel = client.get_transport().open_session(timeout=30)  # type: ignore[union-attr]
         channel.settimeout(timeout)
         channel.exec_command(f"sudo cat {shlex.quote(remote_path)}")
         # A snapshot holds every Secret of the cluster: readable by its owner only.
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        fd = os.open(local_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
             while chunk := channel.recv(CHUNK):
                 digest.update(chunk)
@@ -80,11 +83,10 @@ def fetch(lab: Lab, node: Node, remote_path: str, local_path: Path, timeout: flo
             error = channel.recv_stderr(65536).decode(errors="replace").strip()
             raise HostError(f"{node.name}: cannot read {remote_path}: {error or status}")
     except BaseException:
-        partial.unlink(missing_ok=True)
+        local_path.unlink(missing_ok=True)
         raise
     finally:
         client.close()
-    partial.replace(local_path)
     return digest.hexdigest()
 
 

@@ -219,19 +219,23 @@ def stage(plan: RestorePlan, progress: Progress = SILENT) -> None:
         member = topo.member(node.name)
         progress.say("stage", f"copying {plan.manifest.file}", node.name)
         remote.push(plan.lab, node, plan.snapshot, plan.node_snapshot)
+        # Every value below comes from the manifest or the lab's spec: each one is quoted,
+        # though the manifest's fields were checked when it was read.
+        q = shlex.quote
+        file, restored = q(plan.manifest.file), q(plan.restored_dir)
         status, output = remote.try_root(
             plan.lab,
             node,
-            f"set -e; cd {NODE_WORK_DIR}; "
-            f"echo '{sha}  {plan.manifest.file}' | sha256sum --check --quiet; "
+            f"set -e; cd {q(NODE_WORK_DIR)}; "
+            f"printf '%s  %s\\n' {q(sha)} {file} | sha256sum --check --quiet; "
             f"etcdutl snapshot restore --help 2>&1 | grep -q -- --bump-revision || "
             f"{{ echo 'this etcdutl has no --bump-revision; etcd >= 3.6 is needed'; exit 3; }}; "
-            f"st=$(etcdutl snapshot status -w json {plan.manifest.file} 2>/dev/null) || "
+            f"st=$(etcdutl snapshot status -w json {file} 2>/dev/null) || "
             f"{{ echo 'etcdutl snapshot status cannot read it: truncated or damaged'; exit 4; }}; "
-            f'echo "$st"; test ! -e {plan.restored_dir}; '
-            f"out=$(etcdutl snapshot restore {plan.manifest.file} --name {member.name} "
-            f"--initial-cluster {initial_cluster} --initial-cluster-token {plan.token} "
-            f"--initial-advertise-peer-urls {member.peer_url} --data-dir {plan.restored_dir} "
+            f'echo "$st"; test ! -e {restored}; '
+            f"out=$(etcdutl snapshot restore {file} --name {q(member.name)} "
+            f"--initial-cluster {q(initial_cluster)} --initial-cluster-token {q(plan.token)} "
+            f"--initial-advertise-peer-urls {q(member.peer_url)} --data-dir {restored} "
             f"--bump-revision {BUMP_REVISION} --mark-compacted 2>&1) || "
             f'{{ echo "etcdutl snapshot restore: $(echo "$out" | grep -m1 Error)"; exit 5; }}',
             timeout=600,
@@ -307,7 +311,9 @@ def _discard_staged(plan: RestorePlan) -> None:
     for node in topo_nodes(plan.topo):
         try:
             remote.try_root(
-                plan.lab, node, f"rm -rf {plan.restored_dir} {shlex.quote(plan.node_snapshot)}"
+                plan.lab,
+                node,
+                f"rm -rf {shlex.quote(plan.restored_dir)} {shlex.quote(plan.node_snapshot)}",
             )
         except HostError:
             continue
@@ -375,8 +381,9 @@ def swap_data_dirs(plan: RestorePlan) -> None:
         remote.root(
             plan.lab,
             node,
-            f"set -e; if [ -e {DATA_DIR} ]; then mv {DATA_DIR} {plan.old_dir}; fi; "
-            f"mv {plan.restored_dir} {DATA_DIR}; rm -f {shlex.quote(plan.node_snapshot)}",
+            f"set -e; if [ -e {DATA_DIR} ]; then mv {DATA_DIR} {shlex.quote(plan.old_dir)}; fi; "
+            f"mv {shlex.quote(plan.restored_dir)} {DATA_DIR}; "
+            f"rm -f {shlex.quote(plan.node_snapshot)}",
         )
 
     _on_each(topo_nodes(plan.topo), one)

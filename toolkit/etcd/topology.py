@@ -8,6 +8,7 @@ stops a static Pod when its manifest leaves /etc/kubernetes/manifests.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 
 from toolkit.lab.spec import Lab, Node
@@ -77,7 +78,7 @@ class Topology:
         """The etcdctl command line (run with sudo on a member) for ``endpoints``."""
         pki = self.pki_dir
         return (
-            f"ETCDCTL_API=3 etcdctl --endpoints {endpoints} --cacert {pki}/ca.crt "
+            f"ETCDCTL_API=3 etcdctl --endpoints {shlex.quote(endpoints)} --cacert {pki}/ca.crt "
             f"--cert {pki}/healthcheck-client.crt --key {pki}/healthcheck-client.key "
             "--command-timeout 5s --dial-timeout 3s"
         )
@@ -92,9 +93,8 @@ class Topology:
 def park_manifests_command(pods: list[str]) -> str:
     """Shell that moves these static Pods' manifests out of the kubelet's sight (idempotent)."""
     moves = " ; ".join(
-        f"if [ -f {MANIFESTS_DIR}/{pod}.yaml ]; then "
-        f"mv {MANIFESTS_DIR}/{pod}.yaml {PARKED_DIR}/; fi"
-        for pod in pods
+        f"if [ -f {manifest} ]; then mv {manifest} {PARKED_DIR}/; fi"
+        for manifest in (shlex.quote(f"{MANIFESTS_DIR}/{pod}.yaml") for pod in pods)
     )
     return f"set -e; mkdir -p {PARKED_DIR}; {moves}"
 
@@ -102,12 +102,14 @@ def park_manifests_command(pods: list[str]) -> str:
 def unpark_manifests_command(pods: list[str]) -> str:
     """Shell that puts parked manifests back, where the kubelet starts them (idempotent)."""
     moves = " ; ".join(
-        f"if [ -f {PARKED_DIR}/{pod}.yaml ]; then mv {PARKED_DIR}/{pod}.yaml {MANIFESTS_DIR}/; fi"
-        for pod in pods
+        f"if [ -f {parked} ]; then mv {parked} {MANIFESTS_DIR}/; fi"
+        for parked in (shlex.quote(f"{PARKED_DIR}/{pod}.yaml") for pod in pods)
     )
     return f"set -e; {moves}"
 
 
 def running_containers_command(pods: list[str]) -> str:
     """Shell printing one line per running container of these static Pods."""
-    return " ; ".join(f"{CRICTL} ps -q --state running --name '^{pod}$'" for pod in pods)
+    return " ; ".join(
+        f"{CRICTL} ps -q --state running --name {shlex.quote(f'^{pod}$')}" for pod in pods
+    )
