@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from toolkit import drills
 from toolkit.cli import main
-from toolkit.drills import probes, scenarios
+from toolkit.drills import lab_ops, probes, scenarios
 from toolkit.drills.report import DrillResult, render_markdown, write_reports
 from toolkit.etcd.snapshots import SnapshotManifest, snapshot_name, write_sidecars
 from toolkit.etcd.topology import PARKED_DIR, Topology
@@ -263,3 +263,39 @@ def test_collecting_a_probe_without_stopping_it_lets_it_finish(tmp_path: Path) -
         loop.wait(timeout=30)
     assert [s.seq for s in probes.parse_samples(output)] == [1, 2, 3]
     assert not (tmp_path / "t.stop").exists()
+
+
+READYZ_OK = "[+]ping ok\n[+]etcd ok\nreadyz check passed\n"
+READYZ_ETCD_FAILED = "[+]ping ok\n[-]etcd failed: reason withheld\nreadyz check failed\n"
+
+
+def test_the_health_gate_asks_every_api_server_its_own_readyz(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The member-loss drill once declared a lab healthy through the VIP while cp3's own
+    # API server answered "[-]etcd failed"; the gate must see each server, not the VIP.
+    lab = load_lab("ha-stacked")
+    asked: list[tuple[str, str]] = []
+
+    def fake_try_root(lab: Lab, node: object, script: str, timeout: float = 60) -> tuple[int, str]:
+        asked.append((node.name, script))  # type: ignore[attr-defined]
+        return 0, (f"=== cp1\n{READYZ_OK}=== cp2\n{READYZ_OK}=== cp3\n{READYZ_ETCD_FAILED}")
+
+    monkeypatch.setattr(lab_ops.remote, "try_root", fake_try_root)
+    problems = lab_ops.apiservers_not_ready(lab)
+    assert problems == ["the API server on cp3 is not ready: [-]etcd failed: reason withheld"]
+    ((on, script),) = asked
+    assert on == "cp1"
+    for cp in lab.control_planes:
+        assert f"https://{cp.address}:6443/readyz?verbose" in script
+    assert "--cacert /etc/kubernetes/pki/ca.crt" in script and " -k" not in script
+
+
+def test_an_api_server_that_does_not_answer_is_not_ready(monkeypatch: pytest.MonkeyPatch) -> None:
+    lab = load_lab("ha-stacked")
+    output = f"=== cp1\n{READYZ_OK}=== cp2\ncurl: (7) Failed to connect to 172.30.2.12 port 6443\n"
+    monkeypatch.setattr(lab_ops.remote, "try_root", lambda *a, **k: (7, output))
+    assert lab_ops.apiservers_not_ready(lab) == [
+        "the API server on cp2 is not ready: curl: (7) Failed to connect to 172.30.2.12 port 6443",
+        "the API server on cp3 is not ready: no answer",
+    ]

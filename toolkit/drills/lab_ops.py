@@ -15,7 +15,7 @@ from toolkit.etcd.topology import Topology
 from toolkit.hosts.engine import DockerNames
 from toolkit.hosts.ssh import wait_until_ready
 from toolkit.hosts.vagrant import Vagrant
-from toolkit.lab.spec import Lab, Node
+from toolkit.lab.spec import APISERVER_PORT, Lab, Node
 from toolkit.lab.state import LabState
 from toolkit.progress import SILENT, Progress
 from toolkit.provision.cluster import is_ready
@@ -54,6 +54,46 @@ def api_answers(lab: Lab, on: Node) -> bool:
     return status == 0 and output.strip() == "ok"
 
 
+# Each API server's own readiness, asked of its address with a client certificate of the
+# cluster CA (as verify asks it): through the VIP, haproxy hides a server that is not ready.
+APISERVER_CLIENT_CERT = (
+    "--cacert /etc/kubernetes/pki/ca.crt --cert /etc/kubernetes/pki/apiserver-kubelet-client.crt "
+    "--key /etc/kubernetes/pki/apiserver-kubelet-client.key"
+)
+
+
+def apiservers_not_ready(lab: Lab) -> list[str]:
+    """Each control plane's API server whose own ``/readyz`` is not ok, with the checks it
+    fails (e.g. ``[-]etcd failed``); asked from the first control plane in one command."""
+    urls = {
+        cp.name: f"https://{cp.address}:{APISERVER_PORT}/readyz?verbose"
+        for cp in lab.control_planes
+    }
+    script = " ; ".join(
+        f"echo '=== {name}'; curl -sS --max-time 10 {APISERVER_CLIENT_CERT} {shlex.quote(url)}"
+        for name, url in urls.items()
+    )
+    _, output = remote.try_root(lab, lab.control_planes[0], script, timeout=20 + 12 * len(urls))
+    answers: dict[str, list[str]] = {}
+    current = ""
+    for line in output.splitlines():
+        if line.startswith("=== "):
+            current = line[4:].strip()
+            answers[current] = []
+        elif current:
+            answers[current].append(line.strip())
+    problems = []
+    for name in urls:
+        lines = answers.get(name, [])
+        if "readyz check passed" not in lines:
+            failing = (
+                ", ".join(line for line in lines if line.startswith(("[-]", "curl:")))
+                or "no answer"
+            )
+            problems.append(f"the API server on {name} is not ready: {failing}")
+    return problems
+
+
 def not_ready_nodes(lab: Lab) -> list[str]:
     status, output = kubectl(lab, "get nodes -o json", timeout=30)
     if status != 0:
@@ -73,13 +113,15 @@ def pods_not_ready_on(lab: Lab, node: Node) -> list[str]:
 
 
 def health_problems(lab: Lab) -> list[str]:
-    """The drill's own gate: API answering through the VIP, every node Ready, etcd healthy
-    with one leader and every member in the member list. Empty when healthy."""
+    """The drill's own gate: API answering through the VIP, every API server's own /readyz,
+    every node Ready, etcd healthy with one leader and every member in the member list.
+    Empty when healthy."""
     problems = []
     probe_from = lab.workers[0] if lab.workers else lab.control_planes[0]
     try:
         if not api_answers(lab, probe_from):
             problems.append(f"the API at {lab.api_vip}:{lab.api_port} does not answer /readyz")
+        problems += apiservers_not_ready(lab)
         problems += [f"node {name} is not Ready" for name in not_ready_nodes(lab)]
         topo = Topology(lab)
         found = cluster.health(topo)
