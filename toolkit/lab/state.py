@@ -6,6 +6,7 @@ import fcntl
 import json
 import os
 import shutil
+import stat
 import threading
 import time
 from collections.abc import Iterator
@@ -132,8 +133,19 @@ class LabState:
                 entry.unlink()
         return backups
 
+    def ensure_root(self) -> Path:
+        """The state directory, private to its user (0700) from the moment it exists: it
+        holds the lab's SSH key, admin kubeconfig and etcd snapshots. One that an older
+        toolkit made with the umask's mode (0755) is tightened."""
+        self.root.parent.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(exist_ok=True, mode=0o700)
+        if stat.S_IMODE(self.root.stat().st_mode) != 0o700:
+            self.root.chmod(0o700)
+        return self.root
+
     def ensure_key_pair(self) -> None:
         """The lab's own SSH key pair (ed25519), made once; never Vagrant's insecure key."""
+        self.ensure_root()
         if self.private_key.exists() and self.public_key.exists():
             return
         self.private_key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -152,12 +164,14 @@ class LabState:
         self.public_key.write_bytes(public + f" k8slab-{self.lab}\n".encode())
 
     def write_json(self, path: Path, data: Any) -> None:
+        self.ensure_root()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
         tmp.replace(path)
 
     def write_text(self, path: Path, text: str) -> None:
+        self.ensure_root()
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(text, encoding="utf-8")
