@@ -1,0 +1,107 @@
+"""Secrets at rest: written with their final mode and removed on every exit path
+(issue 11, finding 5).
+
+The roles and playbooks are read as data: these tests hold the shape of the tasks that
+handle kubeadm's credentials, which only a lab can run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import yaml
+
+from toolkit.paths import ROLES_DIR
+
+CONTROL_PLANE_TASKS = ROLES_DIR / "control_plane" / "tasks"
+Task = dict[str, Any]
+
+
+# --- walking a role's tasks -------------------------------------------------------------
+
+
+def load_tasks(path: Path) -> list[Task]:
+    return cast(list[Task], yaml.safe_load(path.read_text(encoding="utf-8")))
+
+
+def walk(tasks: list[Task]) -> Iterator[Task]:
+    """Every task and block, blocks' own sections included, in file order."""
+    for task in tasks:
+        yield task
+        for section in ("block", "rescue", "always"):
+            yield from walk(task.get(section) or [])
+
+
+def block_holding(tasks: list[Task], predicate: Any) -> Task:
+    """The innermost block whose own ``block:`` section holds a task matching ``predicate``."""
+    found = [t for t in walk(tasks) if any(predicate(child) for child in t.get("block") or [])]
+    assert found, "no block holds such a task"
+    return found[-1]
+
+
+def writes(task: Task, dest: str) -> bool:
+    module = task.get("ansible.builtin.template") or task.get("ansible.builtin.copy") or {}
+    return isinstance(module, dict) and module.get("dest") == dest
+
+
+def removes(task: Task, path: str) -> bool:
+    module = task.get("ansible.builtin.file") or {}
+    return module.get("path") == path and module.get("state") == "absent"
+
+
+def runs_kubeadm_with(task: Task, config: str) -> bool:
+    command = task.get("ansible.builtin.command") or ""
+    return isinstance(command, str) and command.startswith("kubeadm ") and config in command
+
+
+KUBEADM_CONFIGS = [
+    ("init.yml", "/etc/kubernetes/kubeadm-init.yaml"),
+    ("join_node.yml", "/etc/kubernetes/kubeadm-join.yaml"),
+]
+
+
+@pytest.mark.parametrize(("tasks_file", "config"), KUBEADM_CONFIGS)
+def test_kubeadm_config_is_written_root_only_and_never_logged(tasks_file: str, config: str) -> None:
+    tasks = load_tasks(CONTROL_PLANE_TASKS / tasks_file)
+    [write] = [t for t in walk(tasks) if writes(t, config)]
+    module = write.get("ansible.builtin.template") or write["ansible.builtin.copy"]
+    assert module["mode"] == "0600", "the mode is quoted and final from the start"
+    assert write.get("no_log") is True
+    assert write.get("diff") is False
+
+
+@pytest.mark.parametrize(("tasks_file", "config"), KUBEADM_CONFIGS)
+def test_kubeadm_config_is_removed_whether_kubeadm_succeeds_or_fails(
+    tasks_file: str, config: str
+) -> None:
+    tasks = load_tasks(CONTROL_PLANE_TASKS / tasks_file)
+    block = block_holding(tasks, lambda t: writes(t, config))
+    body = block["block"]
+    assert any(runs_kubeadm_with(t, config) for t in body), "kubeadm runs in the same block"
+    assert any("ansible.builtin.fail" in t for t in body), "a failed kubeadm fails the block"
+    assert any(removes(t, config) for t in block.get("always") or [])
+    # Removed only there: a removal outside the block would run (and report a change) on
+    # every provision, or leave the file behind when kubeadm fails.
+    assert [t for t in walk(tasks) if removes(t, config)] == [
+        t for t in block["always"] if removes(t, config)
+    ]
+
+
+def test_kubeadm_init_config_is_written_only_when_kubeadm_init_runs() -> None:
+    """The file is written under the same guard as kubeadm init, so a second provision of
+    a cluster that exists neither writes nor removes it (changed=0)."""
+    tasks = load_tasks(CONTROL_PLANE_TASKS / "init.yml")
+    [outer] = [
+        t for t in tasks if any(writes(c, "/etc/kubernetes/kubeadm-init.yaml") for c in walk([t]))
+    ]
+    assert "not __control_plane_joined.stat.exists" in outer["when"]
+
+
+def test_no_role_task_stages_a_kubeadm_config_in_tmp() -> None:
+    for path in sorted(ROLES_DIR.glob("*/tasks/*.yml")):
+        text = path.read_text(encoding="utf-8")
+        assert "$(mktemp)" not in text, f"{path}: mktemp without a folder writes into /tmp"
+        assert "/tmp/" not in text, f"{path}: secrets are never staged in /tmp"
