@@ -2,7 +2,7 @@
 (issue 11, finding 5).
 
 The roles and playbooks are read as data: these tests hold the shape of the tasks that
-handle kubeadm's credentials, which only a lab can run.
+handle kubeadm's credentials and the admin kubeconfig, which only a lab can run.
 """
 
 from __future__ import annotations
@@ -105,3 +105,30 @@ def test_no_role_task_stages_a_kubeadm_config_in_tmp() -> None:
         text = path.read_text(encoding="utf-8")
         assert "$(mktemp)" not in text, f"{path}: mktemp without a folder writes into /tmp"
         assert "/tmp/" not in text, f"{path}: secrets are never staged in /tmp"
+
+
+# --- the admin kubeconfig on the controller ---------------------------------------------
+
+ADMIN_DEST = "{{ control_plane_admin_kubeconfig_dest }}"
+
+
+def test_admin_kubeconfig_is_created_0600_by_the_task_that_writes_it() -> None:
+    tasks = load_tasks(CONTROL_PLANE_TASKS / "kubeconfig.yml")
+    [write] = [t for t in walk(tasks) if writes(t, ADMIN_DEST)]
+    assert write["ansible.builtin.copy"]["mode"] == "0600"
+    assert write.get("no_log") is True
+    assert write.get("diff") is False
+    assert write.get("delegate_to") == "localhost"
+    touching = [
+        t
+        for t in walk(tasks)
+        if not writes(t, ADMIN_DEST)
+        and any(
+            isinstance(args, dict) and ADMIN_DEST in (args.get("path"), args.get("dest"))
+            for args in t.values()
+        )
+    ]
+    assert not touching, "no other task creates or chmods the copy"
+    assert not any("ansible.builtin.fetch" in t for t in walk(tasks)), (
+        "fetch writes with the umask's mode"
+    )
