@@ -1,5 +1,5 @@
-"""Secrets at rest: written with their final mode and removed on every exit path
-(issue 11, finding 5).
+"""Secrets at rest: written with their final mode, removed on every exit path, and not left
+behind by a reset (issue 11, finding 5).
 
 The roles and playbooks are read as data: these tests hold the shape of the tasks that
 handle kubeadm's credentials and the admin kubeconfig, which only a lab can run.
@@ -8,13 +8,17 @@ handle kubeadm's credentials and the admin kubeconfig, which only a lab can run.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from fnmatch import fnmatch
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 import yaml
 
-from toolkit.paths import ROLES_DIR
+from toolkit.etcd.restore import RestorePlan
+from toolkit.etcd.topology import NODE_WORK_DIR, PARKED_DIR
+from toolkit.paths import PLAYBOOKS_DIR, ROLES_DIR
 
 CONTROL_PLANE_TASKS = ROLES_DIR / "control_plane" / "tasks"
 Task = dict[str, Any]
@@ -132,3 +136,49 @@ def test_admin_kubeconfig_is_created_0600_by_the_task_that_writes_it() -> None:
     assert not any("ansible.builtin.fetch" in t for t in walk(tasks)), (
         "fetch writes with the umask's mode"
     )
+
+
+# --- reset removes what restores left --------------------------------------------------
+
+
+def reset_plays() -> list[Task]:
+    return cast(list[Task], yaml.safe_load((PLAYBOOKS_DIR / "reset.yml").read_text()))
+
+
+def leftovers_play() -> Task:
+    [play] = [
+        p
+        for p in reset_plays()
+        if any("ansible.builtin.find" in t for t in p.get("tasks") or []) and "etcd" in p["name"]
+    ]
+    return play
+
+
+def test_reset_clears_restore_leftovers_on_every_etcd_member() -> None:
+    hosts = set(leftovers_play()["hosts"].split(":"))
+    assert {"k8s_cluster", "external_etcd"} <= hosts
+
+
+def test_reset_finds_every_directory_a_restore_sets_aside() -> None:
+    play = leftovers_play()
+    [find] = [t["ansible.builtin.find"] for t in play["tasks"] if "ansible.builtin.find" in t]
+    manifest = SimpleNamespace(file="single-20261126T001500Z.db")
+    plan = RestorePlan(cast(Any, None), Path("x"), cast(Any, manifest), "20261126T001500Z")
+    for leftover in (plan.old_dir, plan.restored_dir):
+        directory, name = leftover.rsplit("/", 1)
+        assert find["paths"] == directory
+        assert any(fnmatch(name, pattern) for pattern in find["patterns"]), leftover
+    assert not any(fnmatch("etcd", pattern) for pattern in find["patterns"]), (
+        "the live data directory is not a leftover"
+    )
+
+
+def test_reset_removes_the_found_leftovers_staged_snapshots_and_parked_pods() -> None:
+    play = leftovers_play()
+    [find] = [t for t in play["tasks"] if "ansible.builtin.find" in t]
+    [remove] = [t for t in play["tasks"] if "ansible.builtin.file" in t]
+    assert remove["ansible.builtin.file"]["state"] == "absent"
+    loop = remove["loop"]
+    assert find["register"] in loop
+    assert NODE_WORK_DIR in loop
+    assert PARKED_DIR in loop
