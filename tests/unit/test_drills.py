@@ -17,6 +17,7 @@ from toolkit.etcd.snapshots import SnapshotManifest, snapshot_name, write_sideca
 from toolkit.etcd.topology import PARKED_DIR, Topology
 from toolkit.lab.spec import Lab, load_lab
 from toolkit.progress import Progress
+from toolkit.verify import VerifyReport
 
 
 def samples(*rows: tuple[float, str]) -> list[probes.Sample]:
@@ -299,3 +300,30 @@ def test_an_api_server_that_does_not_answer_is_not_ready(monkeypatch: pytest.Mon
         "the API server on cp2 is not ready: curl: (7) Failed to connect to 172.30.2.12 port 6443",
         "the API server on cp3 is not ready: no answer",
     ]
+
+
+def test_a_drill_removes_its_probe_files_from_every_node_even_when_it_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The probes decode admin.conf's client key into PROBE_DIR; it must not outlive them.
+    lab = load_lab("ha-stacked")
+    removed: list[str] = []
+
+    def fake_root(lab: Lab, node: object, script: str, timeout: float = 60) -> str:
+        if script == f"rm -rf {probes.PROBE_DIR}":
+            removed.append(node.name)  # type: ignore[attr-defined]
+        return ""
+
+    def failing_drill(lab: Lab, result: DrillResult, progress: Progress) -> None:
+        raise drills.DrillError("broke halfway")
+
+    monkeypatch.setattr(lab_ops.remote, "root", fake_root)
+    monkeypatch.setattr(drills, "wait_healthy", lambda lab, deadline_s=300: 0.0)
+    monkeypatch.setitem(drills.DRILLS, "member-loss", failing_drill)
+
+    def verify(lab: Lab) -> VerifyReport:
+        raise drills.DrillError("verify not run here")
+
+    result = drills.run_drill(lab, "member-loss", verify=verify)
+    assert result.error == "broke halfway"
+    assert sorted(removed) == sorted(n.name for n in lab.control_planes + lab.workers)

@@ -16,6 +16,7 @@ from typing import Any, cast
 import pytest
 import yaml
 
+from toolkit.drills.probes import PROBE_DIR
 from toolkit.etcd.restore import RestorePlan
 from toolkit.etcd.topology import NODE_WORK_DIR, PARKED_DIR
 from toolkit.paths import PLAYBOOKS_DIR, ROLES_DIR
@@ -182,3 +183,4 @@ def test_reset_removes_the_found_leftovers_staged_snapshots_and_parked_pods() ->
     assert find["register"] in loop
     assert NODE_WORK_DIR in loop
     assert PARKED_DIR in loop
+    assert PROBE_DIR in loop, "a drill cut short leaves the admin key it decoded there"

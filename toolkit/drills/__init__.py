@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from toolkit.drills.lab_ops import DrillError, wait_healthy
+from toolkit.drills.lab_ops import DrillError, remove_probe_files, wait_healthy
 from toolkit.drills.report import DrillResult, report_paths, write_reports
 from toolkit.drills.scenarios import DRILLS
 from toolkit.errors import K8slabError
@@ -53,6 +53,10 @@ def run_drill(
             DRILLS[name](lab, result, progress)
         except K8slabError as exc:
             result.error = str(exc)
+        finally:
+            unreached = remove_probe_files(lab)
+        if unreached:
+            progress.say("drill", f"probe files left on {', '.join(unreached)} (unreachable)")
         try:
             result.timings["healthy_again_s"] = wait_healthy(lab, AFTER_DRILL_HEALTHY_S)
             result.check("lab healthy afterwards (API, nodes Ready, etcd one leader)", True)

@@ -8,6 +8,7 @@ import shlex
 import time
 from typing import Any
 
+from toolkit.drills.probes import PROBE_DIR
 from toolkit.errors import HostError, K8slabError
 from toolkit.etcd import cluster, remote
 from toolkit.etcd.status import EtcdError
@@ -180,6 +181,18 @@ def start_host(lab: Lab, node: Node, progress: Progress = SILENT) -> float:
     wait_until_ready(remote.target(lab, node), deadline_s=180)
     progress.say("host", "booted", node.name)
     return time.monotonic() - started
+
+
+def remove_probe_files(lab: Lab) -> list[str]:
+    """Remove the probes' logs and the admin credentials they decoded from every node;
+    the nodes it could not reach (a later ``k8slab reset`` removes it there too)."""
+    unreached = []
+    for node in lab.control_planes + lab.workers:
+        try:
+            remote.root(lab, node, f"rm -rf {PROBE_DIR}", timeout=30)
+        except HostError:
+            unreached.append(node.name)
+    return unreached
 
 
 def services_active(lab: Lab, node: Node, units: list[str]) -> dict[str, str]:
