@@ -230,6 +230,86 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         lambda d: d["api_endpoint"].update(port=6443),
         "api_endpoint.port: 6443 is the port every API server binds on its control plane",
     ),
+    # What the spec alone dooms, refused before any host exists (issue 11).
+    (
+        "pod-cidr-smaller-than-a-node-range",
+        lambda d: d["network"].update(pod_cidr="10.244.0.0/25"),
+        "network.pod_cidr: 10.244.0.0/25 is smaller than the /24 Pod range that "
+        "kube-controller-manager gives each node",
+    ),
+    (
+        "pod-cidr-larger-than-kubeadm-allows",
+        lambda d: d["network"].update(pod_cidr="100.0.0.0/7"),
+        "network.pod_cidr: 100.0.0.0/7 is larger than kubeadm allows",
+    ),
+    (
+        "pod-cidr-too-few-node-ranges",
+        lambda d: d["network"].update(pod_cidr="10.244.0.0/23"),
+        "network.pod_cidr: 10.244.0.0/23 holds 2 per-node Pod ranges (/24 each) but the lab "
+        "has 4 Kubernetes nodes, so kube-controller-manager cannot give every node one; "
+        "use a /22 or larger",
+    ),
+    (
+        "service-cidr-larger-than-the-api-server-allows",
+        lambda d: d["network"].update(service_cidr="10.96.0.0/11"),
+        "network.service_cidr: 10.96.0.0/11 is larger than the API server allows",
+    ),
+    (
+        "service-cidr-without-the-dns-address",
+        lambda d: d["network"].update(service_cidr="10.96.0.0/29"),
+        "network.service_cidr: 10.96.0.0/29 has no room for the cluster DNS Service",
+    ),
+    (
+        "subnet-loopback",
+        lambda d: d["network"].update(subnet="127.30.9.0/24"),
+        "network.subnet: 127.30.9.0/24 overlaps the loopback range 127.0.0.0/8",
+    ),
+    (
+        "subnet-link-local",
+        lambda d: d["network"].update(subnet="169.254.9.0/24"),
+        "network.subnet: 169.254.9.0/24 overlaps the link-local range 169.254.0.0/16",
+    ),
+    (
+        "service-cidr-multicast",
+        lambda d: d["network"].update(service_cidr="239.96.0.0/16"),
+        "network.service_cidr: 239.96.0.0/16 overlaps the multicast range 224.0.0.0/4",
+    ),
+    (
+        "api-port-is-the-kubelet-port",
+        lambda d: d["api_endpoint"].update(port=10250),
+        "api_endpoint.port: 10250 is the port of the kubelet on every control plane",
+    ),
+    (
+        "api-port-is-sshd-port",
+        lambda d: d["api_endpoint"].update(port=22),
+        "api_endpoint.port: 22 is the port of sshd on every control plane",
+    ),
+    (
+        "api-port-is-stacked-etcd-port",
+        lambda d: d["api_endpoint"].update(port=2379),
+        "api_endpoint.port: 2379 is the port of etcd's clients on every control plane",
+    ),
+    (
+        "api-port-in-node-port-range",
+        lambda d: d["api_endpoint"].update(port=30443),
+        "api_endpoint.port: 30443 is in the NodePort range 30000-32767",
+    ),
+    (
+        "control-plane-memory-below-kubeadm-minimum",
+        lambda d: d["nodes"]["control_planes"][0].update(memory_mb=1024),
+        "nodes.control_planes[0].memory_mb: is 1024; kubeadm's preflight wants at least 1700 "
+        "on a control plane",
+    ),
+    (
+        "control-plane-memory-from-defaults",
+        lambda d: d.update(node_defaults={"memory_mb": 1536}),
+        "nodes.control_planes[2].memory_mb: is 1536 (from node_defaults); kubeadm's preflight",
+    ),
+    (
+        "control-plane-one-cpu",
+        lambda d: d["nodes"]["control_planes"][1].update(cpus=1),
+        "nodes.control_planes[1].cpus: is 1; kubeadm's preflight wants at least 2",
+    ),
     (
         "too-little-memory",
         lambda d: d["nodes"]["workers"][0].update(memory_mb=128),
@@ -250,6 +330,42 @@ def test_invalid_spec_names_file_field_and_fix(
     message = str(raised.value)
     assert expected in message
     assert str(path) in message or "lab.yml" in message
+
+
+VALID_EDGES: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
+    # etcd hosts are not Kubernetes nodes: four ranges for three control planes and a worker
+    (
+        "pod-cidr-one-range-per-node",
+        lambda d: (external(d), d["network"].update(pod_cidr="10.244.0.0/22")),
+    ),
+    ("pod-cidr-largest", lambda d: d["network"].update(pod_cidr="100.0.0.0/8")),
+    ("service-cidr-smallest", lambda d: d["network"].update(service_cidr="10.96.0.0/28")),
+    ("service-cidr-largest", lambda d: d["network"].update(service_cidr="10.96.0.0/12")),
+    ("etcd-port-when-external", lambda d: (external(d), d["api_endpoint"].update(port=2379))),
+    ("port-after-node-ports", lambda d: d["api_endpoint"].update(port=32768)),
+    (
+        "worker-below-control-plane-minimums",
+        lambda d: d["nodes"]["workers"][0].update(cpus=1, memory_mb=512),
+    ),
+]
+
+
+@pytest.mark.parametrize("change", [c for _, c in VALID_EDGES], ids=[i for i, _ in VALID_EDGES])
+def test_edges_of_the_new_refusals_are_valid(
+    tmp_path: Path, change: Callable[[dict[str, Any]], None]
+) -> None:
+    load_lab(write_spec(tmp_path, mutated(change)))
+
+
+def test_what_the_spec_dooms_is_reported_at_once(tmp_path: Path) -> None:
+    def doomed(d: dict[str, Any]) -> None:
+        d["network"].update(pod_cidr="10.244.0.0/25", service_cidr="10.96.0.0/29")
+        d["api_endpoint"].update(port=10257)
+        d["nodes"]["control_planes"][0].update(memory_mb=1024)
+
+    with pytest.raises(SpecError) as raised:
+        load_lab(write_spec(tmp_path, mutated(doomed)))
+    assert str(raised.value).splitlines()[0].endswith("4 problems in the lab spec")
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:

@@ -35,6 +35,44 @@ DEFAULT_CPUS = 2
 DEFAULT_MEMORY_MB = 2048
 APISERVER_PORT = 6443
 DEFAULT_API_PORT = 8443
+# What else listens on a control plane, where haproxy binds api_endpoint.port on every
+# address (kubeadm's constants and the components' defaults; etcd's only when stacked).
+CONTROL_PLANE_PORTS = {
+    22: "sshd",
+    10248: "the kubelet's healthz",
+    10249: "kube-proxy's metrics",
+    10250: "the kubelet",
+    10256: "kube-proxy's healthz",
+    10257: "kube-controller-manager",
+    10259: "kube-scheduler",
+}
+STACKED_ETCD_PORTS = {2379: "etcd's clients", 2380: "etcd's peers", 2381: "etcd's metrics"}
+# The API server's default --service-node-port-range: kube-proxy DNATs a NodePort on every
+# local address, the VIP included, before haproxy sees the connection.
+NODE_PORTS = range(30000, 32768)
+# kube-controller-manager's per-node Pod range (--node-cidr-mask-size, IPv4 default);
+# kubeadm refuses a pod subnet smaller than it or more than 16 bits larger.
+NODE_CIDR_PREFIX = 24
+MAX_POD_CIDR_BITS = 16
+# The API server keeps at most 20 host bits of Service range (/12); kubeadm gives the
+# kubernetes Service the first address and the cluster DNS the tenth.
+MAX_SERVICE_HOST_BITS = 20
+DNS_SERVICE_INDEX = 10
+# kubeadm's preflight minimums for a control plane (ControlPlaneMem, ControlPlaneNumCPU).
+CONTROL_PLANE_MIN_MEMORY_MB = 1700
+CONTROL_PLANE_MIN_CPUS = 2
+# Ranges whose addresses can never be a node's, a Pod's or a Service's: the kubelet
+# refuses such a node-ip, and none of them is unicast routed between hosts.
+EXAMPLE_RANGES = {
+    "subnet": "172.30.2.0/24",
+    "pod_cidr": "10.244.0.0/16",
+    "service_cidr": "10.96.0.0/16",
+}
+UNUSABLE_RANGES = {
+    ipaddress.IPv4Network("127.0.0.0/8"): "loopback",
+    ipaddress.IPv4Network("169.254.0.0/16"): "link-local",
+    ipaddress.IPv4Network("224.0.0.0/4"): "multicast",
+}
 # A spec of the shipped kind is under 1 KiB; PyYAML's pure-Python parser (the strict
 # loader below needs it) reads a dense 32 KiB in about half a second on a busy 2-core host.
 MAX_SPEC_BYTES = 32 * 1024
@@ -454,6 +492,8 @@ def parse_lab(data: dict[str, Any], path: Path) -> Lab:
 
     _check_topology(top.get("etcd_topology"), nodes, problems)
     _check_addresses(network, api_vip, nodes, problems)
+    _check_api_port(api_port, top.get("etcd_topology"), problems)
+    _check_pod_ranges(network, nodes, problems)
 
     problems.raise_if_any()
     assert network is not None and api_vip is not None  # guaranteed: no problems were found
@@ -490,6 +530,16 @@ def _parse_network(raw: dict[str, Any] | None, problems: Problems) -> Network | 
     subnet = ranges.get("subnet")
     if subnet is not None and subnet.prefixlen > 29:
         problems.add("network.subnet", f"{subnet} is too small for a lab; use a /24")
+    for key, network in ranges.items():
+        for unusable, kind in UNUSABLE_RANGES.items():
+            if network.overlaps(unusable):
+                problems.add(
+                    f"network.{key}",
+                    f"{network} overlaps the {kind} range {unusable}, whose addresses cannot "
+                    f"be a node's, a Pod's or a Service's; use a private range such as "
+                    f"{EXAMPLE_RANGES[key]}",
+                )
+    _check_range_sizes(ranges, problems)
     names = list(ranges)
     for i, first in enumerate(names):
         for second in names[i + 1 :]:
@@ -504,6 +554,41 @@ def _parse_network(raw: dict[str, Any] | None, problems: Problems) -> Network | 
     return Network(ranges["subnet"], ranges["pod_cidr"], ranges["service_cidr"])
 
 
+def _check_range_sizes(ranges: dict[str, ipaddress.IPv4Network], problems: Problems) -> None:
+    """What kubeadm and the API server refuse of the Pod and Service ranges' sizes."""
+    pods = ranges.get("pod_cidr")
+    if pods is not None and pods.prefixlen > NODE_CIDR_PREFIX:
+        problems.add(
+            "network.pod_cidr",
+            f"{pods} is smaller than the /{NODE_CIDR_PREFIX} Pod range that "
+            "kube-controller-manager gives each node (kubeadm refuses it); use a larger "
+            "range, e.g. a /16",
+        )
+    elif pods is not None and NODE_CIDR_PREFIX - pods.prefixlen > MAX_POD_CIDR_BITS:
+        problems.add(
+            "network.pod_cidr",
+            f"{pods} is larger than kubeadm allows: at most {MAX_POD_CIDR_BITS} bits more than "
+            f"the per-node /{NODE_CIDR_PREFIX}, so /{NODE_CIDR_PREFIX - MAX_POD_CIDR_BITS} or "
+            "smaller; use e.g. a /16",
+        )
+    services = ranges.get("service_cidr")
+    if services is None:
+        return
+    if 32 - services.prefixlen > MAX_SERVICE_HOST_BITS:
+        problems.add(
+            "network.service_cidr",
+            f"{services} is larger than the API server allows (at most "
+            f"{MAX_SERVICE_HOST_BITS} host bits: /{32 - MAX_SERVICE_HOST_BITS} or smaller); "
+            "use e.g. a /16",
+        )
+    elif services.num_addresses <= DNS_SERVICE_INDEX + 1:
+        problems.add(
+            "network.service_cidr",
+            f"{services} has no room for the cluster DNS Service, which kubeadm puts on the "
+            f"range's address number {DNS_SERVICE_INDEX}; use a /28 or larger, e.g. a /16",
+        )
+
+
 def _parse_api(
     raw: dict[str, Any] | None, problems: Problems
 ) -> tuple[ipaddress.IPv4Address | None, int]:
@@ -513,12 +598,6 @@ def _parse_api(
     port = values.get("port", DEFAULT_API_PORT)
     if not 1 <= port <= 65535:
         problems.add("api_endpoint.port", f"{port} is not a TCP port; use 1-65535")
-    elif port == APISERVER_PORT:
-        problems.add(
-            "api_endpoint.port",
-            f"{port} is the port every API server binds on its control plane, where the load "
-            f"balancer also runs; use another, e.g. {DEFAULT_API_PORT}",
-        )
     vip = None
     if "vip" in values:
         vip = _parse(
@@ -568,11 +647,35 @@ def _parse_nodes(
             memory = values.get("memory_mb", defaults.get("memory_mb", DEFAULT_MEMORY_MB))
             _positive(values.get("cpus"), 1, f"{where}.cpus", problems)
             _positive(values.get("memory_mb"), 512, f"{where}.memory_mb", problems)
+            if role == "control_planes":
+                _control_plane_minimum(values, defaults, "cpus", cpus, where, problems)
+                _control_plane_minimum(values, defaults, "memory_mb", memory, where, problems)
             if name is None or address is None:
                 continue
             node_runtime = values.get("container_runtime", runtime or RUNTIMES[0])
             nodes.append((Node(name, role, address, cpus, memory, node_runtime), where))
     return nodes
+
+
+def _control_plane_minimum(
+    values: dict[str, Any],
+    defaults: dict[str, Any],
+    key: str,
+    value: int,
+    where: str,
+    problems: Problems,
+) -> None:
+    """kubeadm's preflight refuses a control plane below its CPU and memory minimums."""
+    minimum = CONTROL_PLANE_MIN_CPUS if key == "cpus" else CONTROL_PLANE_MIN_MEMORY_MB
+    floor = 1 if key == "cpus" else 512  # below it _positive has said so already
+    if not floor <= value < minimum:
+        return
+    source = "" if key in values else " (from node_defaults)"  # the built-in ones suffice
+    problems.add(
+        f"{where}.{key}",
+        f"is {value}{source}; kubeadm's preflight wants at least {minimum} on a control plane; "
+        f"set {key}: {minimum} or more",
+    )
 
 
 def _check_topology(
@@ -642,6 +745,51 @@ def _check_addresses(
         problems.add(
             "api_endpoint.vip",
             f"{vip} is the address of {seen_addresses[vip]}; the VIP must be a free address",
+        )
+
+
+def _check_api_port(port: int, topology: str | None, problems: Problems) -> None:
+    """haproxy binds the port on every address of every control plane: it must be free."""
+    where, fix = "api_endpoint.port", f"use another, e.g. {DEFAULT_API_PORT}"
+    taken = dict(CONTROL_PLANE_PORTS)
+    if topology == "stacked":
+        taken.update(STACKED_ETCD_PORTS)
+    if port == APISERVER_PORT:
+        problems.add(
+            where,
+            f"{port} is the port every API server binds on its control plane, where the load "
+            f"balancer also runs; {fix}",
+        )
+    elif port in taken:
+        problems.add(
+            where,
+            f"{port} is the port of {taken[port]} on every control plane, where the load "
+            f"balancer binds it too; {fix}",
+        )
+    elif port in NODE_PORTS:
+        problems.add(
+            where,
+            f"{port} is in the NodePort range {NODE_PORTS.start}-{NODE_PORTS.stop - 1}: a "
+            "Service given that port would take the VIP's connections (kube-proxy answers on "
+            f"every node address); {fix}",
+        )
+
+
+def _check_pod_ranges(
+    network: Network | None, nodes: list[tuple[Node, str]], problems: Problems
+) -> None:
+    """Every Kubernetes node (etcd hosts are not) needs its own per-node Pod range."""
+    if network is None or network.pod_cidr.prefixlen > NODE_CIDR_PREFIX:
+        return
+    count = sum(1 for node, _ in nodes if node.role != "etcd")
+    ranges = 2 ** (NODE_CIDR_PREFIX - network.pod_cidr.prefixlen)
+    if count > ranges:
+        needed = NODE_CIDR_PREFIX - (count - 1).bit_length()
+        problems.add(
+            "network.pod_cidr",
+            f"{network.pod_cidr} holds {ranges} per-node Pod range{'s' if ranges > 1 else ''} "
+            f"(/{NODE_CIDR_PREFIX} each) but the lab has {count} Kubernetes nodes, so "
+            f"kube-controller-manager cannot give every node one; use a /{needed} or larger",
         )
 
 
