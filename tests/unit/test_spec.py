@@ -332,16 +332,22 @@ def test_invalid_spec_names_file_field_and_fix(
     assert str(path) in message or "lab.yml" in message
 
 
+def _external_with(**changes: Any) -> Callable[[dict[str, Any]], None]:
+    def change(data: dict[str, Any]) -> None:
+        external(data)
+        for key, value in changes.items():
+            data["network" if key == "pod_cidr" else "api_endpoint"][key] = value
+
+    return change
+
+
 VALID_EDGES: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
     # etcd hosts are not Kubernetes nodes: four ranges for three control planes and a worker
-    (
-        "pod-cidr-one-range-per-node",
-        lambda d: (external(d), d["network"].update(pod_cidr="10.244.0.0/22")),
-    ),
+    ("pod-cidr-one-range-per-node", _external_with(pod_cidr="10.244.0.0/22")),
     ("pod-cidr-largest", lambda d: d["network"].update(pod_cidr="100.0.0.0/8")),
     ("service-cidr-smallest", lambda d: d["network"].update(service_cidr="10.96.0.0/28")),
     ("service-cidr-largest", lambda d: d["network"].update(service_cidr="10.96.0.0/12")),
-    ("etcd-port-when-external", lambda d: (external(d), d["api_endpoint"].update(port=2379))),
+    ("etcd-port-when-external", _external_with(port=2379)),
     ("port-after-node-ports", lambda d: d["api_endpoint"].update(port=32768)),
     (
         "worker-below-control-plane-minimums",
