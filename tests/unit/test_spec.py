@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import json
 import os
 import subprocess
 import sys
@@ -17,7 +18,8 @@ import yaml
 from click.testing import CliRunner
 
 from toolkit.cli import main
-from toolkit.errors import LabNotFoundError, SpecError
+from toolkit.errors import EngineError, LabNotFoundError, SpecError
+from toolkit.hosts import engine
 from toolkit.lab.spec import available_labs, load_lab
 
 BASE: dict[str, Any] = {
@@ -575,3 +577,62 @@ def test_a_file_without_read_permission_names_the_fix(
     monkeypatch.setattr(Path, "open", denied)
     with pytest.raises(SpecError, match="cannot read it: Permission denied; check its perm"):
         load_lab(path)
+
+
+# --- at `up` time: the spec against this engine's networks (`docker network inspect`) ---
+
+
+def _docker_network(name: str, subnet: str, default_bridge: bool = False) -> dict[str, Any]:
+    """One entry of `docker network inspect`, in the shape the engine gives (trimmed)."""
+    options = {"com.docker.network.bridge.default_bridge": "true"} if default_bridge else {}
+    return {
+        "Name": name,
+        "Driver": "bridge",
+        "IPAM": {"Config": [{"Subnet": subnet}]},
+        "Options": options,
+    }
+
+
+ENGINE_NETWORKS = [
+    _docker_network("bridge", "172.17.0.0/16", default_bridge=True),
+    _docker_network("host", "", default_bridge=False) | {"IPAM": {"Config": []}},
+    _docker_network("k8slab-other", "172.30.9.0/25"),
+    _docker_network("compose_default", "10.96.0.0/20"),
+    _docker_network("v6", "fd00:1::/64"),
+]
+
+
+def test_up_refuses_every_overlap_with_the_engines_networks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab = load_lab(
+        write_spec(tmp_path, mutated(lambda d: d["network"].update(pod_cidr="172.17.0.0/16")))
+    )
+    outputs = {
+        "ls": "efec4ac156ea\n070bddc41cf0\n6720d1c99ba4\n1234\n5678\n",
+        "inspect": json.dumps(ENGINE_NETWORKS),
+    }
+
+    def fake_run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
+        assert args[:2] == ["docker", "network"]
+        return subprocess.CompletedProcess(args, 0, outputs[args[2]], "")
+
+    monkeypatch.setattr(engine, "run", fake_run)
+    with pytest.raises(EngineError) as raised:
+        engine._refuse_overlap(lab)
+    lines = str(raised.value).splitlines()
+    assert lines[0] == f"{lab.source}: 2 problems with this engine's networks"
+    assert lines[1:] == [
+        f"  {lab.source}: network.pod_cidr: 172.17.0.0/16 overlaps docker's default bridge "
+        "bridge, which every node also joins (172.17.0.0/16); choose another range",
+        f"  {lab.source}: network.subnet: 172.30.9.0/24 overlaps docker network k8slab-other "
+        "(172.30.9.0/25); choose another range or remove that network",
+    ]
+
+
+def test_up_lets_other_networks_hold_the_pod_and_service_ranges(tmp_path: Path) -> None:
+    # Only the default bridge reaches into the nodes: another network may use the ranges.
+    lab = load_lab(write_spec(tmp_path, BASE))
+    others = [_docker_network("a", "10.244.0.0/16"), _docker_network("b", "10.96.0.0/12")]
+    assert engine.overlap_problems(lab, others) == []
+    assert engine.overlap_problems(lab, [_docker_network("bridge", "172.17.0.0/16", True)]) == []

@@ -146,19 +146,51 @@ def _refuse_overlap(lab: Lab) -> None:
     listed = run(["docker", "network", "ls", "--quiet"]).stdout.split()
     if not listed:
         return
-    for network in json.loads(run(["docker", "network", "inspect", *listed]).stdout):
+    problems = overlap_problems(
+        lab, json.loads(run(["docker", "network", "inspect", *listed]).stdout)
+    )
+    if problems:
+        count = len(problems)
+        head = (
+            f"{lab.source}: {count} problem{'s' if count > 1 else ''} with this engine's networks"
+        )
+        raise EngineError("\n".join([head, *("  " + line for line in problems)]))
+
+
+def overlap_problems(lab: Lab, networks: list[dict[str, Any]]) -> list[str]:
+    """What in the spec collides with the engine's networks (``docker network inspect``).
+
+    The lab network may share no address with any of them. Vagrant's docker provider also
+    attaches every node to the engine's default bridge, so the Pod and Service ranges must
+    stay clear of that one too: a node would route them to its own bridge interface.
+    """
+    problems: list[str] = []
+    ranges = {
+        "subnet": lab.network.subnet,
+        "pod_cidr": lab.network.pod_cidr,
+        "service_cidr": lab.network.service_cidr,
+    }
+    for network in networks:
+        options = network.get("Options") or {}
+        default = options.get("com.docker.network.bridge.default_bridge") == "true"
+        name = network.get("Name", "?")
+        what = (
+            f"docker's default bridge {name}, which every node also joins"
+            if default
+            else f"docker network {name}"
+        )
+        fix = "choose another range" if default else "choose another range or remove that network"
         for config in (network.get("IPAM") or {}).get("Config") or []:
             other = config.get("Subnet", "")
-            if (
-                other
-                and ":" not in other
-                and lab.network.subnet.overlaps(ipaddress.ip_network(other, strict=False))
-            ):
-                raise EngineError(
-                    f"{lab.source}: network.subnet: {lab.network.subnet} overlaps docker "
-                    f"network {network['Name']} ({other}); choose another subnet "
-                    f"or remove that network"
-                )
+            if not other or ":" in other:
+                continue
+            taken = ipaddress.ip_network(other, strict=False)
+            for key, mine in ranges.items():
+                if (key == "subnet" or default) and mine.overlaps(taken):
+                    problems.append(
+                        f"{lab.source}: network.{key}: {mine} overlaps {what} ({other}); {fix}"
+                    )
+    return problems
 
 
 def ensure_volumes(lab: Lab) -> None:
