@@ -121,3 +121,15 @@ def test_vagrant_accepts_the_rendered_machines(tmp_path: Path, stacked: Lab, pro
     )
     assert "validated successfully" in Vagrant(state).validate(provider)
     assert json.loads(state.machines.read_text())["provider"] == provider
+
+
+def test_ansible_checks_host_keys_against_the_labs_known_hosts(
+    tmp_path: Path, stacked: Lab
+) -> None:
+    # Under Mitogen, Ansible's host_key_checking came out false and its ssh command began
+    # with StrictHostKeyChecking no and UserKnownHostsFile /dev/null; the inventory says so.
+    state = state_for(tmp_path, stacked)
+    all_vars = render.inventory(stacked, state)["all"]["vars"]
+    assert all_vars["ansible_host_key_checking"] is True
+    assert f"UserKnownHostsFile={state.known_hosts}" in all_vars["ansible_ssh_common_args"]
+    assert "StrictHostKeyChecking=no" not in all_vars["ansible_ssh_common_args"]

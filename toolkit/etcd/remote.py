@@ -11,7 +11,7 @@ import paramiko
 
 from toolkit.errors import HostError
 from toolkit.hosts.lifecycle import ssh_target
-from toolkit.hosts.ssh import SshTarget, run_command
+from toolkit.hosts.ssh import SshTarget, connect, run_command
 from toolkit.lab.spec import Lab, Node
 from toolkit.lab.state import LabState
 
@@ -43,23 +43,6 @@ def root(lab: Lab, node: Node, script: str, timeout: float = 60) -> str:
     return output
 
 
-def _connect(ssh: SshTarget, timeout: float) -> paramiko.SSHClient:
-    client = paramiko.SSHClient()
-    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
-    client.connect(
-        ssh.address,
-        port=ssh.port,
-        username=ssh.username,
-        key_filename=str(ssh.private_key),
-        timeout=timeout,
-        banner_timeout=timeout,
-        auth_timeout=timeout,
-        look_for_keys=False,
-        allow_agent=False,
-    )
-    return client
-
-
 def fetch(lab: Lab, node: Node, remote_path: str, local_path: Path, timeout: float = 600) -> str:
     """Copy a root-owned file off ``node`` into ``local_path`` (streamed); return its sha256.
 
@@ -67,7 +50,7 @@ def fetch(lab: Lab, node: Node, remote_path: str, local_path: Path, timeout: flo
     copies into a temporary name and renames it into place once it is checked.
     """
     digest = hashlib.sha256()
-    client = _connect(target(lab, node), 30)
+    client = connect(target(lab, node), 30)
     try:
         channel = client.get_transport().open_session(timeout=30)  # type: ignore[union-attr]
         channel.settimeout(timeout)
@@ -94,7 +77,7 @@ def push(lab: Lab, node: Node, local_path: Path, remote_path: str, timeout: floa
     """Copy a local file to ``node`` as root, mode 0600 (streamed through sudo)."""
     quoted = shlex.quote(remote_path)
     command = sudo(f"umask 077; mkdir -p $(dirname {quoted}); cat > {quoted}")
-    client = _connect(target(lab, node), 30)
+    client = connect(target(lab, node), 30)
     try:
         channel = client.get_transport().open_session(timeout=30)  # type: ignore[union-attr]
         channel.settimeout(timeout)

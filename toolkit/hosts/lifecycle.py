@@ -7,10 +7,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import paramiko
+
 from toolkit.bundle.store import bundles_root
+from toolkit.errors import HostError
 from toolkit.hosts import engine
 from toolkit.hosts.image import LOGIN_USER, build_node_image
-from toolkit.hosts.ssh import SshTarget, reachable, wait_until_ready
+from toolkit.hosts.ssh import SshTarget, connect, reachable, wait_until_ready
 from toolkit.hosts.vagrant import Vagrant
 from toolkit.lab import render
 from toolkit.lab.spec import Lab, Node
@@ -19,7 +22,7 @@ from toolkit.progress import SILENT, Progress
 
 
 def ssh_target(state: LabState, node: Node) -> SshTarget:
-    return SshTarget(node.name, str(node.address), LOGIN_USER, state.private_key)
+    return SshTarget(node.name, str(node.address), LOGIN_USER, state.private_key, state.known_hosts)
 
 
 def write_access_files(lab: Lab, state: LabState) -> None:
@@ -86,6 +89,27 @@ def _wait_for_all(lab: Lab, state: LabState, progress: Progress) -> None:
     with ThreadPoolExecutor(max_workers=min(8, len(lab.nodes))) as pool:
         for future in [pool.submit(wait, node) for node in lab.nodes]:
             future.result()
+
+
+def record_host_keys(lab: Lab, state: LabState) -> None:
+    """Connect once to every host, so that its key is in the lab's known_hosts (recorded on
+    first contact, refused when changed) before Ansible, which only checks, connects."""
+    unreachable: list[str] = []
+
+    def touch(node: Node) -> None:
+        try:
+            connect(ssh_target(state, node), timeout=15).close()
+        except (TimeoutError, OSError, paramiko.SSHException):
+            unreachable.append(node.name)
+
+    with ThreadPoolExecutor(max_workers=min(8, len(lab.nodes))) as pool:
+        for future in [pool.submit(touch, node) for node in lab.nodes]:
+            future.result()
+    if unreachable:
+        raise HostError(
+            f"not reachable over SSH: {', '.join(sorted(unreachable))}; nothing was changed. "
+            f"See `k8slab status {lab.name}`"
+        )
 
 
 @dataclass(frozen=True)

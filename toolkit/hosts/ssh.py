@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +19,46 @@ class SshTarget:
     address: str
     username: str
     private_key: Path
+    # The lab's own known_hosts, shared with Ansible's OpenSSH (StrictHostKeyChecking
+    # accept-new): a host's first key is recorded, a changed one refused.
+    known_hosts: Path
     port: int = 22
 
 
-def run_command(target: SshTarget, command: str, timeout: float = 30) -> tuple[int, str]:
-    """Run ``command`` on the host; return its exit status and combined output."""
+class HostKeyChangedError(HostError):
+    """A lab host answered with another key than the one recorded for it."""
+
+
+_KNOWN_HOSTS_LOCK = threading.Lock()
+
+
+class _AcceptNew(paramiko.MissingHostKeyPolicy):
+    """OpenSSH's ``StrictHostKeyChecking accept-new``: a host not yet in the lab's
+    known_hosts is trusted and recorded there; a known host with another key never gets
+    here (paramiko refuses it)."""
+
+    def __init__(self, known_hosts: Path) -> None:
+        self.known_hosts = known_hosts
+
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
+        with _KNOWN_HOSTS_LOCK:
+            fd = os.open(self.known_hosts, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with os.fdopen(fd, "a") as handle:
+                handle.write(line)
+        client.get_host_keys().add(hostname, key.get_name(), key)
+
+
+def connect(target: SshTarget, timeout: float = 30) -> paramiko.SSHClient:
+    """An SSH session to the host with the lab's key, its host key checked against the
+    lab's known_hosts (the one way the Python side reaches a host)."""
     client = paramiko.SSHClient()
-    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    with _KNOWN_HOSTS_LOCK:
+        if target.known_hosts.exists():
+            client.load_host_keys(str(target.known_hosts))
+    client.set_missing_host_key_policy(_AcceptNew(target.known_hosts))
     try:
         client.connect(
             target.address,
@@ -36,6 +71,24 @@ def run_command(target: SshTarget, command: str, timeout: float = 30) -> tuple[i
             look_for_keys=False,
             allow_agent=False,
         )
+    except paramiko.BadHostKeyException as exc:
+        client.close()
+        name = target.address if target.port == 22 else f"[{target.address}]:{target.port}"
+        raise HostKeyChangedError(
+            f"host {target.name} ({target.address}) offers another {exc.key.get_name()} key "
+            f"than the one recorded in {target.known_hosts}; if the host was re-created, "
+            f"forget the old key with: ssh-keygen -R '{name}' -f {target.known_hosts}"
+        ) from exc
+    except BaseException:
+        client.close()
+        raise
+    return client
+
+
+def run_command(target: SshTarget, command: str, timeout: float = 30) -> tuple[int, str]:
+    """Run ``command`` on the host; return its exit status and combined output."""
+    client = connect(target, timeout)
+    try:
         _, stdout, _ = client.exec_command(command, timeout=timeout, get_pty=False)
         stdout.channel.set_combine_stderr(True)
         output = stdout.read().decode(errors="replace")

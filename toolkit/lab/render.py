@@ -104,6 +104,9 @@ def inventory(lab: Lab, state: LabState) -> dict[str, Any]:
                 "ansible_user": LOGIN_USER,
                 "ansible_become": True,
                 "ansible_ssh_private_key_file": str(state.private_key),
+                # Ansible only checks host keys (Mitogen's connection would otherwise turn the
+                # check off); the toolkit records each host's key on first contact.
+                "ansible_host_key_checking": True,
                 "ansible_ssh_common_args": (
                     f"-o StrictHostKeyChecking=accept-new "
                     f"-o UserKnownHostsFile={state.known_hosts} -o IdentitiesOnly=yes"

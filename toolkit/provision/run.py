@@ -18,7 +18,7 @@ from toolkit import ansible
 from toolkit.bundle import store
 from toolkit.bundle.build import build
 from toolkit.errors import BundleError, HostError, K8slabError
-from toolkit.hosts.lifecycle import record_up_timings
+from toolkit.hosts.lifecycle import record_host_keys, record_up_timings
 from toolkit.lab.spec import Lab
 from toolkit.lab.state import LabState
 from toolkit.paths import PLAYBOOKS_DIR
@@ -112,6 +112,7 @@ def check_ready_to_provision(lab: Lab, state: LabState, progress: Progress = SIL
             f"no complete bundle for Kubernetes {lab.kubernetes_version}; build it with "
             f"`k8slab bundle build --kubernetes {lab.kubernetes_version}`"
         )
+    record_host_keys(lab, state)
     tracker = _EventTracker(progress, _phase_of_plays([PREFLIGHT]))
     run = ansible.run_runner(
         state,
@@ -289,6 +290,7 @@ def reset(lab: Lab, progress: Progress = SILENT) -> ansible.RunStats:
     state = LabState.of(lab.name)
     if not state.inventory.exists():
         raise HostError(f"lab {lab.name} has no hosts; there is nothing to reset")
+    record_host_keys(lab, state)
     tracker = _EventTracker(progress, _phase_of_plays([RESET]))
     run = ansible.run_runner(
         state,
