@@ -26,7 +26,8 @@ DRILL_SUMMARIES: list[str] = []
 
 class LabPool:
     """Labs brought up from nothing on first use (K8SLAB_E2E_REUSE=1: taken as they are),
-    destroyed when the session ends (K8SLAB_KEEP_LABS=1: left up)."""
+    destroyed when the session ends (K8SLAB_KEEP_LABS=1: left up). A test lab's etcd
+    backups go with it (`destroy --purge`), so one run's snapshots never reach the next."""
 
     def __init__(self) -> None:
         self._labs: dict[str, Lab] = {}
@@ -35,7 +36,7 @@ class LabPool:
         model = load_lab(name_or_path)
         if model.name not in self._labs:
             if not os.environ.get("K8SLAB_E2E_REUSE"):
-                CliRunner().invoke(main, ["destroy", name_or_path])
+                CliRunner().invoke(main, ["destroy", "--purge", name_or_path])
                 result = CliRunner().invoke(main, ["up", name_or_path])
                 assert result.exit_code == 0, result.output
             self._labs[model.name] = model
@@ -50,7 +51,7 @@ class LabPool:
             if reports.is_dir():
                 shutil.copytree(reports, KEPT_REPORTS_DIR / lab.name, dirs_exist_ok=True)
             # By the spec's path: a lab given as a lab.yml path has no name under inventories/.
-            CliRunner().invoke(main, ["destroy", str(lab.source)])
+            CliRunner().invoke(main, ["destroy", "--purge", str(lab.source)])
 
     def close(self) -> None:
         for lab in list(self._labs.values()):
