@@ -13,6 +13,7 @@ from toolkit.errors import K8slabError
 from toolkit.lab.state import LabState
 from toolkit.paths import PLAYBOOKS_DIR
 from toolkit.progress import SILENT
+from toolkit.provision import cluster
 from toolkit.provision.run import (
     PHASES,
     ProvisionReport,
@@ -105,3 +106,40 @@ def test_tracker_counts_per_phase_and_keeps_the_longest_kubeadm_join() -> None:
 def test_idempotence_comes_from_ansible_stats() -> None:
     assert ProvisionReport("demo", changed={"cp1": 0, "w1": 0}).idempotent
     assert not ProvisionReport("demo", changed={"cp1": 0, "w1": 2}).idempotent
+
+
+def test_up_waits_for_every_replica_of_the_clusters_own_workloads() -> None:
+    # `up` returned with every node Ready and CoreDNS at 1 of 2 replicas; verify then failed.
+    def deployment(ns: str, name: str, replicas: int, ready: int) -> dict[str, object]:
+        return {
+            "kind": "Deployment",
+            "metadata": {"namespace": ns, "name": name},
+            "spec": {"replicas": replicas},
+            "status": {"readyReplicas": ready, "updatedReplicas": replicas},
+        }
+
+    def daemonset(ns: str, name: str, desired: int, ready: int) -> dict[str, object]:
+        return {
+            "kind": "DaemonSet",
+            "metadata": {"namespace": ns, "name": name},
+            "status": {
+                "desiredNumberScheduled": desired,
+                "numberReady": ready,
+                "updatedNumberScheduled": desired,
+            },
+        }
+
+    workloads = {
+        "items": [
+            deployment("kube-system", "coredns", 2, 1),
+            daemonset("kube-system", "kube-proxy", 5, 5),
+            daemonset("kube-flannel", "kube-flannel-ds", 5, 4),
+            deployment("default", "someones-app", 3, 0),
+        ]
+    }
+    assert cluster.not_rolled_out(workloads) == [
+        "kube-flannel/kube-flannel-ds 4/5 ready",
+        "kube-system/coredns 1/2 ready",
+    ]
+    settled = {"items": [deployment("kube-system", "coredns", 2, 2)]}
+    assert cluster.not_rolled_out(settled) == []

@@ -6,6 +6,7 @@ request to cluster addresses starts on a lab node.
 
 from __future__ import annotations
 
+import json
 import shlex
 import time
 from typing import Any
@@ -56,3 +57,45 @@ def wait_for_ready_nodes(lab: Lab, deadline_s: float = 300) -> float:
             last = output.strip().splitlines()[-1] if output.strip() else f"kubectl exited {status}"
         time.sleep(3)
     raise HostError(f"lab {lab.name}: nodes not Ready within {deadline_s:.0f}s ({last})")
+
+
+def not_rolled_out(workloads: dict[str, Any]) -> list[str]:
+    """The Deployments and DaemonSets (kubectl's JSON list) not all updated and ready, of
+    the namespaces provisioning fills (``kube-*``: kube-system, the CNI's)."""
+    pending = []
+    for item in workloads.get("items", []):
+        meta, spec, status = item["metadata"], item.get("spec", {}), item.get("status", {})
+        if not meta["namespace"].startswith("kube-"):
+            continue
+        if item["kind"] == "Deployment":
+            wanted = spec.get("replicas", 1)
+            ready, updated = status.get("readyReplicas", 0), status.get("updatedReplicas", 0)
+        else:
+            wanted = status.get("desiredNumberScheduled", 0)
+            ready, updated = status.get("numberReady", 0), status.get("updatedNumberScheduled", 0)
+        if ready < wanted or updated < wanted:
+            pending.append(f"{meta['namespace']}/{meta['name']} {ready}/{wanted} ready")
+    return sorted(pending)
+
+
+def wait_for_system_workloads(lab: Lab, deadline_s: float = 300) -> float:
+    """Wait (bounded) until the cluster's own workloads (CoreDNS, kube-proxy, the CNI's
+    DaemonSet) have every replica ready: Ready nodes alone left CoreDNS at 1 of 2 replicas
+    when `up` returned. Return the seconds waited."""
+    started = time.monotonic()
+    last = ""
+    while time.monotonic() - started < deadline_s:
+        status, output = kubectl(
+            lab, ["get", "deployments,daemonsets", "--all-namespaces", "-o", "json"], timeout=30
+        )
+        if status == 0:
+            pending = not_rolled_out(json.loads(output))
+            if not pending:
+                return time.monotonic() - started
+            last = "; ".join(pending)
+        else:
+            last = output.strip().splitlines()[-1] if output.strip() else f"kubectl exited {status}"
+        time.sleep(3)
+    raise HostError(
+        f"lab {lab.name}: the cluster's own workloads not ready within {deadline_s:.0f}s ({last})"
+    )

@@ -23,7 +23,7 @@ from toolkit.lab.spec import Lab
 from toolkit.lab.state import LabState
 from toolkit.paths import PLAYBOOKS_DIR
 from toolkit.progress import SILENT, Progress
-from toolkit.provision.cluster import wait_for_ready_nodes
+from toolkit.provision.cluster import wait_for_ready_nodes, wait_for_system_workloads
 
 
 class ProvisionError(K8slabError):
@@ -316,5 +316,7 @@ def up_cluster(lab: Lab, progress: Progress = SILENT) -> ProvisionReport:
     report = provision(lab, progress=progress)
     with progress.phase("ready", "waiting for every node to be Ready"):
         wait_for_ready_nodes(lab)
+    with progress.phase("system", "waiting for CoreDNS, kube-proxy and the CNI's Pods"):
+        wait_for_system_workloads(lab)
     record_up_timings(lab, progress, kubeadm_s=report.kubeadm_seconds)
     return report
