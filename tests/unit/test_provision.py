@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import yaml
 
+from toolkit import kube
 from toolkit.errors import K8slabError
 from toolkit.lab.state import LabState
 from toolkit.paths import PLAYBOOKS_DIR
 from toolkit.progress import SILENT
-from toolkit.provision import cluster
 from toolkit.provision.run import (
     PHASES,
     ProvisionReport,
@@ -137,9 +137,9 @@ def test_up_waits_for_every_replica_of_the_clusters_own_workloads() -> None:
             deployment("default", "someones-app", 3, 0),
         ]
     }
-    assert cluster.not_rolled_out(workloads) == [
+    assert kube.not_rolled_out(workloads) == [
         "kube-flannel/kube-flannel-ds 4/5 ready",
         "kube-system/coredns 1/2 ready",
     ]
     settled = {"items": [deployment("kube-system", "coredns", 2, 2)]}
-    assert cluster.not_rolled_out(settled) == []
+    assert kube.not_rolled_out(settled) == []

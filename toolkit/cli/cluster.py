@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import click
 
+from toolkit import kube
 from toolkit.cli.params import LAB, changes_lab
 from toolkit.lab import spec
 from toolkit.lab.state import LabState
 from toolkit.progress import Progress
-from toolkit.provision.cluster import kubectl as run_kubectl
 from toolkit.provision.run import PHASE_NAMES, ProvisionReport, provision, reset
 
 
@@ -73,7 +73,7 @@ def reset_command(lab: str, yes: bool) -> None:
 def kubectl(lab: str, args: tuple[str, ...]) -> None:
     """Run kubectl against the lab (on its first control plane): k8slab kubectl LAB -- ARGS."""
     model = spec.load_lab(lab)
-    status, output = run_kubectl(model, list(args))
+    status, output = kube.kubectl(model, args, timeout=120)
     click.echo(output, nl=False)
     if status != 0:
         raise SystemExit(status)

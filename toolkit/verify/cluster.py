@@ -13,7 +13,6 @@ import shlex
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,10 +23,11 @@ import testinfra
 import yaml
 
 from toolkit.errors import K8slabError
+from toolkit.kube import apply_command, kubectl_command
 from toolkit.lab.spec import Lab, Node
 from toolkit.lab.state import LabState
+from toolkit.poll import poll
 
-ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
 OUTPUT_TAIL_LINES = 25
 BATCH_MARK = "@@k8slab-verify@@"
 T = TypeVar("T")
@@ -207,8 +207,7 @@ class Cluster:
         return runs
 
     def kubectl(self, *args: str, timeout: float = 60) -> Run:
-        command = " ".join(["kubectl", "--kubeconfig", ADMIN_KUBECONFIG, *map(shlex.quote, args)])
-        return self.run(self.first, command, timeout=timeout)
+        return self.run(self.first, kubectl_command(args), timeout=timeout)
 
     def kubectl_json(self, *args: str, timeout: float = 60) -> Any:
         run = self.kubectl(*args, "-o", "json", timeout=timeout)
@@ -217,11 +216,7 @@ class Cluster:
         return json.loads(run.stdout)
 
     def apply(self, manifest: str, timeout: float = 60) -> Run:
-        command = (
-            f"kubectl --kubeconfig {ADMIN_KUBECONFIG} apply -f - <<'K8SLAB_EOF'\n"
-            f"{manifest}\nK8SLAB_EOF"
-        )
-        return self.run(self.first, command, timeout=timeout)
+        return self.run(self.first, apply_command(manifest), timeout=timeout)
 
     def journal(self, node: Node | str, unit: str, lines: int = 15) -> str:
         run = self.run(node, f"journalctl -u {unit} -n {lines} --no-pager -o short-iso")
@@ -244,12 +239,7 @@ class Cluster:
 def eventually(
     probe: Callable[[], T], accept: Callable[[T], bool], timeout_s: float, interval_s: float = 2
 ) -> tuple[bool, T]:
-    """Call ``probe`` until ``accept`` says yes or ``timeout_s`` has passed (bounded)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if accept(value):
-            return True, value
-        if time.monotonic() + interval_s > deadline:
-            return False, value
-        time.sleep(interval_s)
+    """Call ``probe`` until ``accept`` says yes or ``timeout_s`` has passed (bounded): whether
+    it did, and the last value (a failed check shows it). :func:`toolkit.poll.poll`."""
+    outcome = poll(probe, accept, timeout_s, interval_s)
+    return outcome.ok, outcome.value

@@ -11,17 +11,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography import x509
 
+from toolkit.kube import APISERVER_CLIENT_CERT, PKI_DIR, holds_vip_command
 from toolkit.lab.spec import Lab, Node
 from toolkit.verify.checks import expect, fail, static_pod_flags
 from toolkit.verify.cluster import Cluster, Run, eventually
 from toolkit.verify.report import NOTE_PROPERTY
 
-PKI = "/etc/kubernetes/pki"
 MANIFESTS = "/etc/kubernetes/manifests"
-CLIENT_CERT = (
-    f"--cacert {PKI}/ca.crt --cert {PKI}/apiserver-kubelet-client.crt "
-    f"--key {PKI}/apiserver-kubelet-client.key"
-)
 CERT_MIN_VALIDITY = timedelta(days=30)
 COMPONENT_PORTS = {"kube-scheduler": 10259, "kube-controller-manager": 10257}
 LEASE_SLACK_S = 10
@@ -40,7 +36,7 @@ def apiserver_command(node: Node, endpoint: str) -> str:
     # A client certificate signed by the cluster CA, and the server's certificate checked
     # against that CA: not an anonymous request, not --insecure.
     url = f"https://{node.address}:6443/{endpoint}?verbose"
-    return f"curl -sS --max-time 20 --fail-with-body {CLIENT_CERT} {url}"
+    return f"curl -sS --max-time 20 --fail-with-body {APISERVER_CLIENT_CERT} {url}"
 
 
 def healthz_command(component: str) -> str:
@@ -59,7 +55,7 @@ def prefetch(lab: Lab, node: Node) -> list[str]:
         commands += [running_command(c) for c in ("kube-apiserver", *COMPONENT_PORTS)]
         commands += [apiserver_command(node, e) for e in ("readyz", "livez")]
         commands += [healthz_command(c) for c in COMPONENT_PORTS]
-        commands += [f"cat {PKI}/apiserver.crt", MANIFESTS_COMMAND]
+        commands += [f"cat {PKI_DIR}/apiserver.crt", MANIFESTS_COMMAND]
     # Not the sockets to etcd: they are read on their own, after the batch, whose etcd
     # probes would otherwise be among the connections they list.
     return commands
@@ -137,7 +133,7 @@ def test_apiserver_livez(
 
 
 def test_apiserver_serving_certificate(lab: Lab, cluster: Cluster, control_plane: Node) -> None:
-    run = cluster.run(control_plane, f"cat {PKI}/apiserver.crt")
+    run = cluster.run(control_plane, f"cat {PKI_DIR}/apiserver.crt")
     expect(run.ok, "cannot read the API server's certificate", run.evidence)
     cert = x509.load_pem_x509_certificate(run.output.encode())
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -250,7 +246,7 @@ def vip_holders(lab: Lab, cluster: Cluster) -> list[str]:
     return [
         cp.name
         for cp in lab.control_planes
-        if cluster.run(cp, f"ip -o -4 addr show | grep -qw {lab.api_vip}", fresh=True).ok
+        if cluster.run(cp, holds_vip_command(lab), fresh=True).ok
     ]
 
 
@@ -264,7 +260,9 @@ def vip_read_url(lab: Lab) -> str:
 
 def read_through_vip(lab: Lab, cluster: Cluster) -> Run:
     url = vip_read_url(lab)
-    return cluster.run(cluster.first, f"curl -sS --max-time 10 {CLIENT_CERT} {url}", fresh=True)
+    return cluster.run(
+        cluster.first, f"curl -sS --max-time 10 {APISERVER_CLIENT_CERT} {url}", fresh=True
+    )
 
 
 def api_answered(run: Run) -> bool:
@@ -314,7 +312,7 @@ def test_api_through_vip_survives_one_apiserver_stopped(lab: Lab, cluster: Clust
         )
         expect(down, f"haproxy on {balancer.name} still sees {victim.name} as {state}")
         stopped = cluster.run(
-            cluster.first, f"curl -sS --max-time 3 {CLIENT_CERT} {direct}", fresh=True
+            cluster.first, f"curl -sS --max-time 3 {APISERVER_CLIENT_CERT} {direct}", fresh=True
         )
         answers = [read_through_vip(lab, cluster) for _ in range(VIP_REQUESTS)]
         failed = [a for a in answers if not api_answered(a)]
