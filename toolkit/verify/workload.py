@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from toolkit.lab.spec import Node
+from toolkit.lab.spec import Node, Role
 from toolkit.provision.cluster import is_ready
 from toolkit.verify.cluster import Cluster, Run, eventually
 
@@ -60,7 +60,7 @@ class Layout:
 
     @property
     def a_tolerates_control_plane(self) -> bool:
-        return self.a.role == "control_planes" or self.b.role == "control_planes"
+        return Role.CONTROL_PLANE in (self.a.role, self.b.role)
 
 
 @dataclass
