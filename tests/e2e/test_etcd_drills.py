@@ -10,18 +10,24 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from tests.e2e.conftest import DRILL_LABS, DRILL_SUMMARIES, LabPool
+from toolkit import kube
 from toolkit.cli import main
 from toolkit.drills import DRILL_NAMES, DrillError, run_drill, run_drills
 from toolkit.drills.lab_ops import health_problems, wait_healthy
 from toolkit.etcd import SnapshotError, backup, list_backups, remote, restore
-from toolkit.etcd.restore import start_etcd, stop_etcd
+from toolkit.etcd.journal import journal_path
 from toolkit.etcd.snapshots import file_sha256, manifest_path, sha256_line, sha256_path
+from toolkit.etcd.steps import start_etcd, stop_etcd
 from toolkit.etcd.topology import DATA_DIR, Topology, running_containers_command
 from toolkit.lab.spec import Lab
 
@@ -115,6 +121,66 @@ def test_a_drill_refuses_to_start_on_an_unhealthy_lab(lab: Lab) -> None:
     finally:
         start_etcd(topo, [last.node])
     wait_healthy(lab, 300)
+
+
+def marker_exists(lab: Lab, name: str) -> bool:
+    status, output = kube.kubectl(lab, ["get", "configmap", name, "-n", "default", "-o", "name"])
+    assert status == 0 or "NotFound" in output, output
+    return status == 0
+
+
+def journal_of(lab: Lab) -> dict[str, object]:
+    path = journal_path(lab.name)
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def interrupted_restore(lab: Lab, snapshot: Path, in_step: str) -> str:
+    """Run `k8slab etcd restore` as its own process, SIGTERM it once the journal says it is
+    in ``in_step``, and return what it printed (it must exit non-zero)."""
+    command = [str(Path(sys.executable).with_name("k8slab")), "etcd", "restore"]
+    process = subprocess.Popen(
+        [*command, str(lab.source), str(snapshot), "--yes"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while journal_of(lab).get("step") != in_step and process.poll() is None:
+            assert time.monotonic() < deadline, f"the restore never reached {in_step}"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        output, _ = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    assert process.returncode != 0, output
+    return output
+
+
+@pytest.mark.ci_drill
+def test_an_interrupted_restore_is_rolled_back_or_resumed_from_its_journal(lab: Lab) -> None:
+    """SIGTERM in the middle of a restore: the journal and the advice say what each host
+    went through; --rollback brings back the data from before, --resume the snapshot's."""
+    taken = backup(lab)
+    marker = f"written-after-the-snapshot-{int(time.time())}"
+    kube.kubectl_ok(lab, ["create", "configmap", marker, "-n", "default"])
+
+    output = interrupted_restore(lab, taken.path, "etcd-stopped")
+    assert "interrupted by SIGTERM" in output and "--rollback" in output, output
+    assert journal_of(lab)["state"] == "interrupted"
+    cli = CliRunner().invoke(main, ["etcd", "restore", str(lab.source), "--rollback"])
+    assert cli.exit_code == 0, cli.output
+    assert journal_of(lab)["state"] == "rolled-back"
+    assert marker_exists(lab, marker), "a rollback keeps what was written after the snapshot"
+    assert untouched(lab) == []
+
+    output = interrupted_restore(lab, taken.path, "etcd-started")
+    assert "--resume" in output, output
+    cli = CliRunner().invoke(main, ["etcd", "restore", str(lab.source), "--resume"])
+    assert cli.exit_code == 0, cli.output
+    assert journal_of(lab)["state"] == "finished"
+    assert not marker_exists(lab, marker), "the snapshot predates the marker"
+    assert health_problems(lab) == []
 
 
 CI_DRILLS = ("backup-restore", "member-loss")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from toolkit.etcd import remote
-from toolkit.etcd.restore import RestorePlan, rollback_message, rollback_steps, stage
+from toolkit.etcd.staging import RestorePlan, stage
 from toolkit.etcd.snapshots import (
     SnapshotError,
     SnapshotManifest,
@@ -275,18 +275,21 @@ def test_the_staging_script_quotes_every_value_from_the_manifest(
     path = make_snapshot(tmp_path, lab.name, 1_795_000_000)
     hostile = "x; touch /tmp/pwned #"
     plan = RestorePlan(lab, path, manifest_for(lab.name, path, file=hostile), "20261126T001500Z")
-    scripts: list[str] = []
+    commands: list[str] = []
 
-    def try_root(lab: Lab, node: Node, script: str, timeout: float = 60) -> tuple[int, str]:
-        scripts.append(script)
+    def try_run_script(
+        lab: Lab, node: Node, name: str, *args: str | int, timeout: float = 60
+    ) -> tuple[int, str]:
+        commands.append(remote.script_command(name, *args))
         return 0, '{"hash":943956090,"revision":812,"totalKey":1,"totalSize":20480}'
 
     monkeypatch.setattr(remote, "push", lambda *args, **kwargs: None)
-    monkeypatch.setattr(remote, "try_root", try_root)
+    monkeypatch.setattr(remote, "try_run_script", try_run_script)
     stage(plan)
-    assert len(scripts) == 3
-    for script in scripts:
-        assert script.count(hostile) == script.count(shlex.quote(hostile)) == 3
+    assert len(commands) == 3
+    for command in commands:
+        assert command.count(hostile) == command.count(shlex.quote(hostile)) == 1
+        assert hostile in shlex.split(command), "the file name is one argument of the script"
 
 
 # --- a backup is committed sidecars first, and only complete ones count -----------------
@@ -371,57 +374,6 @@ def test_a_snapshot_without_complete_sidecars_is_not_listed_restored_or_pruned(
     assert resolve("dev", "latest") == good
     assert prune("dev", 1) == []
     assert good.exists() and orphan.exists()
-
-
-# --- rollback advice ---------------------------------------------------------------------
-
-
-def plan_for(topology: str, tmp_path: Path) -> RestorePlan:
-    lab: Lab = load_lab("ha-stacked" if topology == "stacked" else "ha-external")
-    path = make_snapshot(tmp_path, lab.name, 1_795_000_000)
-    return RestorePlan(lab, path, manifest_for(lab.name, path), "20261126T001500Z")
-
-
-def test_nothing_done_means_nothing_to_roll_back(tmp_path: Path) -> None:
-    assert rollback_steps(plan_for("stacked", tmp_path), []) == [
-        "nothing was stopped or changed; the lab runs as before"
-    ]
-
-
-def test_stacked_rollback_after_the_swap_puts_old_data_back_and_restarts(tmp_path: Path) -> None:
-    plan = plan_for("stacked", tmp_path)
-    done = ["control-plane-stopped", "etcd-stopped", "data-swapped"]
-    message = rollback_message(plan, done, "etcd-started", "etcd not healthy within 180s")
-    assert "failed in step 'etcd-started' (done before it: control-plane-stopped, " in message
-    steps = rollback_steps(plan, done, "etcd-started")
-    # etcd was started (perhaps on some members only): stop it before the data goes back
-    assert "manifests/etcd.yaml /etc/kubernetes/k8slab-parked/" in steps[0]
-    assert "sudo mv /var/lib/etcd.before-restore-20261126T001500Z /var/lib/etcd" in steps[1]
-    assert "(cp1, cp2, cp3)" in steps[1]
-    assert "k8slab-parked/etcd.yaml /etc/kubernetes/manifests/" in steps[2]
-    assert "kube-apiserver.yaml" in steps[3]
-    assert "1. on each etcd member (cp1, cp2, cp3): stop etcd" in message
-    assert "stay in /var/lib/etcd.before-restore-20261126T001500Z" in steps[-1]
-
-
-def test_external_rollback_uses_systemd_on_the_etcd_hosts(tmp_path: Path) -> None:
-    plan = plan_for("external", tmp_path)
-    steps = rollback_steps(
-        plan, ["control-plane-stopped", "etcd-stopped", "data-swapped", "etcd-started"]
-    )
-    assert (
-        steps[0]
-        == "on each etcd member (etcd1, etcd2, etcd3): stop etcd: `sudo systemctl stop etcd`"
-    )
-    assert "sudo systemctl start etcd" in steps[2]
-    assert "(cp1, cp2, cp3)" in steps[3]
-
-
-def test_rollback_before_the_swap_leaves_data_untouched(tmp_path: Path) -> None:
-    steps = rollback_steps(plan_for("stacked", tmp_path), ["control-plane-stopped"])
-    assert len(steps) == 2
-    assert "kube-apiserver.yaml" in steps[0]
-    assert steps[1] == "every member's data directory /var/lib/etcd is untouched"
 
 
 def test_topology_commands_for_both_kinds() -> None:

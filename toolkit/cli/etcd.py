@@ -68,23 +68,47 @@ def backups_command(lab: str) -> None:
 
 @etcd_group.command("restore")
 @click.argument("lab", type=LAB)
-@click.argument("snapshot")
+@click.argument("snapshot", required=False)
+@click.option("--resume", is_flag=True, help="Finish the restore that was cut short.")
+@click.option("--rollback", is_flag=True, help="Undo the restore that was cut short.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @changes_lab
-def restore_command(lab: str, snapshot: str, yes: bool) -> None:
-    """Restore SNAPSHOT (a path, a name from `backups`, or `latest`) onto every member."""
-    model = spec.load_lab(lab)
-    path = etcd.resolve(model.name, snapshot)
-    if not yes:
-        click.confirm(
-            f"Restore {path.name} onto lab {model.name}? The API is down during the restore "
-            "and everything written since the snapshot is lost",
-            abort=True,
+def restore_command(
+    lab: str, snapshot: str | None, resume: bool, rollback: bool, yes: bool
+) -> None:
+    """Restore SNAPSHOT (a path, a name from `backups`, or `latest`) onto every member.
+
+    A restore cut short (a failure, Ctrl-C, SIGTERM) leaves a journal in the lab's state
+    directory: --resume finishes it, --rollback undoes what each host went through.
+    """
+    if resume and rollback:
+        raise click.UsageError("--resume and --rollback exclude each other")
+    if (resume or rollback) == (snapshot is not None):
+        raise click.UsageError(
+            "give a SNAPSHOT to restore, or --resume or --rollback (without a SNAPSHOT)"
         )
-    result = etcd.restore(model, path, Progress())
+    model = spec.load_lab(lab)
+    if rollback:
+        took = etcd.rollback(model, Progress())
+        click.echo(
+            f"lab {model.name}: rolled back to the data from before the restore in {took:.1f}s"
+        )
+        return
+    if resume:
+        result = etcd.resume(model, Progress())
+    else:
+        assert snapshot is not None
+        path = etcd.resolve(model.name, snapshot)
+        if not yes:
+            click.confirm(
+                f"Restore {path.name} onto lab {model.name}? The API is down during the restore "
+                "and everything written since the snapshot is lost",
+                abort=True,
+            )
+        result = etcd.restore(model, path, Progress())
     phases = ", ".join(f"{name} {took:.1f}s" for name, took in result.phases.items())
     click.echo(
-        f"lab {model.name}: restored revision {result.revision} from {path.name} in "
+        f"lab {model.name}: restored revision {result.revision} from {result.snapshot.name} in "
         f"{result.seconds:.1f}s ({phases})"
     )
     click.echo(

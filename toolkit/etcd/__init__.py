@@ -1,7 +1,8 @@
 """etcd of a lab: backups (snapshots off the lab, checked), listing, pruning and restore."""
 
 from toolkit.etcd.backup import BackupResult, backup
-from toolkit.etcd.restore import RestoreError, RestoreResult, restore
+from toolkit.etcd.restore import RestoreError, RestoreResult, restore, resume
+from toolkit.etcd.rollback import RollbackError, rollback
 from toolkit.etcd.snapshots import SnapshotError, list_backups, resolve
 from toolkit.etcd.status import EtcdError
 
@@ -10,9 +11,12 @@ __all__ = [
     "EtcdError",
     "RestoreError",
     "RestoreResult",
+    "RollbackError",
     "SnapshotError",
     "backup",
     "list_backups",
     "resolve",
     "restore",
+    "resume",
+    "rollback",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shlex
+from importlib import resources
 from pathlib import Path
 
 import paramiko
@@ -32,6 +33,32 @@ def try_root(lab: Lab, node: Node, script: str, timeout: float = 60) -> tuple[in
         return run_command(target(lab, node), sudo(script), timeout=timeout)
     except (TimeoutError, OSError, paramiko.SSHException) as exc:
         raise HostError(f"{node.name}: cannot run over SSH: {exc or type(exc).__name__}") from exc
+
+
+def script_command(name: str, *args: str | int) -> str:
+    """A packaged script of ``toolkit/etcd/scripts`` with its arguments, each one quoted."""
+    text = resources.files("toolkit.etcd").joinpath("scripts", name).read_text(encoding="utf-8")
+    return " ".join(shlex.quote(str(part)) for part in ("sh", "-c", text, name, *args))
+
+
+def try_run_script(
+    lab: Lab, node: Node, name: str, *args: str | int, timeout: float = 60
+) -> tuple[int, str]:
+    """Run the packaged script ``name`` as root on ``node``; its status and output."""
+    command = f"sudo {script_command(name, *args)}"
+    try:
+        return run_command(target(lab, node), command, timeout=timeout)
+    except (TimeoutError, OSError, paramiko.SSHException) as exc:
+        raise HostError(f"{node.name}: cannot run over SSH: {exc or type(exc).__name__}") from exc
+
+
+def run_script(lab: Lab, node: Node, name: str, *args: str | int, timeout: float = 60) -> str:
+    """Run the packaged script ``name`` as root on ``node``; its output, or an error."""
+    status, output = try_run_script(lab, node, name, *args, timeout=timeout)
+    if status != 0:
+        tail = "\n".join(output.strip().splitlines()[-10:])
+        raise HostError(f"{node.name}: {name} exited {status}: {tail}")
+    return output
 
 
 def root(lab: Lab, node: Node, script: str, timeout: float = 60) -> str:

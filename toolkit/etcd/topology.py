@@ -21,10 +21,28 @@ MANIFESTS_DIR = "/etc/kubernetes/manifests"
 PARKED_DIR = "/etc/kubernetes/k8slab-parked"
 # Where snapshots are staged on a member; root only, never /tmp.
 NODE_WORK_DIR = "/var/lib/k8slab/etcd"
-CRICTL = "crictl --runtime-endpoint unix:///run/containerd/containerd.sock"
+RUNTIME_ENDPOINT = "unix:///run/containerd/containerd.sock"
+CRICTL = f"crictl --runtime-endpoint {RUNTIME_ENDPOINT}"
 
 STACKED_PKI = "/etc/kubernetes/pki/etcd"
 EXTERNAL_PKI = "/etc/etcd/pki"
+
+
+@dataclass(frozen=True)
+class RestoreDirs:
+    """A restore's data directories on every member, named by its UTC stamp."""
+
+    restored: str  # where the snapshot is restored, beside the live one
+    old: str  # the live one, put aside at the swap; a rollback brings it back
+    failed: str  # the restored one, put aside by a rollback
+
+
+def restore_dirs(stamp: str) -> RestoreDirs:
+    return RestoreDirs(
+        restored=f"{DATA_DIR}.restored-{stamp}",
+        old=f"{DATA_DIR}.before-restore-{stamp}",
+        failed=f"{DATA_DIR}.failed-{stamp}",
+    )
 
 
 @dataclass(frozen=True)
