@@ -9,15 +9,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from toolkit import drills
+from toolkit import drills, kube
 from toolkit.cli import main
-from toolkit.drills import lab_ops, probes, scenarios
+from toolkit.drills import backup_restore, lab_ops, member_loss, probes
 from toolkit.drills.report import DrillResult, render_markdown, write_reports
 from toolkit.etcd.snapshots import SnapshotManifest, snapshot_name, write_sidecars
 from toolkit.etcd.topology import PARKED_DIR, Topology
+from toolkit.hosts.ssh import SshTarget
 from toolkit.lab.spec import Lab, load_lab
 from toolkit.progress import Progress
 from toolkit.verify import VerifyReport
+from toolkit.versions import release
 
 
 def samples(*rows: tuple[float, str]) -> list[probes.Sample]:
@@ -227,10 +229,10 @@ initial-cluster-state: new
 
 def rejoin(topology: str, text: str, tmp_path: Path) -> str:
     lab = load_lab("ha-stacked" if topology == "stacked" else "ha-external")
-    command = scenarios._rejoin_config_command(Topology(lab), "a=https://x:2380,b=https://y:2380")
+    command = member_loss.rejoin_config_command(Topology(lab), "a=https://x:2380,b=https://y:2380")
     target = tmp_path / "config"
     target.write_text(text)
-    for real in (f"{PARKED_DIR}/etcd.yaml", scenarios.EXTERNAL_CONFIG):
+    for real in (f"{PARKED_DIR}/etcd.yaml", member_loss.EXTERNAL_CONFIG):
         command = command.replace(real, str(target))
     subprocess.run(["sh", "-c", command], check=True, timeout=30)
     return target.read_text()
@@ -278,12 +280,12 @@ def test_the_health_gate_asks_every_api_server_its_own_readyz(
     lab = load_lab("ha-stacked")
     asked: list[tuple[str, str]] = []
 
-    def fake_try_root(lab: Lab, node: object, script: str, timeout: float = 60) -> tuple[int, str]:
-        asked.append((node.name, script))  # type: ignore[attr-defined]
+    def fake_run_command(target: SshTarget, command: str, timeout: float = 30) -> tuple[int, str]:
+        asked.append((target.name, command))
         return 0, (f"=== cp1\n{READYZ_OK}=== cp2\n{READYZ_OK}=== cp3\n{READYZ_ETCD_FAILED}")
 
-    monkeypatch.setattr(lab_ops.remote, "try_root", fake_try_root)
-    problems = lab_ops.apiservers_not_ready(lab)
+    monkeypatch.setattr(kube, "run_command", fake_run_command)
+    problems = kube.apiservers_not_ready(lab)
     assert problems == ["the API server on cp3 is not ready: [-]etcd failed: reason withheld"]
     ((on, script),) = asked
     assert on == "cp1"
@@ -295,8 +297,8 @@ def test_the_health_gate_asks_every_api_server_its_own_readyz(
 def test_an_api_server_that_does_not_answer_is_not_ready(monkeypatch: pytest.MonkeyPatch) -> None:
     lab = load_lab("ha-stacked")
     output = f"=== cp1\n{READYZ_OK}=== cp2\ncurl: (7) Failed to connect to 172.30.2.12 port 6443\n"
-    monkeypatch.setattr(lab_ops.remote, "try_root", lambda *a, **k: (7, output))
-    assert lab_ops.apiservers_not_ready(lab) == [
+    monkeypatch.setattr(kube, "run_command", lambda *a, **k: (7, output))
+    assert kube.apiservers_not_ready(lab) == [
         "the API server on cp2 is not ready: curl: (7) Failed to connect to 172.30.2.12 port 6443",
         "the API server on cp3 is not ready: no answer",
     ]
@@ -327,3 +329,43 @@ def test_a_drill_removes_its_probe_files_from_every_node_even_when_it_fails(
     result = drills.run_drill(lab, "member-loss", verify=verify)
     assert result.error == "broke halfway"
     assert sorted(removed) == sorted(n.name for n in lab.control_planes + lab.workers)
+
+
+def test_what_the_drills_wait_for_in_a_probe_log() -> None:
+    log = samples((10.0, "201"), (11.0, "201"), (12.0, "000"), (15.0, "201"), (21.5, "201"))
+    assert probes.acknowledged_after(log, 0) == 4
+    assert probes.acknowledged_after(log, 12.0) == 2
+    assert probes.answered_for(log, 12.0) == 6.5
+    assert probes.answered_for(log, 30.0) == 0.0
+
+
+def test_reading_a_probe_log_leaves_the_probe_running(tmp_path: Path) -> None:
+    (tmp_path / "t.log").write_text("1764115200.100 1 200\n")
+    read = probes.read_command("t").replace(probes.PROBE_DIR, str(tmp_path))
+    output = subprocess.run(["sh", "-c", read], capture_output=True, text=True, check=True).stdout
+    assert [s.seq for s in probes.parse_samples(output)] == [1]
+    assert not (tmp_path / "t.stop").exists()
+    missing = probes.read_command("gone").replace(probes.PROBE_DIR, str(tmp_path))
+    assert subprocess.run(["sh", "-c", missing], capture_output=True, check=True).stdout == b""
+
+
+def test_the_sentinel_runs_the_pause_image_of_the_labs_release() -> None:
+    lab = load_lab("ha-stacked")
+    image = backup_restore.pause_image(lab)
+    assert image == f"registry.k8s.io/pause:{release(lab.kubernetes_version).pause}"
+    docs = [
+        json.loads(doc)
+        for doc in backup_restore.sentinel_manifest("ns", "t", image).split("\n---\n")
+    ]
+    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == image
+
+
+def test_every_drill_is_registered_once_under_its_name() -> None:
+    assert drills.DRILL_NAMES == (
+        "backup-restore",
+        "member-loss",
+        "quorum-loss",
+        "control-plane-loss",
+    )
+    assert drills.DRILLS["member-loss"] is member_loss.run

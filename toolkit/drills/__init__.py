@@ -12,14 +12,22 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from toolkit.drills import backup_restore, control_plane_loss, member_loss, quorum_loss
 from toolkit.drills.lab_ops import DrillError, remove_probe_files, wait_healthy
 from toolkit.drills.report import DrillResult, report_paths, write_reports
-from toolkit.drills.scenarios import DRILLS
 from toolkit.errors import K8slabError
 from toolkit.lab.spec import Lab
 from toolkit.progress import SILENT, Progress
 from toolkit.verify import VerifyReport, run_verify
 
+# Each drill fills a DrillResult with timings, checks and data; run_drill gates it on a
+# healthy lab and judges the lab afterwards. One module per drill, its entry point `run`.
+DRILLS: dict[str, Callable[[Lab, DrillResult, Progress], None]] = {
+    "backup-restore": backup_restore.run,
+    "member-loss": member_loss.run,
+    "quorum-loss": quorum_loss.run,
+    "control-plane-loss": control_plane_loss.run,
+}
 DRILL_NAMES = tuple(DRILLS)
 AFTER_DRILL_HEALTHY_S = 300
 # A loaded machine makes single probes fail now and then; unhealthy means for this long.

@@ -15,10 +15,10 @@ import json
 import shlex
 from dataclasses import dataclass
 
+from toolkit.kube import ADMIN_KUBECONFIG
 from toolkit.lab.spec import Lab
 
 PROBE_DIR = "/var/lib/k8slab/drill"
-ADMIN_CONF = "/etc/kubernetes/admin.conf"
 CURL_TIMED_OUT = 28  # curl's exit status when --max-time ran out
 
 
@@ -109,6 +109,17 @@ def longest_gap(samples: list[Sample], since: float | None = None) -> float:
     return max(gaps, default=0.0)
 
 
+def acknowledged_after(samples: list[Sample], at: float) -> int:
+    """How many requests succeeded after ``at``."""
+    return sum(1 for s in samples if s.ok and s.at > at)
+
+
+def answered_for(samples: list[Sample], since: float) -> float:
+    """For how long (first to last success after ``since``) the requests have succeeded."""
+    ok = [s.at for s in samples if s.ok and s.at > since]
+    return ok[-1] - ok[0] if ok else 0.0
+
+
 def gap_around(samples: list[Sample], at: float) -> float:
     """From the last success before ``at`` to the first success after it."""
     before = [s.at for s in samples if s.ok and s.at <= at]
@@ -149,6 +160,11 @@ def stop_command(name: str, wait_s: int = 30, ask: bool = True) -> str:
     )
 
 
+def read_command(name: str) -> str:
+    """Shell that prints the probe's log so far, leaving the probe running."""
+    return f"cat {PROBE_DIR}/{name}.log 2>/dev/null; true"
+
+
 def readyz_request(lab: Lab, timeout_s: float) -> str:
     return (
         f"curl -sk -o /dev/null -w '%{{http_code}}' --max-time {timeout_s} "
@@ -159,7 +175,7 @@ def readyz_request(lab: Lab, timeout_s: float) -> str:
 def admin_credentials_command() -> str:
     """Shell (root) that writes the admin client certificate from admin.conf for curl."""
     return "; ".join(
-        f"grep '{key}:' {ADMIN_CONF} | awk '{{print $2}}' | base64 -d > {PROBE_DIR}/{out}"
+        f"grep '{key}:' {ADMIN_KUBECONFIG} | awk '{{print $2}}' | base64 -d > {PROBE_DIR}/{out}"
         for key, out in (
             ("certificate-authority-data", "ca.crt"),
             ("client-certificate-data", "admin.crt"),
