@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.unit.test_spec import INVALID, mutated, write_spec
+from tests.helpers.lab_specs import INVALID, mutated, write_spec
 from toolkit.cli import main
 
 
