@@ -71,20 +71,26 @@ def lab_of(item: pytest.Item) -> str | None:
     return next((value for value in callspec.params.values() if value in LAB_ORDER), None)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "lab_teardown: destroys its lab; runs last on it")
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """One lab at a time: every test of a lab, then its CI drills, then the next lab.
+    """One lab at a time: every test of a lab, then its CI drills, then the tests that
+    take the lab down (``lab_teardown``), then the next lab.
 
     The drills break and restore the lab that the other e2e tests check, so those see it as
     `k8slab up` left it; a lab is destroyed after its last test, so two labs never share
     this machine's two cores.
     """
 
-    def order(item: pytest.Item) -> tuple[int, bool]:
+    def order(item: pytest.Item) -> tuple[int, bool, bool]:
         lab = lab_of(item)
         return (
             -1 if lab is None else LAB_ORDER.index(lab),
             item.get_closest_marker("ci_drill") is not None,
+            item.get_closest_marker("lab_teardown") is not None,
         )
 
     items.sort(key=order)
