@@ -3,7 +3,6 @@ rendered as a table and as Markdown. No lab needed."""
 
 from __future__ import annotations
 
-import os
 import textwrap
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from toolkit.verify.report import (
     render_markdown,
     render_table,
 )
-from toolkit.verify.run import select_groups
+from toolkit.verify.run import pytest_args, select_groups
 
 DEMO_SUITE = """
 import pytest
@@ -57,24 +56,7 @@ def junit_xml(tmp_path_factory: pytest.TempPathFactory) -> str:
     suite = tmp_path / "check_nodes.py"
     suite.write_text(textwrap.dedent(DEMO_SUITE), encoding="utf-8")
     xml = tmp_path / "report.xml"
-    pytest.main(
-        [
-            str(suite),
-            "-c",
-            os.devnull,
-            "--rootdir",
-            str(tmp_path),
-            "-p",
-            "no:cacheprovider",
-            "--import-mode=importlib",
-            "-o",
-            "python_files=check_*.py",
-            "-o",
-            "junit_family=xunit2",
-            f"--junitxml={xml}",
-            "-q",
-        ]
-    )
+    pytest.main(pytest_args(["nodes"], xml, "demo", suites_dir=tmp_path))
     return xml.read_text(encoding="utf-8")
 
 

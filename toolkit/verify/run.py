@@ -126,14 +126,18 @@ def interruptible_by_sigterm() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def run_suites(context: VerifyContext, groups: Sequence[str], junit_xml: Path) -> None:
-    """pytest, in this process, on the suites of ``groups``; JUnit XML to ``junit_xml``."""
-    args = [
-        *(str(SUITES_DIR / f"check_{g.replace('-', '_')}.py") for g in groups),
+def pytest_args(
+    groups: Sequence[str], junit_xml: Path, lab_name: str, suites_dir: Path = SUITES_DIR
+) -> list[str]:
+    """pytest's arguments to run the suites of ``groups`` (``check_<group>.py`` under
+    ``suites_dir``) and write JUnit XML to ``junit_xml``, under none of the caller's
+    pytest configuration."""
+    return [
+        *(str(suites_dir / f"check_{g.replace('-', '_')}.py") for g in groups),
         "-c",
         os.devnull,  # no ini file: the caller's pytest configuration must not apply
         "--rootdir",
-        str(SUITES_DIR),
+        str(suites_dir),
         "-p",
         "no:cacheprovider",
         "--import-mode=importlib",
@@ -142,13 +146,18 @@ def run_suites(context: VerifyContext, groups: Sequence[str], junit_xml: Path) -
         "-o",
         "junit_family=xunit2",
         "-o",
-        f"junit_suite_name=k8slab-verify-{context.lab.name}",
+        f"junit_suite_name=k8slab-verify-{lab_name}",
         "-o",
         "junit_logging=no",
         f"--junitxml={junit_xml}",
         "--tb=short",
         "-q",
     ]
+
+
+def run_suites(context: VerifyContext, groups: Sequence[str], junit_xml: Path) -> None:
+    """pytest, in this process, on the suites of ``groups``; JUnit XML to ``junit_xml``."""
+    args = pytest_args(groups, junit_xml, context.lab.name)
     output = io.StringIO()
     with contextlib.redirect_stdout(output):
         exit_code = pytest.main(args, plugins=[VerifyPlugin(context)])
