@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import shlex
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import paramiko
@@ -229,16 +229,25 @@ def wait_rolled_out(lab: Lab, workload: str, namespace: str, timeout_s: float = 
     return time.monotonic() - started
 
 
-def wait_for_ready_nodes(lab: Lab, timeout_s: float = READY_TIMEOUT_S) -> float:
-    """Wait (bounded) until every node of the lab is Ready; return the seconds waited.
-    An API or SSH hiccup on the way is "not yet"."""
+def _wait_for_nothing_pending(probe: Callable[[], list[str]], timeout_s: float, what: str) -> float:
+    """Poll ``probe`` (what is still pending) until it lists nothing; an API or SSH hiccup
+    on the way is "not yet"."""
     return wait_until(
-        lambda: [f"{name} not Ready" for name in not_ready_nodes(lab)],
+        probe,
         problems_gone,
         timeout_s=timeout_s,
         interval_s=POLL_INTERVAL_S,
-        what=f"lab {lab.name}: every node Ready",
+        what=what,
         retry_on=(HostError, ClusterError),
+    )
+
+
+def wait_for_ready_nodes(lab: Lab, timeout_s: float = READY_TIMEOUT_S) -> float:
+    """Wait (bounded) until every node of the lab is Ready; return the seconds waited."""
+    return _wait_for_nothing_pending(
+        lambda: [f"{name} not Ready" for name in not_ready_nodes(lab)],
+        timeout_s,
+        f"lab {lab.name}: every node Ready",
     )
 
 
@@ -246,11 +255,8 @@ def wait_for_system_workloads(lab: Lab, timeout_s: float = READY_TIMEOUT_S) -> f
     """Wait (bounded) until the cluster's own workloads (CoreDNS, kube-proxy, the CNI's
     DaemonSet) have every replica ready: Ready nodes alone left CoreDNS at 1 of 2 replicas
     when `up` returned. Return the seconds waited."""
-    return wait_until(
+    return _wait_for_nothing_pending(
         lambda: system_workloads_pending(lab),
-        problems_gone,
-        timeout_s=timeout_s,
-        interval_s=POLL_INTERVAL_S,
-        what=f"lab {lab.name}: the cluster's own workloads ready",
-        retry_on=(HostError, ClusterError),
+        timeout_s,
+        f"lab {lab.name}: the cluster's own workloads ready",
     )

@@ -13,13 +13,17 @@ from __future__ import annotations
 import itertools
 import json
 import shlex
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
+from typing import TypeVar
 
 from toolkit.kube import ADMIN_KUBECONFIG
 from toolkit.lab.spec import Lab
 
 PROBE_DIR = "/var/lib/k8slab/drill"
 CURL_TIMED_OUT = 28  # curl's exit status when --max-time ran out
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -33,16 +37,20 @@ class Sample:
         return self.code.startswith("2")
 
 
-def parse_samples(text: str) -> list[Sample]:
-    samples = []
+def _parse_lines(text: str, width: int, build: Callable[[list[str]], T]) -> list[T]:
+    """One record per line of ``width`` fields whose second is a sequence number; any
+    other line (a probe's "done", a half-written line) is skipped."""
+    found = []
     for line in text.splitlines():
         fields = line.split()
-        if len(fields) == 3 and fields[1].isdigit():
-            try:
-                samples.append(Sample(float(fields[0]), int(fields[1]), fields[2]))
-            except ValueError:
-                continue
-    return samples
+        if len(fields) == width and fields[1].isdigit():
+            with suppress(ValueError):
+                found.append(build(fields))
+    return found
+
+
+def parse_samples(text: str) -> list[Sample]:
+    return _parse_lines(text, 3, lambda f: Sample(float(f[0]), int(f[1]), f[2]))
 
 
 @dataclass(frozen=True)
@@ -57,12 +65,12 @@ class Answer:
     curl_exit: int
 
     @property
-    def ok(self) -> bool:
-        return self.code.startswith("2")
-
-    @property
     def http_error(self) -> bool:
         return self.code[:1] in ("4", "5")
+
+    @property
+    def ok(self) -> bool:
+        return self.code.startswith("2")
 
     @property
     def hung(self) -> bool:
@@ -73,17 +81,7 @@ class Answer:
 
 
 def parse_answers(text: str) -> list[Answer]:
-    answers = []
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) == 5 and fields[1].isdigit():
-            try:
-                answers.append(
-                    Answer(fields[0], int(fields[1]), fields[2], float(fields[3]), int(fields[4]))
-                )
-            except ValueError:
-                continue
-    return answers
+    return _parse_lines(text, 5, lambda f: Answer(f[0], int(f[1]), f[2], float(f[3]), int(f[4])))
 
 
 def timed_writes_script(requests: dict[str, str], count: int, interval: float) -> str:
