@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -61,12 +62,17 @@ class LabPool:
 POOL = LabPool()
 # Every lab a test may take from the pool, in the order the session brings them up.
 LAB_ORDER = list(dict.fromkeys(LABS + DRILL_LABS))
+E2E_DIR = Path(__file__).parent
 
 
 def lab_of(item: pytest.Item) -> str | None:
-    """The lab (name or lab.yml path) an e2e test is parametrized with, if any."""
+    """The lab (name or lab.yml path) an e2e test is parametrized with, if any.
+
+    Only e2e tests have one: the session may hold other tests (a unit test parametrized
+    with lab names), which must keep their place and never release a lab.
+    """
     callspec = getattr(item, "callspec", None)
-    if callspec is None:
+    if callspec is None or E2E_DIR not in item.path.parents:
         return None
     return next((value for value in callspec.params.values() if value in LAB_ORDER), None)
 
