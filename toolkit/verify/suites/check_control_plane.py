@@ -12,7 +12,7 @@ import pytest
 from cryptography import x509
 
 from toolkit.kube import APISERVER_CLIENT_CERT, PKI_DIR, holds_vip_command
-from toolkit.lab.spec import Lab, Node
+from toolkit.lab.spec import Lab, Node, Role
 from toolkit.verify.checks import expect, fail, static_pod_flags
 from toolkit.verify.cluster import Cluster, Run, eventually
 from toolkit.verify.report import NOTE_PROPERTY
@@ -188,7 +188,7 @@ def test_only_apiserver_connects_to_etcd(lab: Lab, cluster: Cluster, etcd_side: 
     }
     # etcd talks to its own client port (its gRPC gateway); anything else is a stranger.
     strangers = processes - {"kube-apiserver", "etcd"}
-    wanted = "kube-apiserver" if etcd_side.role == "control_planes" else None
+    wanted = "kube-apiserver" if etcd_side.role == Role.CONTROL_PLANE else None
     expect(
         not strangers and (wanted is None or wanted in processes),
         f"{etcd_side.name}: processes connected to etcd's client port: {sorted(processes)}"
