@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.drills import run_drill
-from toolkit.etcd import backup, remote, restore
+from toolkit.etcd import backup, restore
 from toolkit.etcd.topology import Topology
+from toolkit.hosts import remote
 from toolkit.lab.spec import Lab, load_lab
 from toolkit.progress import Progress
 

@@ -15,13 +15,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import paramiko
-
 from toolkit.errors import HostError, K8slabError
-from toolkit.hosts.lifecycle import ssh_target
-from toolkit.hosts.ssh import run_command
+from toolkit.hosts import remote
 from toolkit.lab.spec import APISERVER_PORT, Lab, Node
-from toolkit.lab.state import LabState
 from toolkit.poll import problems_gone, wait_until
 
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"
@@ -71,18 +67,6 @@ def readyz_verbose_command(nodes: Sequence[Node], max_time_s: int = 10) -> str:
 # --- running them over SSH -----------------------------------------------------------------
 
 
-def _as_root(lab: Lab, node: Node, script: str, timeout: float) -> tuple[int, str]:
-    """``script`` as root on ``node``: its status and combined output; SSH failures raise."""
-    try:
-        return run_command(
-            ssh_target(LabState.of(lab.name), node),
-            f"sudo sh -c {shlex.quote(script)}",
-            timeout=timeout,
-        )
-    except (TimeoutError, OSError, paramiko.SSHException) as exc:
-        raise HostError(f"{node.name}: cannot run over SSH: {exc or type(exc).__name__}") from exc
-
-
 def _tail(output: str, status: int, lines: int = 10) -> str:
     text = "\n".join(output.strip().splitlines()[-lines:])
     return text or f"exit {status}, no output"
@@ -92,7 +76,7 @@ def kubectl(
     lab: Lab, args: Sequence[str], *, on: Node | None = None, timeout: float = 60
 ) -> tuple[int, str]:
     """kubectl ``args`` on ``on`` (default: the first control plane); status and output."""
-    return _as_root(lab, on or lab.control_planes[0], kubectl_command(args), timeout)
+    return remote.try_root(lab, on or lab.control_planes[0], kubectl_command(args), timeout)
 
 
 def kubectl_ok(
@@ -114,7 +98,9 @@ def kubectl_json(
 
 def apply(lab: Lab, manifest: str, *, on: Node | None = None, timeout: float = 60) -> str:
     """``kubectl apply`` of ``manifest``; its output, or :class:`ClusterError`."""
-    status, output = _as_root(lab, on or lab.control_planes[0], apply_command(manifest), timeout)
+    status, output = remote.try_root(
+        lab, on or lab.control_planes[0], apply_command(manifest), timeout
+    )
     if status != 0:
         raise ClusterError(f"kubectl apply exited {status}: {_tail(output, status)}")
     return output
@@ -177,7 +163,7 @@ def vip_holder(lab: Lab) -> Node | None:
     """The control plane that holds the API VIP now; None if none does (or none answers)."""
     for node in lab.control_planes:
         try:
-            status, _ = _as_root(lab, node, holds_vip_command(lab), timeout=15)
+            status, _ = remote.try_root(lab, node, holds_vip_command(lab), timeout=15)
         except HostError:
             continue
         if status == 0:
@@ -188,7 +174,7 @@ def vip_holder(lab: Lab) -> Node | None:
 def api_answers(lab: Lab, on: Node) -> bool:
     """``/readyz`` through the VIP answers ``ok``, asked from inside ``on``."""
     url = f"https://{lab.api_vip}:{lab.api_port}/readyz"
-    status, output = _as_root(lab, on, f"curl -sk --max-time 5 {url}", timeout=20)
+    status, output = remote.try_root(lab, on, f"curl -sk --max-time 5 {url}", timeout=20)
     return status == 0 and output.strip() == "ok"
 
 
@@ -197,7 +183,9 @@ def apiservers_not_ready(lab: Lab) -> list[str]:
     fails (e.g. ``[-]etcd failed``); asked from the first control plane in one command.
     Through the VIP, haproxy hides a server that is not ready: each is asked directly."""
     nodes = lab.control_planes
-    _, output = _as_root(lab, nodes[0], readyz_verbose_command(nodes), timeout=20 + 12 * len(nodes))
+    _, output = remote.try_root(
+        lab, nodes[0], readyz_verbose_command(nodes), timeout=20 + 12 * len(nodes)
+    )
     answers: dict[str, list[str]] = {}
     current = ""
     for line in output.splitlines():

@@ -24,11 +24,12 @@ from toolkit import kube
 from toolkit.cli import main
 from toolkit.drills import DRILL_NAMES, DrillError, run_drill, run_drills
 from toolkit.drills.lab_ops import health_problems, wait_healthy
-from toolkit.etcd import SnapshotError, backup, list_backups, remote, restore
+from toolkit.etcd import SnapshotError, backup, list_backups, restore
 from toolkit.etcd.journal import journal_path
 from toolkit.etcd.snapshots import file_sha256, manifest_path, sha256_line, sha256_path
 from toolkit.etcd.steps import start_etcd, stop_etcd
 from toolkit.etcd.topology import DATA_DIR, Topology, running_containers_command
+from toolkit.hosts import remote
 from toolkit.lab.spec import Lab
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.destructive]

@@ -15,6 +15,7 @@ from toolkit.drills import backup_restore, lab_ops, member_loss, probes
 from toolkit.drills.report import DrillResult, render_markdown, write_reports
 from toolkit.etcd.snapshots import SnapshotManifest, snapshot_name, write_sidecars
 from toolkit.etcd.topology import PARKED_DIR, Topology
+from toolkit.hosts import remote
 from toolkit.hosts.ssh import SshTarget
 from toolkit.lab.spec import Lab, load_lab
 from toolkit.progress import Progress
@@ -284,7 +285,7 @@ def test_the_health_gate_asks_every_api_server_its_own_readyz(
         asked.append((target.name, command))
         return 0, (f"=== cp1\n{READYZ_OK}=== cp2\n{READYZ_OK}=== cp3\n{READYZ_ETCD_FAILED}")
 
-    monkeypatch.setattr(kube, "run_command", fake_run_command)
+    monkeypatch.setattr(remote, "run_command", fake_run_command)
     problems = kube.apiservers_not_ready(lab)
     assert problems == ["the API server on cp3 is not ready: [-]etcd failed: reason withheld"]
     ((on, script),) = asked
@@ -297,7 +298,7 @@ def test_the_health_gate_asks_every_api_server_its_own_readyz(
 def test_an_api_server_that_does_not_answer_is_not_ready(monkeypatch: pytest.MonkeyPatch) -> None:
     lab = load_lab("ha-stacked")
     output = f"=== cp1\n{READYZ_OK}=== cp2\ncurl: (7) Failed to connect to 172.30.2.12 port 6443\n"
-    monkeypatch.setattr(kube, "run_command", lambda *a, **k: (7, output))
+    monkeypatch.setattr(remote, "run_command", lambda *a, **k: (7, output))
     assert kube.apiservers_not_ready(lab) == [
         "the API server on cp2 is not ready: curl: (7) Failed to connect to 172.30.2.12 port 6443",
         "the API server on cp3 is not ready: no answer",

@@ -7,12 +7,11 @@ import importlib
 import json
 import re
 import shlex
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import pytest
 
-from toolkit.etcd import remote
-from toolkit.etcd.staging import RestorePlan, stage
 from toolkit.etcd.snapshots import (
     SnapshotError,
     SnapshotManifest,
@@ -27,6 +26,7 @@ from toolkit.etcd.snapshots import (
     to_prune,
     write_sidecars,
 )
+from toolkit.etcd.staging import RestorePlan, stage
 from toolkit.etcd.status import (
     EtcdError,
     cluster_health,
@@ -35,6 +35,7 @@ from toolkit.etcd.status import (
     parse_snapshot_status,
 )
 from toolkit.etcd.topology import NODE_WORK_DIR, Member, Topology
+from toolkit.hosts import remote
 from toolkit.lab.spec import Lab, Node, load_lab
 
 # Captured from etcd 3.6.5 (the bundle's etcdctl/etcdutl) on loopback.
@@ -278,9 +279,9 @@ def test_the_staging_script_quotes_every_value_from_the_manifest(
     commands: list[str] = []
 
     def try_run_script(
-        lab: Lab, node: Node, name: str, *args: str | int, timeout: float = 60
+        lab: Lab, node: Node, script: Traversable, *args: str | int, timeout: float = 60
     ) -> tuple[int, str]:
-        commands.append(remote.script_command(name, *args))
+        commands.append(remote.script_command(script, *args))
         return 0, '{"hash":943956090,"revision":812,"totalKey":1,"totalSize":20480}'
 
     monkeypatch.setattr(remote, "push", lambda *args, **kwargs: None)

@@ -17,10 +17,11 @@ from typing import Any
 import pytest
 
 from toolkit import kube
-from toolkit.etcd import cluster, journal, remote, steps
+from toolkit.etcd import cluster, journal, steps
 from toolkit.etcd.journal import Journal, JournalError
 from toolkit.etcd.restore import RestoreError
 from toolkit.etcd.rollback import rollback_message, undo_list
+from toolkit.hosts import remote
 from toolkit.lab.spec import Lab, Node, load_lab
 
 # The modules, not the functions of the same names that the package exports.

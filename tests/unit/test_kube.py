@@ -14,6 +14,7 @@ import pytest
 
 from toolkit import kube, poll
 from toolkit.errors import HostError
+from toolkit.hosts import remote
 from toolkit.hosts.ssh import SshTarget
 from toolkit.lab.spec import Lab, load_lab
 from toolkit.poll import PollTimeout
@@ -43,7 +44,7 @@ def lab(isolated_state: Path) -> Lab:
 
 def fake_hosts(monkeypatch: pytest.MonkeyPatch, answer: Callable[[str, str], Answer]) -> FakeHosts:
     hosts = FakeHosts(answer)
-    monkeypatch.setattr(kube, "run_command", hosts)
+    monkeypatch.setattr(remote, "run_command", hosts)
     return hosts
 
 
@@ -105,7 +106,7 @@ def test_an_unreachable_host_is_a_host_error_naming_it(
     def refused(target: SshTarget, command: str, timeout: float = 30) -> Answer:
         raise ConnectionRefusedError("Connection refused")
 
-    monkeypatch.setattr(kube, "run_command", refused)
+    monkeypatch.setattr(remote, "run_command", refused)
     with pytest.raises(HostError, match="cp1: cannot run over SSH: Connection refused"):
         kube.kubectl(lab, ["get", "nodes"])
 

@@ -21,7 +21,7 @@ from toolkit.drills.lab_ops import (
 )
 from toolkit.drills.report import DrillResult
 from toolkit.errors import K8slabError
-from toolkit.etcd import remote
+from toolkit.hosts import remote
 from toolkit.lab.spec import Lab, Node
 from toolkit.poll import PollTimeout, problems_gone, wait_until
 from toolkit.progress import Progress

@@ -12,9 +12,10 @@ from toolkit import kube
 from toolkit.drills import probes
 from toolkit.drills.report import DrillResult
 from toolkit.errors import HostError, K8slabError
-from toolkit.etcd import cluster, remote
+from toolkit.etcd import cluster
 from toolkit.etcd.status import EtcdError
 from toolkit.etcd.topology import Topology
+from toolkit.hosts import remote
 from toolkit.hosts.engine import DockerNames
 from toolkit.hosts.ssh import wait_until_ready
 from toolkit.hosts.vagrant import Vagrant

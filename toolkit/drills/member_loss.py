@@ -19,10 +19,11 @@ from toolkit.drills.lab_ops import (
 )
 from toolkit.drills.report import DrillResult
 from toolkit.errors import HostError
-from toolkit.etcd import cluster, remote
-from toolkit.etcd.restore import start_etcd, stop_etcd
+from toolkit.etcd import cluster
 from toolkit.etcd.status import ClusterHealth, EtcdError
+from toolkit.etcd.steps import start_etcd, stop_etcd
 from toolkit.etcd.topology import DATA_DIR, PARKED_DIR, Member, Topology
+from toolkit.hosts import remote
 from toolkit.lab.spec import Lab, Node
 from toolkit.poll import PollTimeout, wait_until
 from toolkit.progress import Progress

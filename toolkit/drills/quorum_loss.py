@@ -9,10 +9,11 @@ from toolkit import kube
 from toolkit.drills import probes
 from toolkit.drills.lab_ops import configmaps, delete_namespace, install_admin_credentials
 from toolkit.drills.report import DrillResult
-from toolkit.etcd import remote
 from toolkit.etcd.backup import backup
-from toolkit.etcd.restore import restore, stop_etcd
+from toolkit.etcd.restore import restore
+from toolkit.etcd.steps import stop_etcd
 from toolkit.etcd.topology import Topology
+from toolkit.hosts import remote
 from toolkit.lab.spec import APISERVER_PORT, Lab, Node
 from toolkit.progress import Progress
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from toolkit.etcd import cluster, remote
+from toolkit.etcd import cluster
 from toolkit.etcd.snapshots import (
     VERSION_RE,
     SnapshotManifest,
@@ -19,6 +19,7 @@ from toolkit.etcd.snapshots import (
 )
 from toolkit.etcd.status import EtcdError, parse_snapshot_status
 from toolkit.etcd.topology import NODE_WORK_DIR, Member, Topology
+from toolkit.hosts import remote
 from toolkit.lab.spec import Lab
 from toolkit.progress import SILENT, Progress
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 from toolkit.errors import HostError
-from toolkit.etcd import remote
 from toolkit.etcd.status import (
     ClusterHealth,
     EtcdError,
@@ -14,6 +13,7 @@ from toolkit.etcd.status import (
     parse_member_list,
 )
 from toolkit.etcd.topology import Member, Topology
+from toolkit.hosts import remote
 
 
 def etcdctl_on_any(

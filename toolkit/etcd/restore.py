@@ -31,7 +31,7 @@ from pathlib import Path
 
 from toolkit import kube
 from toolkit.errors import K8slabError
-from toolkit.etcd import cluster, journal, remote, steps
+from toolkit.etcd import cluster, journal, steps
 from toolkit.etcd.journal import Journal
 from toolkit.etcd.rollback import rollback_message
 from toolkit.etcd.snapshots import SnapshotError
@@ -40,17 +40,12 @@ from toolkit.etcd.steps import (
     CONTROL_PLANE_PODS,
     member_nodes,
     on_each,
-    start_etcd,
-    stop_etcd,
 )
 from toolkit.etcd.topology import NODE_WORK_DIR, Topology, restore_dirs
 from toolkit.etcd.workloads import restart_coredns
+from toolkit.hosts import remote
 from toolkit.lab.spec import Lab, Node
 from toolkit.progress import SILENT, Progress
-
-# start_etcd and stop_etcd: the drills import them from here until they move to steps.
-__all__ = ["RestoreError", "RestorePlan", "RestoreResult", "restore", "resume"]
-__all__ += ["start_etcd", "stop_etcd"]
 
 ETCD_HEALTHY_DEADLINE_S = 180
 

@@ -9,11 +9,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from toolkit.errors import HostError
-from toolkit.etcd import remote, steps
+from toolkit.etcd import steps
 from toolkit.etcd.snapshots import SnapshotError, SnapshotManifest, checked_manifest
 from toolkit.etcd.status import EtcdError, parse_snapshot_status
 from toolkit.etcd.steps import member_nodes, on_each
-from toolkit.etcd.topology import NODE_WORK_DIR, Topology, restore_dirs
+from toolkit.etcd.topology import NODE_WORK_DIR, SCRIPTS, Topology, restore_dirs
+from toolkit.hosts import remote
 from toolkit.lab.spec import Lab, Node
 from toolkit.progress import SILENT, Progress
 
@@ -78,7 +79,7 @@ def stage(plan: RestorePlan, progress: Progress = SILENT) -> None:
         status, output = remote.try_run_script(
             plan.lab,
             node,
-            "stage-snapshot.sh",
+            SCRIPTS / "stage-snapshot.sh",
             NODE_WORK_DIR,
             plan.manifest.file,
             plan.manifest.sha256,

@@ -14,15 +14,16 @@ from contextlib import contextmanager
 from types import FrameType
 
 from toolkit.errors import HostError
-from toolkit.etcd import remote
 from toolkit.etcd.topology import (
     DATA_DIR,
     MANIFESTS_DIR,
     RUNTIME_ENDPOINT,
+    SCRIPTS,
     Topology,
     park_manifests_command,
     unpark_manifests_command,
 )
+from toolkit.hosts import remote
 from toolkit.lab.spec import Lab, Node
 from toolkit.progress import SILENT, Progress
 
@@ -133,7 +134,7 @@ def wait_stopped(lab: Lab, node: Node, pods: list[str]) -> None:
     remote.run_script(
         lab,
         node,
-        "wait-stopped.sh",
+        SCRIPTS / "wait-stopped.sh",
         RUNTIME_ENDPOINT,
         STOP_GRACE_S,
         STOP_DEADLINE_S,
@@ -189,15 +190,17 @@ def pin_static_pod_images(lab: Lab, pods: list[str]) -> None:
     """
     on_each(
         lab.control_planes,
-        lambda node: remote.run_script(lab, node, "pin-images.sh", MANIFESTS_DIR, *pods),
+        lambda node: remote.run_script(lab, node, SCRIPTS / "pin-images.sh", MANIFESTS_DIR, *pods),
     )
 
 
 def swap_data_dir(lab: Lab, node: Node, restored: str, old: str, staged: str) -> None:
-    remote.run_script(lab, node, "swap-data-dir.sh", DATA_DIR, restored, old, staged)
+    remote.run_script(lab, node, SCRIPTS / "swap-data-dir.sh", DATA_DIR, restored, old, staged)
 
 
 def unswap_data_dir(
     lab: Lab, node: Node, old: str, failed: str, restored: str, staged: str
 ) -> None:
-    remote.run_script(lab, node, "unswap-data-dir.sh", DATA_DIR, old, failed, restored, staged)
+    remote.run_script(
+        lab, node, SCRIPTS / "unswap-data-dir.sh", DATA_DIR, old, failed, restored, staged
+    )

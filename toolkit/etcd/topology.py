@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
+from importlib import resources
 
 from toolkit.lab.spec import Lab, Node
 
@@ -23,6 +24,9 @@ PARKED_DIR = "/etc/kubernetes/k8slab-parked"
 NODE_WORK_DIR = "/var/lib/k8slab/etcd"
 RUNTIME_ENDPOINT = "unix:///run/containerd/containerd.sock"
 CRICTL = f"crictl --runtime-endpoint {RUNTIME_ENDPOINT}"
+
+# The shell programs of backup and restore, run on the members with quoted arguments.
+SCRIPTS = resources.files("toolkit.etcd") / "scripts"
 
 STACKED_PKI = "/etc/kubernetes/pki/etcd"
 EXTERNAL_PKI = "/etc/etcd/pki"

@@ -1,11 +1,14 @@
-"""Commands and file copies on lab hosts over SSH, as root (sudo), with errors naming the host."""
+"""Commands, packaged scripts and file copies on a lab's hosts, as root (sudo), over the
+one SSH layer (:mod:`toolkit.hosts.ssh`, host keys pinned in the lab's known_hosts), with
+errors naming the host. Everything on the Python side that acts on a host goes through
+here: etcd backup and restore, the drills, the cluster client."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 import shlex
-from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import paramiko
@@ -35,29 +38,31 @@ def try_root(lab: Lab, node: Node, script: str, timeout: float = 60) -> tuple[in
         raise HostError(f"{node.name}: cannot run over SSH: {exc or type(exc).__name__}") from exc
 
 
-def script_command(name: str, *args: str | int) -> str:
-    """A packaged script of ``toolkit/etcd/scripts`` with its arguments, each one quoted."""
-    text = resources.files("toolkit.etcd").joinpath("scripts", name).read_text(encoding="utf-8")
-    return " ".join(shlex.quote(str(part)) for part in ("sh", "-c", text, name, *args))
+def script_command(script: Traversable, *args: str | int) -> str:
+    """A packaged shell script run by ``sh -c`` with its arguments, each one quoted."""
+    text = script.read_text(encoding="utf-8")
+    return " ".join(shlex.quote(str(part)) for part in ("sh", "-c", text, script.name, *args))
 
 
 def try_run_script(
-    lab: Lab, node: Node, name: str, *args: str | int, timeout: float = 60
+    lab: Lab, node: Node, script: Traversable, *args: str | int, timeout: float = 60
 ) -> tuple[int, str]:
-    """Run the packaged script ``name`` as root on ``node``; its status and output."""
-    command = f"sudo {script_command(name, *args)}"
+    """Run a packaged script as root on ``node``; its status and output."""
+    command = f"sudo {script_command(script, *args)}"
     try:
         return run_command(target(lab, node), command, timeout=timeout)
     except (TimeoutError, OSError, paramiko.SSHException) as exc:
         raise HostError(f"{node.name}: cannot run over SSH: {exc or type(exc).__name__}") from exc
 
 
-def run_script(lab: Lab, node: Node, name: str, *args: str | int, timeout: float = 60) -> str:
-    """Run the packaged script ``name`` as root on ``node``; its output, or an error."""
-    status, output = try_run_script(lab, node, name, *args, timeout=timeout)
+def run_script(
+    lab: Lab, node: Node, script: Traversable, *args: str | int, timeout: float = 60
+) -> str:
+    """Run a packaged script as root on ``node``; its output, or an error naming it."""
+    status, output = try_run_script(lab, node, script, *args, timeout=timeout)
     if status != 0:
         tail = "\n".join(output.strip().splitlines()[-10:])
-        raise HostError(f"{node.name}: {name} exited {status}: {tail}")
+        raise HostError(f"{node.name}: {script.name} exited {status}: {tail}")
     return output
 
 
