@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from toolkit.errors import HostError
 from toolkit.etcd.status import (
     ClusterHealth,
@@ -14,6 +12,7 @@ from toolkit.etcd.status import (
 )
 from toolkit.etcd.topology import Member, Topology
 from toolkit.hosts import remote
+from toolkit.poll import PollTimeout, problems_gone, wait_until
 
 
 def etcdctl_on_any(
@@ -55,19 +54,19 @@ def wait_healthy(
     topo: Topology, deadline_s: float = 180, interval_s: float = 2, avoid: set[str] | None = None
 ) -> float:
     """Wait until every member answers and all agree on one leader; return seconds waited."""
-    started = time.monotonic()
-    last = "no answer yet"
-    while time.monotonic() - started < deadline_s:
-        try:
-            found = health(topo, avoid)
-        except (EtcdError, HostError) as exc:
-            last = str(exc)
-        else:
-            if found.healthy:
-                return time.monotonic() - started
-            last = "; ".join(found.problems)
-        time.sleep(interval_s)
-    raise EtcdError(f"lab {topo.lab.name}: etcd not healthy within {deadline_s:.0f}s ({last})")
+    try:
+        return wait_until(
+            lambda: health(topo, avoid).problems,
+            problems_gone,
+            timeout_s=deadline_s,
+            interval_s=interval_s,
+            what=f"lab {topo.lab.name}: etcd healthy",
+            retry_on=(EtcdError, HostError),
+        )
+    except PollTimeout as exc:
+        raise EtcdError(
+            f"lab {topo.lab.name}: etcd not healthy within {deadline_s:.0f}s ({exc.last})"
+        ) from exc
 
 
 def leader(topo: Topology) -> Member:
