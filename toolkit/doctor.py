@@ -80,18 +80,23 @@ def _python() -> list[Check]:
     return checks
 
 
+def _at_least(name: str, found: float, minimum: float, detail: str, fix: str) -> Check:
+    ok = found >= minimum
+    return Check(name, ok, detail, "" if ok else fix)
+
+
 def _memory() -> Check:
     available_kib = 0
     for line in Path("/proc/meminfo").read_text().splitlines():
         if line.startswith("MemAvailable:"):
             available_kib = int(line.split()[1])
     gib = available_kib / 1024 / 1024
-    ok = gib >= MIN_FREE_MEMORY_GIB
-    return Check(
+    return _at_least(
         "free memory",
-        ok,
+        gib,
+        MIN_FREE_MEMORY_GIB,
         f"{gib:.1f} GiB available",
-        "" if ok else f"free memory: ha-stacked wants {MIN_FREE_MEMORY_GIB:.0f} GiB",
+        f"free memory: ha-stacked wants {MIN_FREE_MEMORY_GIB:.0f} GiB",
     )
 
 
@@ -99,12 +104,12 @@ def _disk() -> Check:
     target = paths.cache_dir()
     probe = target if target.exists() else Path.home()
     free = shutil.disk_usage(probe).free / 1024**3
-    ok = free >= MIN_FREE_DISK_GIB
-    return Check(
+    return _at_least(
         "free disk",
-        ok,
+        free,
+        MIN_FREE_DISK_GIB,
         f"{free:.0f} GiB free at {probe}",
-        "" if ok else f"free disk space: images and bundles want {MIN_FREE_DISK_GIB:.0f} GiB",
+        f"free disk space: images and bundles want {MIN_FREE_DISK_GIB:.0f} GiB",
     )
 
 

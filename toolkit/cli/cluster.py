@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from toolkit import kube
-from toolkit.cli.params import LAB, changes_lab
+from toolkit.cli.params import LAB, changes_lab, only_some
 from toolkit.lab import spec
 from toolkit.lab.state import LabState
 from toolkit.progress import Progress
@@ -32,13 +32,7 @@ def print_summary(report: ProvisionReport) -> None:
 
 @click.command("provision")
 @click.argument("lab", type=LAB)
-@click.option(
-    "--phase",
-    "phases",
-    multiple=True,
-    type=click.Choice(PHASE_NAMES),
-    help="Run only this phase (repeatable).",
-)
+@only_some("--phase", "phases", PHASE_NAMES, "phase")
 @changes_lab
 def provision_command(lab: str, phases: tuple[str, ...]) -> None:
     """Install the cluster onto the lab's hosts (idempotent: run it again to check)."""

@@ -35,6 +35,19 @@ class LabParam(click.ParamType[str, str]):
 LAB = LabParam()
 
 
+def only_some(
+    flag: str, dest: str, choices: list[str] | tuple[str, ...], what: str
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """A repeatable ``--flag NAME`` limiting a command to some of ``choices`` (all by default)."""
+    return click.option(
+        flag,
+        dest,
+        multiple=True,
+        type=click.Choice(choices),
+        help=f"Run only this {what} (repeatable).",
+    )
+
+
 def changes_lab(command: Callable[P, R]) -> Callable[P, R]:
     """Run a command that changes its ``lab`` under the lab's lock, from the moment its
     arguments are parsed until it returns or fails; another such command on the same lab

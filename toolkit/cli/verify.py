@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from toolkit.cli.params import LAB, changes_lab
+from toolkit.cli.params import LAB, changes_lab, only_some
 from toolkit.lab import spec
 from toolkit.progress import Progress
 from toolkit.verify import GROUPS, run_verify
@@ -13,13 +13,7 @@ from toolkit.verify.report import render_table
 
 @click.command("verify")
 @click.argument("lab", type=LAB)
-@click.option(
-    "--only",
-    "groups",
-    multiple=True,
-    type=click.Choice(GROUPS),
-    help="Run only this group of checks (repeatable).",
-)
+@only_some("--only", "groups", GROUPS, "group of checks")
 @click.option("--quiet", is_flag=True, help="No progress lines, only the table.")
 @changes_lab
 def verify(lab: str, groups: tuple[str, ...], quiet: bool) -> None:
