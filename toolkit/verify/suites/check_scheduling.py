@@ -13,8 +13,12 @@ from toolkit.verify.workload import NAMESPACE, SSD_LABEL, TAINT_KEY, Workload, d
 SCHEDULE_TIMEOUT_S = 45
 
 
-def running(cluster: Cluster, app: str, replicas: int) -> tuple[bool, dict[str, dict[str, Any]]]:
-    """Wait (bounded) until ``replicas`` Pods of ``app`` are Running; return them by name."""
+def running(
+    cluster: Cluster, workload: Workload, app: str, replicas: int
+) -> tuple[bool, dict[str, dict[str, Any]], dict[str, str]]:
+    """Wait (bounded) until ``replicas`` Pods of ``app`` are Running: whether they are, the
+    Pods by name, and the node each one runs on."""
+    workload.wait_applied()
 
     def probe() -> dict[str, dict[str, Any]]:
         run = cluster.kubectl("get", "pods", "-n", NAMESPACE, "-l", f"app={app}", "-o", "json")
@@ -26,27 +30,25 @@ def running(cluster: Cluster, app: str, replicas: int) -> tuple[bool, dict[str, 
         phases = [p["status"].get("phase") for p in pods.values()]
         return len(phases) == replicas and set(phases) == {"Running"}
 
-    return eventually(probe, accept, SCHEDULE_TIMEOUT_S)
+    ok, pods = eventually(probe, accept, SCHEDULE_TIMEOUT_S)
+    return ok, pods, {name: str(p["spec"].get("nodeName")) for name, p in pods.items()}
 
 
 def test_node_selector_places_pods_on_labelled_node(cluster: Cluster, workload: Workload) -> None:
-    workload.wait_applied()
     labelled = workload.layout.b.name
-    ok, pods = running(cluster, "ssd", 2)
-    nodes = {p["spec"].get("nodeName") for p in pods.values()}
+    ok, pods, on = running(cluster, workload, "ssd", 2)
     expect(
-        ok and nodes == {labelled},
-        f"Pods with nodeSelector {'='.join(SSD_LABEL)} run on {sorted(map(str, nodes))}; "
+        ok and set(on.values()) == {labelled},
+        f"Pods with nodeSelector {'='.join(SSD_LABEL)} run on {sorted(set(on.values()))}; "
         f"only {labelled} carries the label",
         describe_pods(pods),
     )
 
 
 def test_taint_keeps_untolerating_pods_off(cluster: Cluster, workload: Workload) -> None:
-    workload.wait_applied()
     tainted = workload.layout.a.name
-    ok, pods = running(cluster, "untolerated", 3)
-    on_tainted = [name for name, p in pods.items() if p["spec"].get("nodeName") == tainted]
+    ok, pods, on = running(cluster, workload, "untolerated", 3)
+    on_tainted = sorted(name for name, node in on.items() if node == tainted)
     expect(
         ok and not on_tainted,
         f"Pods without a toleration for {TAINT_KEY} on tainted {tainted}: {on_tainted}"
@@ -57,12 +59,10 @@ def test_taint_keeps_untolerating_pods_off(cluster: Cluster, workload: Workload)
 
 
 def test_toleration_admits_pod_on_tainted_node(cluster: Cluster, workload: Workload) -> None:
-    workload.wait_applied()
     tainted = workload.layout.a.name
-    ok, pods = running(cluster, "tolerating", 1)
-    nodes = {p["spec"].get("nodeName") for p in pods.values()}
+    ok, pods, on = running(cluster, workload, "tolerating", 1)
     expect(
-        ok and nodes == {tainted},
+        ok and set(on.values()) == {tainted},
         f"a Pod tolerating {TAINT_KEY} and selecting {tainted} was not scheduled there",
         describe_pods(pods),
     )
