@@ -13,7 +13,8 @@ from toolkit import drills, kube
 from toolkit.cli import main
 from toolkit.drills import backup_restore, lab_ops, member_loss, probes
 from toolkit.drills.report import DrillResult, render_markdown, write_reports
-from toolkit.etcd.snapshots import SnapshotManifest, snapshot_name, write_sidecars
+from toolkit.etcd.manifest import SnapshotManifest
+from toolkit.etcd.snapshots import snapshot_name, write_sidecars
 from toolkit.etcd.topology import PARKED_DIR, Topology
 from toolkit.hosts import remote
 from toolkit.hosts.ssh import SshTarget

@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from toolkit.etcd.manifest import SnapshotError, SnapshotManifest
 from toolkit.etcd.snapshots import (
-    SnapshotError,
-    SnapshotManifest,
     checked_manifest,
     list_backups,
     manifest_path,

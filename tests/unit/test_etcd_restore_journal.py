@@ -28,7 +28,6 @@ from toolkit.lab.spec import Lab, Node, load_lab
 restore = importlib.import_module("toolkit.etcd.restore")
 rollback = importlib.import_module("toolkit.etcd.rollback")
 STAMP = "20261126T001500Z"
-FILE = f"ha-stacked-{STAMP}.db"
 
 
 @pytest.fixture
@@ -39,8 +38,8 @@ def lab(isolated_state: Path) -> Lab:
 def new_journal(lab: Lab, **fields: Any) -> Journal:
     record = Journal(
         lab=lab.name,
-        snapshot=f"/somewhere/{lab.name}-{STAMP}.db",
-        file=f"{lab.name}-{STAMP}.db",
+        snapshot=f"/somewhere/{lab.name}-etcd-{STAMP}.db",
+        file=f"{lab.name}-etcd-{STAMP}.db",
         revision=812,
         stamp=STAMP,
     )

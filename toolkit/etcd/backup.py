@@ -9,9 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from toolkit.etcd import cluster
+from toolkit.etcd.manifest import VERSION_RE, SnapshotManifest
 from toolkit.etcd.snapshots import (
-    VERSION_RE,
-    SnapshotManifest,
     backups_dir,
     commit,
     prune,

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from toolkit.errors import K8slabError
+from toolkit.etcd.manifest import NAME_RE
+from toolkit.lab.spec import HOSTNAME_RE
 from toolkit.lab.state import LabState, is_lab_name
 
 JOURNAL_NAME = "etcd-restore.json"
@@ -37,8 +39,6 @@ STEPS = (
 OPEN_STATES = ("running", "interrupted", "failed", "rolling-back")
 STATES = (*OPEN_STATES, "finished", "rolled-back")
 STAMP = re.compile(r"\d{8}T\d{6}Z")
-NODE_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
-SNAPSHOT_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}\.db")
 
 
 class JournalError(K8slabError):
@@ -200,7 +200,7 @@ def journal_problems(data: Any, lab: str) -> list[str]:
         return problems
     if not isinstance(data["lab"], str) or not is_lab_name(data["lab"]) or data["lab"] != lab:
         problems.append(f"lab {data['lab']!r} is not {lab!r}")
-    if not isinstance(data["file"], str) or not SNAPSHOT_FILE.fullmatch(data["file"]):
+    if not isinstance(data["file"], str) or not NAME_RE.fullmatch(data["file"]):
         problems.append(f"file {data['file']!r} is not a snapshot's name")
     if not isinstance(data["snapshot"], str) or Path(data["snapshot"]).name != data["file"]:
         problems.append(f"snapshot {data['snapshot']!r} does not end in file {data['file']!r}")
@@ -216,7 +216,7 @@ def journal_problems(data: Any, lab: str) -> list[str]:
     if not isinstance(done, dict) or not all(
         step in STEPS
         and isinstance(hosts, list)
-        and all(isinstance(h, str) and NODE_NAME.fullmatch(h) for h in hosts)
+        and all(isinstance(h, str) and HOSTNAME_RE.fullmatch(h) for h in hosts)
         for step, hosts in done.items()
     ):
         problems.append("done must map steps to lists of host names")

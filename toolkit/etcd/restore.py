@@ -33,8 +33,8 @@ from toolkit import kube
 from toolkit.errors import K8slabError
 from toolkit.etcd import cluster, journal, steps
 from toolkit.etcd.journal import Journal
+from toolkit.etcd.manifest import SnapshotError
 from toolkit.etcd.rollback import rollback_message
-from toolkit.etcd.snapshots import SnapshotError
 from toolkit.etcd.staging import RestorePlan, discard_staged, plan_restore, stage
 from toolkit.etcd.steps import (
     CONTROL_PLANE_PODS,

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from toolkit.errors import HostError
 from toolkit.etcd import steps
-from toolkit.etcd.snapshots import SnapshotError, SnapshotManifest, checked_manifest
+from toolkit.etcd.manifest import SnapshotError, SnapshotManifest
+from toolkit.etcd.snapshots import checked_manifest
 from toolkit.etcd.status import EtcdError, parse_snapshot_status
 from toolkit.etcd.steps import member_nodes, on_each
 from toolkit.etcd.topology import NODE_WORK_DIR, SCRIPTS, Topology, restore_dirs
