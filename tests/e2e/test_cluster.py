@@ -4,17 +4,17 @@ provision that changes nothing. Labs: $K8SLAB_E2E_LABS (default: ha-stacked)."""
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
 
+from toolkit import kube
 from toolkit.bundle import store as bundle_store
 from toolkit.hosts.lifecycle import ssh_target
 from toolkit.hosts.ssh import run_command
 from toolkit.lab.spec import Lab, Node
 from toolkit.lab.state import LabState
-from toolkit.provision.cluster import kubectl
+from toolkit.poll import poll
 from toolkit.provision.run import provision
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -40,24 +40,13 @@ def on(lab: Lab, node: Node, command: str, timeout: float = 60) -> tuple[int, st
     return run_command(ssh_target(LabState.of(lab.name), node), command, timeout=timeout)
 
 
-def kubectl_json(lab: Lab, *args: str) -> Any:
-    status, output = kubectl(lab, [*args, "-o", "json"])
-    assert status == 0, output
-    return json.loads(output)
-
-
 def eventually(check: Any, timeout_s: float = 180, interval_s: float = 3) -> Any:
-    """Poll ``check`` until it returns a truthy value (bounded in time)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval_s)
+    """Poll ``check`` until it returns a truthy value (bounded in time); its last value."""
+    return poll(check, bool, timeout_s, interval_s).value
 
 
 def test_every_node_is_ready(lab: Lab) -> None:
-    nodes = kubectl_json(lab, "get", "nodes")["items"]
+    nodes = kube.kubectl_json(lab, ["get", "nodes"])["items"]
     ready = {
         n["metadata"]["name"]
         for n in nodes
@@ -69,7 +58,7 @@ def test_every_node_is_ready(lab: Lab) -> None:
 
 def test_kube_system_pods_run(lab: Lab) -> None:
     def not_running() -> list[str]:
-        pods = kubectl_json(lab, "get", "pods", "-n", "kube-system")["items"]
+        pods = kube.kubectl_json(lab, ["get", "pods", "-n", "kube-system"])["items"]
         return [
             p["metadata"]["name"]
             for p in pods
@@ -105,16 +94,14 @@ def test_every_load_balancer_sees_every_api_server_up(lab: Lab) -> None:
 
 def test_vip_is_held_by_exactly_one_control_plane(lab: Lab) -> None:
     holders = [
-        cp.name
-        for cp in lab.control_planes
-        if on(lab, cp, f"ip -o -4 addr show | grep -qw {lab.api_vip}")[0] == 0
+        cp.name for cp in lab.control_planes if on(lab, cp, kube.holds_vip_command(lab))[0] == 0
     ]
     assert len(holders) == 1, holders
 
 
 @pytest.mark.parametrize("component", ["kube-scheduler", "kube-controller-manager"])
 def test_one_leader_per_component(lab: Lab, component: str) -> None:
-    lease = kubectl_json(lab, "get", "lease", "-n", "kube-system", component)
+    lease = kube.kubectl_json(lab, ["get", "lease", "-n", "kube-system", component])
     holder = lease["spec"]["holderIdentity"]
     assert holder.split("_")[0] in {cp.name for cp in lab.control_planes}
 
@@ -191,29 +178,24 @@ def test_pods_across_workers_reach_each_other_without_nat(lab: Lab) -> None:
     )
     replicas = 2 * len(lab.workers)
     manifest = WORKLOAD.format(ns=NAMESPACE, replicas=replicas, image=image)
-    first = lab.control_planes[0]
-    kubectl(lab, ["delete", "namespace", NAMESPACE, "--ignore-not-found", "--timeout=120s"])
-    status, output = on(
-        lab,
-        first,
-        f"cat <<'EOF' | sudo kubectl --kubeconfig "
-        f"/etc/kubernetes/admin.conf apply -f -\n{manifest}\nEOF",
+    kube.kubectl(
+        lab, ["delete", "namespace", NAMESPACE, "--ignore-not-found", "--timeout=120s"], timeout=150
     )
-    assert status == 0, output
+    kube.apply(lab, manifest)
     try:
-        status, output = kubectl(
+        status, output = kube.kubectl(
             lab,
             ["-n", NAMESPACE, "rollout", "status", "deploy/echo", "--timeout=180s"],
             timeout=200,
         )
         assert status == 0, output
-        pods = kubectl_json(lab, "get", "pods", "-n", NAMESPACE)["items"]
+        pods = kube.kubectl_json(lab, ["get", "pods", "-n", NAMESPACE])["items"]
         assert {p["spec"]["nodeName"] for p in pods} == {w.name for w in lab.workers}
         for client in pods:
             for server in pods:
                 if client is server:
                     continue
-                status, seen = kubectl(
+                status, seen = kube.kubectl(
                     lab,
                     [
                         "-n",
@@ -229,7 +211,7 @@ def test_pods_across_workers_reach_each_other_without_nat(lab: Lab) -> None:
                 assert status == 0, seen
                 assert seen.strip() == client["status"]["podIP"]
     finally:
-        kubectl(lab, ["delete", "namespace", NAMESPACE, "--wait=false"])
+        kube.kubectl(lab, ["delete", "namespace", NAMESPACE, "--wait=false"])
 
 
 def test_second_provision_changes_nothing(lab: Lab) -> None:

@@ -21,9 +21,9 @@ from toolkit.cli import main
 from toolkit.errors import HostError
 from toolkit.hosts.lifecycle import ssh_target
 from toolkit.hosts.ssh import run_command
+from toolkit.kube import wait_for_ready_nodes
 from toolkit.lab.spec import Lab, Node, load_lab
 from toolkit.lab.state import LabState
-from toolkit.provision.cluster import wait_for_ready_nodes
 from toolkit.provision.run import provision
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.destructive]

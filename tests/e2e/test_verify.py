@@ -9,10 +9,10 @@ import xml.etree.ElementTree as ET
 import pytest
 from click.testing import CliRunner
 
+from toolkit import kube
 from toolkit.cli import main
 from toolkit.lab.spec import Lab
 from toolkit.progress import Progress
-from toolkit.provision.cluster import kubectl
 from toolkit.verify import GROUPS, run_verify
 from toolkit.verify.report import render_table
 from toolkit.verify.workload import NAMESPACE, PEER_NAMESPACE, SSD_LABEL, TAINT_KEY
@@ -37,16 +37,16 @@ def test_every_check_passes_on_a_fresh_lab(provisioned_lab: Lab) -> None:
 
 
 def test_nothing_verify_created_is_left(provisioned_lab: Lab) -> None:
-    status, output = kubectl(provisioned_lab, ["get", "namespaces", "-o", "name"])
+    status, output = kube.kubectl(provisioned_lab, ["get", "namespaces", "-o", "name"])
     assert status == 0, output
     left = {f"namespace/{NAMESPACE}", f"namespace/{PEER_NAMESPACE}"} & set(output.split())
     # Deleting a namespace takes a moment; it must at least be terminating.
     for namespace in left:
-        status, phase = kubectl(
+        status, phase = kube.kubectl(
             provisioned_lab, ["get", namespace, "-o", "jsonpath={.status.phase}"]
         )
         assert phase == "Terminating", f"{namespace} is {phase}"
-    status, output = kubectl(provisioned_lab, ["get", "nodes", "-o", "json"])
+    status, output = kube.kubectl(provisioned_lab, ["get", "nodes", "-o", "json"])
     assert status == 0, output
     for node in json.loads(output)["items"]:
         name = node["metadata"]["name"]

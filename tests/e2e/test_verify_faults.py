@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from toolkit.kube import holds_vip_command
 from toolkit.lab.spec import Lab, Node
 from toolkit.verify import run_verify
 from toolkit.verify.cluster import Cluster, eventually
@@ -389,7 +390,7 @@ def vip_holder(scene: Scene) -> list[str]:
     return [
         cp.name
         for cp in scene.lab.control_planes
-        if scene.cluster.run(cp, f"ip -o -4 addr show | grep -qw {scene.lab.api_vip}").ok
+        if scene.cluster.run(cp, holds_vip_command(scene.lab)).ok
     ]
 
 

@@ -19,11 +19,11 @@ from toolkit.bundle import store
 from toolkit.bundle.build import build
 from toolkit.errors import BundleError, HostError, K8slabError
 from toolkit.hosts.lifecycle import record_host_keys, record_up_timings
+from toolkit.kube import wait_for_ready_nodes, wait_for_system_workloads
 from toolkit.lab.spec import Lab
 from toolkit.lab.state import LabState
 from toolkit.paths import PLAYBOOKS_DIR
 from toolkit.progress import SILENT, Progress
-from toolkit.provision.cluster import wait_for_ready_nodes, wait_for_system_workloads
 
 
 class ProvisionError(K8slabError):

@@ -13,8 +13,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from toolkit.kube import is_ready
 from toolkit.lab.spec import Node, Role
-from toolkit.provision.cluster import is_ready
 from toolkit.verify.cluster import Cluster, Run, eventually
 
 NAMESPACE = "k8slab-verify"
