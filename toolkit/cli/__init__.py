@@ -2,25 +2,49 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
-from typing import Any
+from typing import Any, cast
 
 import click
 
 from toolkit import __version__
-from toolkit.cli.bundle import bundle
-from toolkit.cli.cluster import kubectl, provision_command, reset_command
-from toolkit.cli.doctor import doctor
-from toolkit.cli.drill import drill
-from toolkit.cli.etcd import etcd_group
-from toolkit.cli.image import image
-from toolkit.cli.lab import destroy, labs, ssh, status, up, validate
-from toolkit.cli.verify import verify
 from toolkit.errors import K8slabError
+
+# Each command and the module that defines it, in the order --help lists them. A command's
+# module is imported only when that command runs, so `k8slab validate` does not load
+# paramiko, pytest or ansible-runner.
+COMMANDS = {
+    "validate": "toolkit.cli.spec:validate",
+    "labs": "toolkit.cli.spec:labs",
+    "up": "toolkit.cli.lab:up",
+    "provision": "toolkit.cli.cluster:provision_command",
+    "reset": "toolkit.cli.cluster:reset_command",
+    "kubectl": "toolkit.cli.cluster:kubectl",
+    "status": "toolkit.cli.lab:status",
+    "ssh": "toolkit.cli.lab:ssh",
+    "destroy": "toolkit.cli.lab:destroy",
+    "verify": "toolkit.cli.verify:verify",
+    "doctor": "toolkit.cli.doctor:doctor",
+    "image": "toolkit.cli.image:image",
+    "bundle": "toolkit.cli.bundle:bundle",
+    "etcd": "toolkit.cli.etcd:etcd_group",
+    "drill": "toolkit.cli.drill:drill",
+}
 
 
 class ErrorReportingGroup(click.Group):
-    """Turns a K8slabError into its message and exit status 1; the traceback only with --debug."""
+    """Loads each command when it is used, and turns a K8slabError into its message and
+    exit status 1; the traceback only with --debug."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMANDS:
+            return None
+        module, attribute = COMMANDS[cmd_name].split(":")
+        return cast(click.Command, getattr(importlib.import_module(module), attribute))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -39,23 +63,3 @@ class ErrorReportingGroup(click.Group):
 def main(ctx: click.Context, debug: bool) -> None:
     """Build Kubernetes lab clusters on real hosts and prove they work."""
     ctx.obj = {"debug": debug}
-
-
-for command in (
-    validate,
-    labs,
-    up,
-    provision_command,
-    reset_command,
-    kubectl,
-    status,
-    ssh,
-    destroy,
-    verify,
-    doctor,
-    image,
-    bundle,
-    etcd_group,
-    drill,
-):
-    main.add_command(command)
