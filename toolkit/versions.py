@@ -35,6 +35,12 @@ class KubernetesRelease:
     flannel: str
 
     @property
+    def pause_image(self) -> str:
+        """The pause image: the bundle builds it, containerd runs every Pod sandbox from it
+        (the roles take its name from the bundle's manifest, which this names)."""
+        return f"registry.k8s.io/pause:{self.pause}"
+
+    @property
     def minor(self) -> str:
         """``v1.34`` for ``v1.34.4``."""
         return ".".join(self.version.split(".")[:2])

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from toolkit import constants
 from toolkit.hosts.engine import host_run_args
 from toolkit.hosts.vagrant import Vagrant
 from toolkit.lab import render
@@ -101,6 +102,22 @@ def test_inventory_groups_follow_the_topology(tmp_path: Path) -> None:
         assert list(children["external_etcd"]["hosts"] or {}) == external
         assert cluster["kube_node"]["hosts"]["w1"]["ansible_host"] == str(lab.node("w1").address)
         assert inventory["vars"]["k8slab_api_vip"] == str(lab.api_vip)
+
+
+def test_inventory_gives_the_roles_the_toolkits_node_constants(
+    tmp_path: Path, stacked: Lab
+) -> None:
+    """Paths and ports the toolkit uses on nodes reach Ansible from one home."""
+    variables = yaml.safe_load(render.inventory_yaml(stacked, state_for(tmp_path, stacked)))["all"][
+        "vars"
+    ]
+    assert variables["k8slab_apiserver_port"] == constants.APISERVER_PORT
+    assert variables["k8slab_etcd_data_dir"] == constants.ETCD_DATA_DIR
+    assert variables["k8slab_manifests_dir"] == constants.MANIFESTS_DIR
+    assert variables["k8slab_parked_manifests_dir"] == constants.PARKED_MANIFESTS_DIR
+    assert variables["k8slab_etcd_work_dir"] == constants.ETCD_WORK_DIR
+    assert variables["k8slab_drill_dir"] == constants.DRILL_DIR
+    assert variables["k8slab_bin_dir"] == constants.BIN_DIR
 
 
 def test_ssh_config_names_every_node(tmp_path: Path, stacked: Lab) -> None:

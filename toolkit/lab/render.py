@@ -6,6 +6,7 @@ from typing import Any
 
 import yaml
 
+from toolkit import constants
 from toolkit.bundle.store import bundle_dir, bundles_root
 from toolkit.hosts.engine import LAB_LABEL, DockerNames
 from toolkit.hosts.image import LOGIN_USER
@@ -128,6 +129,8 @@ def inventory(lab: Lab, state: LabState) -> dict[str, Any]:
                     lab.kubernetes_version
                 ).needs_fail_cgroup_v1_false,
                 **_node_kind_vars(lab),
+                # Node paths and ports the toolkit shares with the roles (toolkit/constants.py).
+                **constants.inventory_vars(),
             },
             "children": {
                 "k8s_cluster": {

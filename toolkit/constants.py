@@ -1,0 +1,41 @@
+"""Node-side constants the toolkit and the Ansible roles share: one home for both.
+
+Python reads them from here; the rendered inventory (toolkit/lab/render.py) passes them to
+Ansible as ``k8slab_*`` variables, and playbooks/group_vars/all.yml hands those to the
+roles as inputs. A value changed here changes on the nodes at the next provision.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# The port every kube-apiserver binds on its node (kubeadm's default); the load balancer
+# listens on the lab's own API port (the spec's api_port) in front of them.
+APISERVER_PORT = 6443
+# kubeadm's folder of static Pod manifests; the kubelet runs what is in it.
+MANIFESTS_DIR = "/etc/kubernetes/manifests"
+# etcd's data directory: kubeadm's stacked members and the etcd role's external members.
+ETCD_DATA_DIR = "/var/lib/etcd"
+# Where `k8slab etcd restore` parks static Pod manifests while etcd is restored.
+PARKED_MANIFESTS_DIR = "/etc/kubernetes/k8slab-parked"
+# The toolkit's own work folder on a node (restores' snapshots, drills' probes).
+NODE_STATE_DIR = "/var/lib/k8slab"
+# A restore's staged snapshot and data on an etcd member.
+ETCD_WORK_DIR = f"{NODE_STATE_DIR}/etcd"
+# A drill's probe files and the admin credentials they use.
+DRILL_DIR = f"{NODE_STATE_DIR}/drill"
+# Where the artifacts role installs the bundle's binaries (kubeadm, kubelet, etcdctl...).
+BIN_DIR = "/usr/local/bin"
+
+
+def inventory_vars() -> dict[str, Any]:
+    """The constants as the rendered inventory gives them to every host."""
+    return {
+        "k8slab_apiserver_port": APISERVER_PORT,
+        "k8slab_manifests_dir": MANIFESTS_DIR,
+        "k8slab_etcd_data_dir": ETCD_DATA_DIR,
+        "k8slab_parked_manifests_dir": PARKED_MANIFESTS_DIR,
+        "k8slab_etcd_work_dir": ETCD_WORK_DIR,
+        "k8slab_drill_dir": DRILL_DIR,
+        "k8slab_bin_dir": BIN_DIR,
+    }
