@@ -2,17 +2,19 @@
 
 Each role has a scenario under roles/<role>/molecule/default; the shared configuration is
 .config/molecule/config.yml. The scenarios take the node image, the engine's run flags and
-the bundle from here, so they run on the hosts a lab gets and never build or pull.
+the bundle from here (create.yml asks `python -m tests.molecule --settings`), so they run
+on the hosts a lab gets and never build or pull.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+from toolkit import constants
 from toolkit.bundle.store import bundle_dir
 from toolkit.hosts import engine
 from toolkit.hosts.image import image_present, node_image
@@ -30,9 +32,12 @@ def roles_with_scenarios() -> list[str]:
     return sorted(path.parents[2].name for path in ROLES_DIR.glob("*/molecule/*/molecule.yml"))
 
 
-def molecule_env(kubernetes_version: str = DEFAULT_KUBERNETES_VERSION) -> dict[str, str]:
-    """The environment of a `molecule` run: node image, the engine's run flags, bundle.
+def scenario_settings(kubernetes_version: str = DEFAULT_KUBERNETES_VERSION) -> dict[str, Any]:
+    """What a scenario's hosts are made of: the node image, the engine's run flags, the bundle.
 
+    tests/molecule/create.yml asks for these (`python -m tests.molecule --settings`) and
+    keeps them in the scenario's ephemeral directory, where tests/molecule/group_vars read
+    them: a plain `molecule test` in a role's folder needs nothing set beforehand.
     ``$K8SLAB_NODE_IMAGE``, when set, names the image instead of the current recipe's.
     """
     image = os.environ.get("K8SLAB_NODE_IMAGE") or node_image().tag
@@ -47,18 +52,28 @@ def molecule_env(kubernetes_version: str = DEFAULT_KUBERNETES_VERSION) -> dict[s
             f"bundle {bundle} is missing; build it with "
             f"`k8slab bundle build --kubernetes {kubernetes_version}`"
         )
-    fail_cgroup_v1 = not release(kubernetes_version).needs_fail_cgroup_v1_false
-    # molecule runs ansible-config, ansible-playbook... by name: the venv's must come first.
+    return {
+        "node_image": image,
+        "run_args": engine.host_run_args(engine.privileged_allowed(image)),
+        "bundle_dir": str(bundle),
+        "fail_cgroup_v1": not release(kubernetes_version).needs_fail_cgroup_v1_false,
+        # The node paths and ports a rendered inventory gives every host.
+        "constants": constants.inventory_vars(),
+    }
+
+
+def molecule_env(kubernetes_version: str = DEFAULT_KUBERNETES_VERSION) -> dict[str, str]:
+    """The environment of a `molecule` run: this venv's commands first on PATH.
+
+    molecule runs ansible-config, ansible-playbook... by name, so the venv's must come
+    first. The scenario's settings are checked here too, to fail before molecule starts.
+    """
+    settings = scenario_settings(kubernetes_version)
     venv_bin = str(MOLECULE.parent)
     return {
         **os.environ,
         "PATH": os.pathsep.join([venv_bin, os.environ.get("PATH", "")]),
-        "K8SLAB_NODE_IMAGE": image,
-        "K8SLAB_MOLECULE_RUN_ARGS": json.dumps(
-            engine.host_run_args(engine.privileged_allowed(image))
-        ),
-        "K8SLAB_MOLECULE_BUNDLE_DIR": str(bundle),
-        "K8SLAB_MOLECULE_FAIL_CGROUP_V1": str(fail_cgroup_v1).lower(),
+        "K8SLAB_NODE_IMAGE": settings["node_image"],
     }
 
 
