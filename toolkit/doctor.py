@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,14 +14,7 @@ from toolkit.shell import run
 
 MIN_FREE_MEMORY_GIB = 6.0
 MIN_FREE_DISK_GIB = 20.0
-PYTHON_DISTRIBUTIONS = (
-    "ansible-core",
-    "ansible-runner",
-    "paramiko",
-    "pyinfra",
-    "pytest-testinfra",
-    "click",
-)
+REQUIREMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 @dataclass(frozen=True)
@@ -70,9 +64,20 @@ def _vagrant_plugin(plugin: str, package: str, used_for: str) -> Check:
     return Check(name, False, f"not installed ({used_for})", f"apt-get install -y {package}")
 
 
+def runtime_requirements() -> list[str]:
+    """The distributions k8slab's own metadata requires at run time (no extras), so this
+    list never drifts from pyproject.toml."""
+    try:
+        requirements = importlib.metadata.requires("k8slab") or []
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    names = [REQUIREMENT_NAME.match(r) for r in requirements if "extra ==" not in r]
+    return [name[0] for name in names if name]
+
+
 def _python() -> list[Check]:
     checks = []
-    for dist in PYTHON_DISTRIBUTIONS:
+    for dist in runtime_requirements():
         try:
             checks.append(Check(f"python: {dist}", True, importlib.metadata.version(dist)))
         except importlib.metadata.PackageNotFoundError:

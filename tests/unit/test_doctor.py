@@ -34,3 +34,9 @@ def test_the_libvirt_plugin_is_reported_with_its_fix(
 def test_the_checks_name_the_libvirt_plugin() -> None:
     names = [check.name for check in doctor.run_checks()]
     assert "vagrant plugin: vagrant-libvirt" in names
+
+
+def test_the_python_checks_follow_the_package_metadata() -> None:
+    names = doctor.runtime_requirements()
+    assert {"ansible-core", "ansible-runner", "paramiko", "click"} <= set(names)
+    assert not {"pytest", "molecule", "ansible-lint"} & set(names), "dev extras are not needed"
