@@ -95,8 +95,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         lab = lab_of(item)
         return (
             -1 if lab is None else LAB_ORDER.index(lab),
-            item.get_closest_marker("ci_drill") is not None,
             item.get_closest_marker("lab_teardown") is not None,
+            item.get_closest_marker("ci_drill") is not None,
         )
 
     items.sort(key=order)
