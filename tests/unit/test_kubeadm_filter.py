@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-PLUGIN = Path(__file__).resolve().parents[2] / "plugins" / "filter" / "kubeadm.py"
+PLUGIN = Path(__file__).resolve().parents[2] / "roles" / "common" / "filter_plugins" / "kubeadm.py"
 
 TOKEN = "k8slab.0123456789abcdef"
 CERT_KEY = "9555b74008f24687eb964bd90a164ecb5760a89481d9c55a77c129b7db438168"

@@ -16,12 +16,14 @@ from typing import Any, cast
 import pytest
 import yaml
 
+from toolkit import constants
 from toolkit.drills.probes import PROBE_DIR
 from toolkit.etcd.restore import RestorePlan
-from toolkit.etcd.topology import NODE_WORK_DIR, PARKED_DIR
+from toolkit.etcd.topology import DATA_DIR, NODE_WORK_DIR, PARKED_DIR
 from toolkit.paths import PLAYBOOKS_DIR, ROLES_DIR
 
 CONTROL_PLANE_TASKS = ROLES_DIR / "control_plane" / "tasks"
+RESET_ROLE = ROLES_DIR / "reset"
 Task = dict[str, Any]
 
 
@@ -63,14 +65,16 @@ def runs_kubeadm_with(task: Task, config: str) -> bool:
 
 
 KUBEADM_CONFIGS = [
-    ("init.yml", "/etc/kubernetes/kubeadm-init.yaml"),
-    ("join_node.yml", "/etc/kubernetes/kubeadm-join.yaml"),
+    (CONTROL_PLANE_TASKS / "init.yml", "/etc/kubernetes/kubeadm-init.yaml"),
+    (ROLES_DIR / "common" / "tasks" / "join.yml", "/etc/kubernetes/kubeadm-join.yaml"),
 ]
 
 
 @pytest.mark.parametrize(("tasks_file", "config"), KUBEADM_CONFIGS)
-def test_kubeadm_config_is_written_root_only_and_never_logged(tasks_file: str, config: str) -> None:
-    tasks = load_tasks(CONTROL_PLANE_TASKS / tasks_file)
+def test_kubeadm_config_is_written_root_only_and_never_logged(
+    tasks_file: Path, config: str
+) -> None:
+    tasks = load_tasks(tasks_file)
     [write] = [t for t in walk(tasks) if writes(t, config)]
     module = write.get("ansible.builtin.template") or write["ansible.builtin.copy"]
     assert module["mode"] == "0600", "the mode is quoted and final from the start"
@@ -80,9 +84,9 @@ def test_kubeadm_config_is_written_root_only_and_never_logged(tasks_file: str, c
 
 @pytest.mark.parametrize(("tasks_file", "config"), KUBEADM_CONFIGS)
 def test_kubeadm_config_is_removed_whether_kubeadm_succeeds_or_fails(
-    tasks_file: str, config: str
+    tasks_file: Path, config: str
 ) -> None:
-    tasks = load_tasks(CONTROL_PLANE_TASKS / tasks_file)
+    tasks = load_tasks(tasks_file)
     block = block_holding(tasks, lambda t: writes(t, config))
     body = block["block"]
     assert any(runs_kubeadm_with(t, config) for t in body), "kubeadm runs in the same block"
@@ -102,7 +106,7 @@ def test_kubeadm_init_config_is_written_only_when_kubeadm_init_runs() -> None:
     [outer] = [
         t for t in tasks if any(writes(c, "/etc/kubernetes/kubeadm-init.yaml") for c in walk([t]))
     ]
-    assert "not __control_plane_joined.stat.exists" in outer["when"]
+    assert "not common_joined | bool" in outer["when"]
 
 
 def test_no_role_task_stages_a_kubeadm_config_in_tmp() -> None:
@@ -146,41 +150,74 @@ def reset_plays() -> list[Task]:
     return cast(list[Task], yaml.safe_load((PLAYBOOKS_DIR / "reset.yml").read_text()))
 
 
-def leftovers_play() -> Task:
-    [play] = [
-        p
-        for p in reset_plays()
-        if any("ansible.builtin.find" in t for t in p.get("tasks") or []) and "etcd" in p["name"]
-    ]
-    return play
+def reset_defaults() -> dict[str, Any]:
+    return cast(dict[str, Any], yaml.safe_load((RESET_ROLE / "defaults" / "main.yml").read_text()))
+
+
+def leftovers_tasks() -> list[Task]:
+    return load_tasks(RESET_ROLE / "tasks" / "leftovers.yml")
 
 
 def test_reset_clears_restore_leftovers_on_every_etcd_member() -> None:
-    hosts = set(leftovers_play()["hosts"].split(":"))
-    assert {"k8s_cluster", "external_etcd"} <= hosts
+    [play] = [
+        p
+        for p in reset_plays()
+        if any(
+            r == "reset" or (isinstance(r, dict) and r.get("role") == "reset")
+            for r in p.get("roles") or []
+        )
+    ]
+    assert {"k8s_cluster", "external_etcd"} <= set(play["hosts"].split(":"))
+    main = load_tasks(RESET_ROLE / "tasks" / "main.yml")
+    [leftovers] = [t for t in main if t.get("ansible.builtin.import_tasks") == "leftovers.yml"]
+    assert "when" not in leftovers, "every host, node or etcd member, is cleared"
 
 
 def test_reset_finds_every_directory_a_restore_sets_aside() -> None:
-    play = leftovers_play()
-    [find] = [t["ansible.builtin.find"] for t in play["tasks"] if "ansible.builtin.find" in t]
+    defaults = reset_defaults()
+    [find] = [t["ansible.builtin.find"] for t in leftovers_tasks() if "ansible.builtin.find" in t]
+    assert find["paths"] == "{{ reset_etcd_data_dir | dirname }}"
+    assert find["patterns"] == "{{ reset_etcd_leftover_patterns }}"
+    patterns = defaults["reset_etcd_leftover_patterns"]
+    assert defaults["reset_etcd_data_dir"] == DATA_DIR
     manifest = SimpleNamespace(file="single-20261126T001500Z.db")
     plan = RestorePlan(cast(Any, None), Path("x"), cast(Any, manifest), "20261126T001500Z")
     for leftover in (plan.old_dir, plan.restored_dir):
         directory, name = leftover.rsplit("/", 1)
-        assert find["paths"] == directory
-        assert any(fnmatch(name, pattern) for pattern in find["patterns"]), leftover
-    assert not any(fnmatch("etcd", pattern) for pattern in find["patterns"]), (
+        assert str(Path(defaults["reset_etcd_data_dir"]).parent) == directory
+        assert any(fnmatch(name, pattern) for pattern in patterns), leftover
+    assert not any(fnmatch("etcd", pattern) for pattern in patterns), (
         "the live data directory is not a leftover"
     )
 
 
 def test_reset_removes_the_found_leftovers_staged_snapshots_and_parked_pods() -> None:
-    play = leftovers_play()
-    [find] = [t for t in play["tasks"] if "ansible.builtin.find" in t]
-    [remove] = [t for t in play["tasks"] if "ansible.builtin.file" in t]
+    tasks = leftovers_tasks()
+    [find] = [t for t in tasks if "ansible.builtin.find" in t]
+    [remove] = [t for t in tasks if "ansible.builtin.file" in t]
     assert remove["ansible.builtin.file"]["state"] == "absent"
     loop = remove["loop"]
     assert find["register"] in loop
-    assert NODE_WORK_DIR in loop
-    assert PARKED_DIR in loop
-    assert PROBE_DIR in loop, "a drill cut short leaves the admin key it decoded there"
+    assert "reset_node_state_dirs" in loop
+    assert "reset_parked_manifests_dir" in loop
+    defaults = reset_defaults()
+    assert NODE_WORK_DIR in defaults["reset_node_state_dirs"]
+    assert PROBE_DIR in defaults["reset_node_state_dirs"], (
+        "a drill cut short leaves the admin key it decoded there"
+    )
+    assert defaults["reset_parked_manifests_dir"] == PARKED_DIR
+
+
+def test_the_lab_gives_reset_the_toolkits_own_paths() -> None:
+    """The inventory's paths (toolkit/constants.py) are the ones restores and drills use."""
+    assert constants.ETCD_DATA_DIR == DATA_DIR
+    assert constants.ETCD_WORK_DIR == NODE_WORK_DIR
+    assert constants.PARKED_MANIFESTS_DIR == PARKED_DIR
+    assert constants.DRILL_DIR == PROBE_DIR
+    group_vars = yaml.safe_load((PLAYBOOKS_DIR / "group_vars" / "all.yml").read_text())
+    assert group_vars["reset_etcd_data_dir"] == "{{ k8slab_etcd_data_dir }}"
+    assert group_vars["reset_parked_manifests_dir"] == "{{ k8slab_parked_manifests_dir }}"
+    assert group_vars["reset_node_state_dirs"] == [
+        "{{ k8slab_etcd_work_dir }}",
+        "{{ k8slab_drill_dir }}",
+    ]
