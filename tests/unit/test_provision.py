@@ -12,9 +12,10 @@ import yaml
 from toolkit import kube
 from toolkit.errors import K8slabError
 from toolkit.lab.state import LabState
-from toolkit.paths import PLAYBOOKS_DIR
+from toolkit.paths import PLAYBOOKS_DIR, ROLES_DIR
 from toolkit.progress import SILENT
 from toolkit.provision.run import (
+    KUBEADM_TASKS,
     PHASES,
     ProvisionReport,
     _EventTracker,
@@ -101,6 +102,51 @@ def test_tracker_counts_per_phase_and_keeps_the_longest_kubeadm_join() -> None:
     assert workers.kubeadm_seconds == 15.0
     assert tracker.failures == ["  w2: Boom: broke"]
     assert tracker.last_phase == "workers"
+
+
+def _role_tasks(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    found = []
+    for task in tasks or []:
+        found.append(task)
+        for section in ("block", "rescue", "always"):
+            found += _role_tasks(task.get(section) or [])
+    return found
+
+
+def test_kubeadm_time_is_that_of_the_tasks_that_run_kubeadm_init_or_join() -> None:
+    """The names the tracker times are those of the roles' kubeadm init and join tasks."""
+    runs_kubeadm = set()
+    for path in ROLES_DIR.glob("*/tasks/*.yml"):
+        for task in _role_tasks(yaml.safe_load(path.read_text()) or []):
+            command = task.get("ansible.builtin.command")
+            if isinstance(command, str) and command.startswith(("kubeadm init ", "kubeadm join ")):
+                runs_kubeadm.add(task["name"])
+    assert runs_kubeadm == KUBEADM_TASKS
+
+
+def test_tracker_does_not_count_kubeadm_preparations_as_kubeadm_time() -> None:
+    tracker = _EventTracker(SILENT, {"Control plane": "control-plane"})
+    for item in [
+        event("playbook_on_play_start", play="Control plane"),
+        event(
+            "runner_on_ok",
+            host="cp1",
+            task="Undo a previous, unfinished kubeadm init",
+            duration=9.0,
+            res={"changed": True},
+        ),
+        event(
+            "runner_on_ok",
+            host="cp1",
+            task="Run kubeadm init",
+            duration=40.0,
+            res={"changed": True},
+        ),
+    ]:
+        tracker.handle(item)
+    tracker.finish()
+    [control_plane] = tracker.results(select_phases(["control-plane"]))
+    assert control_plane.kubeadm_seconds == 40.0
 
 
 def test_idempotence_comes_from_ansible_stats() -> None:

@@ -46,6 +46,16 @@ PHASES = (
     Phase("network", "network.yml"),
 )
 PHASE_NAMES = tuple(phase.name for phase in PHASES)
+# The tasks that run kubeadm init or join (roles/control_plane/tasks/init.yml,
+# roles/common/tasks/join.yml), by their exact names: a kubeadm phase's time is theirs.
+# tests/unit/test_provision.py holds these names and the roles' tasks to each other.
+KUBEADM_TASKS = frozenset(
+    {
+        "Run kubeadm init",
+        "Run kubeadm join on control planes, one at a time (etcd adds members one by one)",
+        "Run kubeadm join on workers",
+    }
+)
 PREFLIGHT = Phase("preflight", "preflight.yml")
 RESET = Phase("reset", "reset.yml")
 
@@ -267,7 +277,7 @@ class _EventTracker:
         ok[host] = ok.get(host, 0) + 1
         changed = self._changed.setdefault(self.phase, {})
         changed[host] = changed.get(host, 0)
-        if "kubeadm init" in task or "kubeadm join" in task:
+        if task in KUBEADM_TASKS:
             # Hosts joining in parallel overlap: count the longest of each task.
             kubeadm = self._kubeadm.setdefault(self.phase, {})
             kubeadm[task] = max(kubeadm.get(task, 0.0), float(data.get("duration") or 0.0))
