@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import paramiko
 
 from toolkit.errors import HostError
+from toolkit.poll import PollTimeout, wait_until
 
 
 @dataclass(frozen=True)
@@ -110,19 +110,22 @@ def wait_until_ready(target: SshTarget, deadline_s: float = 120, interval_s: flo
 
     Returns the seconds waited; bounded by ``deadline_s``.
     """
-    started = time.monotonic()
-    last_error = "no answer"
-    while time.monotonic() - started < deadline_s:
-        try:
-            status, output = run_command(target, "systemctl is-system-running --wait", timeout=10)
-            state = output.strip()
-            if state in ("running", "degraded"):
-                return time.monotonic() - started
-            last_error = f"systemd is {state or 'unknown'} (exit {status})"
-        except (TimeoutError, OSError, paramiko.SSHException) as exc:
-            last_error = str(exc) or type(exc).__name__
-        time.sleep(interval_s)
-    raise HostError(
-        f"host {target.name} ({target.address}) was not ready over SSH within "
-        f"{deadline_s:.0f}s: {last_error}"
-    )
+
+    def systemd_state() -> str:
+        status, output = run_command(target, "systemctl is-system-running --wait", timeout=10)
+        return f"systemd is {output.strip() or 'unknown'} (exit {status})"
+
+    try:
+        return wait_until(
+            systemd_state,
+            lambda state: state.startswith(("systemd is running ", "systemd is degraded ")),
+            timeout_s=deadline_s,
+            interval_s=interval_s,
+            what=f"host {target.name} ({target.address}) ready over SSH",
+            retry_on=(TimeoutError, OSError, paramiko.SSHException),
+        )
+    except PollTimeout as exc:
+        raise HostError(
+            f"host {target.name} ({target.address}) was not ready over SSH within "
+            f"{deadline_s:.0f}s: {exc.last}"
+        ) from exc
