@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from toolkit import kube
+from toolkit import constants, kube
 from toolkit.errors import K8slabError
+from toolkit.lab.spec import load_lab
 from toolkit.lab.state import LabState
 from toolkit.paths import PLAYBOOKS_DIR, ROLES_DIR
 from toolkit.progress import SILENT
@@ -21,6 +22,7 @@ from toolkit.provision.run import (
     _EventTracker,
     _phase_of_plays,
     _write_run_playbook,
+    refresh_inventory,
     select_phases,
 )
 
@@ -147,6 +149,18 @@ def test_tracker_does_not_count_kubeadm_preparations_as_kubeadm_time() -> None:
     tracker.finish()
     [control_plane] = tracker.results(select_phases(["control-plane"]))
     assert control_plane.kubeadm_seconds == 40.0
+
+
+def test_a_run_renders_the_inventory_again_for_the_roles_of_this_toolkit(
+    isolated_state: Path,
+) -> None:
+    """A lab brought up by an older toolkit lacks the inputs today's playbooks read."""
+    lab = load_lab("ha-stacked")
+    state = LabState.of(lab.name)
+    state.write_text(state.inventory, "# rendered by an older toolkit\n")
+    refresh_inventory(lab, state)
+    variables = yaml.safe_load(state.inventory.read_text())["all"]["vars"]
+    assert variables["k8slab_bin_dir"] == constants.BIN_DIR
 
 
 def test_idempotence_comes_from_ansible_stats() -> None:

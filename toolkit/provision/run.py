@@ -20,6 +20,7 @@ from toolkit.bundle.build import build
 from toolkit.errors import BundleError, HostError, K8slabError
 from toolkit.hosts.lifecycle import record_host_keys, record_up_timings
 from toolkit.kube import wait_for_ready_nodes, wait_for_system_workloads
+from toolkit.lab import render
 from toolkit.lab.spec import Lab
 from toolkit.lab.state import LabState
 from toolkit.paths import PLAYBOOKS_DIR
@@ -117,6 +118,7 @@ def check_ready_to_provision(lab: Lab, state: LabState, progress: Progress = SIL
     """Everything a run needs, checked before any host is changed."""
     if not state.inventory.exists():
         raise HostError(f"lab {lab.name} has no hosts yet; run `k8slab up {lab.name}`")
+    refresh_inventory(lab, state)
     if not store.is_complete(lab.kubernetes_version):
         raise BundleError(
             f"no complete bundle for Kubernetes {lab.kubernetes_version}; build it with "
@@ -140,6 +142,13 @@ def check_ready_to_provision(lab: Lab, state: LabState, progress: Progress = SIL
     if stats.failures or run.status != "successful":
         details = "\n".join(tracker.failures) or f"ansible-runner status {run.status}"
         raise HostError(f"lab {lab.name} cannot be provisioned:\n{details}")
+
+
+def refresh_inventory(lab: Lab, state: LabState) -> None:
+    """Render the lab's inventory again before a run: the roles' inputs follow the toolkit
+    (toolkit/constants.py), so a lab brought up by an older toolkit gets the variables
+    this one's playbooks read. The spec and state it is made from are unchanged."""
+    state.write_text(state.inventory, render.inventory_yaml(lab, state))
 
 
 def provision(
@@ -300,6 +309,7 @@ def reset(lab: Lab, progress: Progress = SILENT) -> ansible.RunStats:
     state = LabState.of(lab.name)
     if not state.inventory.exists():
         raise HostError(f"lab {lab.name} has no hosts; there is nothing to reset")
+    refresh_inventory(lab, state)
     record_host_keys(lab, state)
     tracker = _EventTracker(progress, _phase_of_plays([RESET]))
     run = ansible.run_runner(
