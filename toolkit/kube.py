@@ -15,9 +15,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from toolkit.constants import APISERVER_PORT
 from toolkit.errors import HostError, K8slabError
 from toolkit.hosts import remote
-from toolkit.lab.spec import APISERVER_PORT, Lab, Node
+from toolkit.lab.spec import Lab, Node
 from toolkit.poll import problems_gone, wait_until
 
 ADMIN_KUBECONFIG = "/etc/kubernetes/admin.conf"

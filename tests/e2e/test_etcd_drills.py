@@ -22,13 +22,14 @@ from click.testing import CliRunner
 from tests.e2e.conftest import DRILL_LABS, DRILL_SUMMARIES, LabPool
 from toolkit import kube
 from toolkit.cli import main
+from toolkit.constants import ETCD_DATA_DIR
 from toolkit.drills import DRILL_NAMES, DrillError, run_drill, run_drills
 from toolkit.drills.lab_ops import health_problems, wait_healthy
 from toolkit.etcd import SnapshotError, backup, list_backups, restore
 from toolkit.etcd.journal import journal_path
 from toolkit.etcd.snapshots import file_sha256, manifest_path, sha256_line, sha256_path
 from toolkit.etcd.steps import start_etcd, stop_etcd
-from toolkit.etcd.topology import DATA_DIR, Topology, running_containers_command
+from toolkit.etcd.topology import Topology, running_containers_command
 from toolkit.hosts import remote
 from toolkit.lab.spec import Lab
 
@@ -49,7 +50,9 @@ def untouched(lab: Lab) -> list[str]:
         if not running.strip():
             problems.append(f"{cp.name}: kube-apiserver not running")
     for member in Topology(lab).members:
-        _, leftovers = remote.try_root(lab, member.node, f"ls -d {DATA_DIR}.restored-* 2>/dev/null")
+        _, leftovers = remote.try_root(
+            lab, member.node, f"ls -d {ETCD_DATA_DIR}.restored-* 2>/dev/null"
+        )
         if leftovers.strip():
             problems.append(f"{member.name}: staged data left: {leftovers.strip()}")
     return problems + health_problems(lab)

@@ -11,11 +11,12 @@ from click.testing import CliRunner
 
 from toolkit import drills, kube
 from toolkit.cli import main
+from toolkit.constants import PARKED_MANIFESTS_DIR
 from toolkit.drills import backup_restore, lab_ops, member_loss, probes
 from toolkit.drills.report import DrillResult, render_markdown, write_reports
 from toolkit.etcd.manifest import SnapshotManifest
 from toolkit.etcd.snapshots import snapshot_name, write_sidecars
-from toolkit.etcd.topology import PARKED_DIR, Topology
+from toolkit.etcd.topology import Topology
 from toolkit.hosts import remote
 from toolkit.hosts.ssh import SshTarget
 from toolkit.lab.spec import Lab, load_lab
@@ -56,7 +57,7 @@ def test_gap_around_an_event() -> None:
 def test_the_probe_loop_is_bounded_and_logs_what_it_saw(tmp_path: Path) -> None:
     # The script runs here with a request that needs no network: bounded by count.
     script = probes.loop_script("t", "echo 204", max_count=3, max_seconds=30, interval=0)
-    script = script.replace(probes.PROBE_DIR, str(tmp_path))
+    script = script.replace(probes.DRILL_DIR, str(tmp_path))
     subprocess.run(["sh", "-c", script], check=True, timeout=30)
     lines = (tmp_path / "t.log").read_text().splitlines()
     assert [line.split()[1:] for line in lines] == [["1", "204"], ["2", "204"], ["3", "204"]]
@@ -65,7 +66,7 @@ def test_the_probe_loop_is_bounded_and_logs_what_it_saw(tmp_path: Path) -> None:
 
 def test_the_probe_loop_stops_at_its_stop_file(tmp_path: Path) -> None:
     script = probes.loop_script("t", "echo 200", max_count=1000, max_seconds=30, interval=0)
-    script = script.replace(probes.PROBE_DIR, str(tmp_path))
+    script = script.replace(probes.DRILL_DIR, str(tmp_path))
     (tmp_path / "t.stop").touch()
     subprocess.run(["sh", "-c", script], check=True, timeout=30)
     assert not (tmp_path / "t.log").exists()
@@ -234,7 +235,7 @@ def rejoin(topology: str, text: str, tmp_path: Path) -> str:
     command = member_loss.rejoin_config_command(Topology(lab), "a=https://x:2380,b=https://y:2380")
     target = tmp_path / "config"
     target.write_text(text)
-    for real in (f"{PARKED_DIR}/etcd.yaml", member_loss.EXTERNAL_CONFIG):
+    for real in (f"{PARKED_MANIFESTS_DIR}/etcd.yaml", member_loss.EXTERNAL_CONFIG):
         command = command.replace(real, str(target))
     subprocess.run(["sh", "-c", command], check=True, timeout=30)
     return target.read_text()
@@ -260,7 +261,7 @@ def test_a_replaced_external_member_joins_the_existing_cluster(tmp_path: Path) -
 def test_collecting_a_probe_without_stopping_it_lets_it_finish(tmp_path: Path) -> None:
     script = probes.loop_script("t", "echo 503", max_count=3, max_seconds=30, interval=0.2)
     collect = probes.stop_command("t", wait_s=10, ask=False)
-    script, collect = (s.replace(probes.PROBE_DIR, str(tmp_path)) for s in (script, collect))
+    script, collect = (s.replace(probes.DRILL_DIR, str(tmp_path)) for s in (script, collect))
     with subprocess.Popen(["sh", "-c", script]) as loop:
         output = subprocess.run(
             ["sh", "-c", collect], capture_output=True, text=True, check=True, timeout=30
@@ -309,12 +310,12 @@ def test_an_api_server_that_does_not_answer_is_not_ready(monkeypatch: pytest.Mon
 def test_a_drill_removes_its_probe_files_from_every_node_even_when_it_fails(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The probes decode admin.conf's client key into PROBE_DIR; it must not outlive them.
+    # The probes decode admin.conf's client key into DRILL_DIR; it must not outlive them.
     lab = load_lab("ha-stacked")
     removed: list[str] = []
 
     def fake_root(lab: Lab, node: object, script: str, timeout: float = 60) -> str:
-        if script == f"rm -rf {probes.PROBE_DIR}":
+        if script == f"rm -rf {probes.DRILL_DIR}":
             removed.append(node.name)  # type: ignore[attr-defined]
         return ""
 
@@ -343,17 +344,17 @@ def test_what_the_drills_wait_for_in_a_probe_log() -> None:
 
 def test_reading_a_probe_log_leaves_the_probe_running(tmp_path: Path) -> None:
     (tmp_path / "t.log").write_text("1764115200.100 1 200\n")
-    read = probes.read_command("t").replace(probes.PROBE_DIR, str(tmp_path))
+    read = probes.read_command("t").replace(probes.DRILL_DIR, str(tmp_path))
     output = subprocess.run(["sh", "-c", read], capture_output=True, text=True, check=True).stdout
     assert [s.seq for s in probes.parse_samples(output)] == [1]
     assert not (tmp_path / "t.stop").exists()
-    missing = probes.read_command("gone").replace(probes.PROBE_DIR, str(tmp_path))
+    missing = probes.read_command("gone").replace(probes.DRILL_DIR, str(tmp_path))
     assert subprocess.run(["sh", "-c", missing], capture_output=True, check=True).stdout == b""
 
 
 def test_the_sentinel_runs_the_pause_image_of_the_labs_release() -> None:
     lab = load_lab("ha-stacked")
-    image = backup_restore.pause_image(lab)
+    image = release(lab.kubernetes_version).pause_image
     assert image == f"registry.k8s.io/pause:{release(lab.kubernetes_version).pause}"
     docs = [
         json.loads(doc)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from toolkit.constants import ETCD_WORK_DIR
 from toolkit.etcd.manifest import SnapshotError, SnapshotManifest
 from toolkit.etcd.snapshots import (
     checked_manifest,
@@ -33,7 +34,7 @@ from toolkit.etcd.status import (
     parse_member_list,
     parse_snapshot_status,
 )
-from toolkit.etcd.topology import NODE_WORK_DIR, Member, Topology
+from toolkit.etcd.topology import Member, Topology
 from toolkit.hosts import remote
 from toolkit.lab.spec import Lab, Node, load_lab
 
@@ -307,7 +308,7 @@ def fake_member(monkeypatch: pytest.MonkeyPatch, lab: Lab, content: bytes) -> No
     )
 
     def root(lab: Lab, node: Node, script: str, timeout: float = 60) -> str:
-        match = re.search(rf"{NODE_WORK_DIR}/\S+?\.db", script)
+        match = re.search(rf"{ETCD_WORK_DIR}/\S+?\.db", script)
         assert match is not None
         return (
             '{"hash":943956090,"revision":812,"totalKey":1,"totalSize":20480}\n'

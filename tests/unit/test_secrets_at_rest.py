@@ -16,10 +16,9 @@ from typing import Any, cast
 import pytest
 import yaml
 
-from toolkit import constants
-from toolkit.drills.probes import PROBE_DIR
+from toolkit.constants import ETCD_DATA_DIR, ETCD_WORK_DIR, PARKED_MANIFESTS_DIR
+from toolkit.drills.probes import DRILL_DIR
 from toolkit.etcd.restore import RestorePlan
-from toolkit.etcd.topology import DATA_DIR, NODE_WORK_DIR, PARKED_DIR
 from toolkit.paths import PLAYBOOKS_DIR, ROLES_DIR
 
 CONTROL_PLANE_TASKS = ROLES_DIR / "control_plane" / "tasks"
@@ -179,7 +178,7 @@ def test_reset_finds_every_directory_a_restore_sets_aside() -> None:
     assert find["paths"] == "{{ reset_etcd_data_dir | dirname }}"
     assert find["patterns"] == "{{ reset_etcd_leftover_patterns }}"
     patterns = defaults["reset_etcd_leftover_patterns"]
-    assert defaults["reset_etcd_data_dir"] == DATA_DIR
+    assert defaults["reset_etcd_data_dir"] == ETCD_DATA_DIR
     manifest = SimpleNamespace(file="single-20261126T001500Z.db")
     plan = RestorePlan(cast(Any, None), Path("x"), cast(Any, manifest), "20261126T001500Z")
     for leftover in (plan.old_dir, plan.restored_dir):
@@ -201,19 +200,16 @@ def test_reset_removes_the_found_leftovers_staged_snapshots_and_parked_pods() ->
     assert "reset_node_state_dirs" in loop
     assert "reset_parked_manifests_dir" in loop
     defaults = reset_defaults()
-    assert NODE_WORK_DIR in defaults["reset_node_state_dirs"]
-    assert PROBE_DIR in defaults["reset_node_state_dirs"], (
+    assert ETCD_WORK_DIR in defaults["reset_node_state_dirs"]
+    assert DRILL_DIR in defaults["reset_node_state_dirs"], (
         "a drill cut short leaves the admin key it decoded there"
     )
-    assert defaults["reset_parked_manifests_dir"] == PARKED_DIR
+    assert defaults["reset_parked_manifests_dir"] == PARKED_MANIFESTS_DIR
 
 
 def test_the_lab_gives_reset_the_toolkits_own_paths() -> None:
-    """The inventory's paths (toolkit/constants.py) are the ones restores and drills use."""
-    assert constants.ETCD_DATA_DIR == DATA_DIR
-    assert constants.ETCD_WORK_DIR == NODE_WORK_DIR
-    assert constants.PARKED_MANIFESTS_DIR == PARKED_DIR
-    assert constants.DRILL_DIR == PROBE_DIR
+    """The inventory's paths (toolkit/constants.py, which restores and drills import) are
+    the ones reset removes."""
     group_vars = yaml.safe_load((PLAYBOOKS_DIR / "group_vars" / "all.yml").read_text())
     assert group_vars["reset_etcd_data_dir"] == "{{ k8slab_etcd_data_dir }}"
     assert group_vars["reset_parked_manifests_dir"] == "{{ k8slab_parked_manifests_dir }}"

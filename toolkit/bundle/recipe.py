@@ -251,7 +251,7 @@ def images(rel: KubernetesRelease) -> list[ImageSpec]:
         ImageSpec(f"registry.k8s.io/kube-scheduler:{k8s}", "kube-component", ("kube-scheduler",)),
         ImageSpec(f"registry.k8s.io/kube-proxy:{k8s}", "kube-proxy", ("kube-proxy",), True),
         ImageSpec(f"registry.k8s.io/coredns/coredns:{rel.coredns}", "coredns", ("coredns",)),
-        ImageSpec(f"registry.k8s.io/pause:{rel.pause}", "pause", ("pause",)),
+        ImageSpec(rel.pause_image, "pause", ("pause",)),
         ImageSpec(
             f"registry.k8s.io/etcd:{rel.etcd}-{rel.etcd_image_revision}",
             "etcd",

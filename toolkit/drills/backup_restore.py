@@ -23,11 +23,6 @@ NAMESPACE, LATER_NAMESPACE = "k8slab-drill-sentinel", "k8slab-drill-later"
 SENTINEL = "deployment/sentinel"
 
 
-def pause_image(lab: Lab) -> str:
-    """The pause image of the lab's Kubernetes release (in the lab's bundle already)."""
-    return f"registry.k8s.io/pause:{release(lab.kubernetes_version).pause}"
-
-
 def sentinel_manifest(namespace: str, token: str, image: str) -> str:
     docs = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}]
     docs += [
@@ -116,7 +111,9 @@ def run(lab: Lab, result: DrillResult, progress: Progress) -> None:
     for ns in (NAMESPACE, LATER_NAMESPACE):
         delete_namespace(lab, ns)
     progress.say("drill", f"sentinels in {NAMESPACE} (token {token})")
-    kube.apply(lab, sentinel_manifest(NAMESPACE, token, pause_image(lab)))
+    kube.apply(
+        lab, sentinel_manifest(NAMESPACE, token, release(lab.kubernetes_version).pause_image)
+    )
     _check_sentinel_runs(lab, result, "the sentinel Deployment's Pods ran before the backup", 120)
     expected_maps = _sentinels(configmaps(lab, NAMESPACE))
     expected_secrets = _sentinels(_secrets(lab, NAMESPACE))

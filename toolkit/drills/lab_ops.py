@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from toolkit import kube
+from toolkit.constants import DRILL_DIR
 from toolkit.drills import probes
 from toolkit.drills.report import DrillResult
 from toolkit.errors import HostError, K8slabError
@@ -108,9 +109,7 @@ def services_active(lab: Lab, node: Node, units: list[str]) -> dict[str, str]:
 
 def install_admin_credentials(lab: Lab, node: Node) -> None:
     """Decode admin.conf's client certificate into the probes' directory, for curl."""
-    remote.root(
-        lab, node, f"umask 077; mkdir -p {probes.PROBE_DIR}; {probes.admin_credentials_command()}"
-    )
+    remote.root(lab, node, f"umask 077; mkdir -p {DRILL_DIR}; {probes.admin_credentials_command()}")
 
 
 def start_probe(lab: Lab, node: Node, name: str, script: str) -> None:
@@ -150,7 +149,7 @@ def remove_probe_files(lab: Lab) -> list[str]:
     unreached = []
     for node in lab.control_planes + lab.workers:
         try:
-            remote.root(lab, node, f"rm -rf {probes.PROBE_DIR}", timeout=30)
+            remote.root(lab, node, f"rm -rf {DRILL_DIR}", timeout=30)
         except HostError:
             unreached.append(node.name)
     return unreached

@@ -7,6 +7,7 @@ import time
 from contextlib import suppress
 
 from toolkit import kube
+from toolkit.constants import ETCD_DATA_DIR, PARKED_MANIFESTS_DIR
 from toolkit.drills import probes
 from toolkit.drills.lab_ops import (
     DrillError,
@@ -22,7 +23,7 @@ from toolkit.errors import HostError
 from toolkit.etcd import cluster
 from toolkit.etcd.status import ClusterHealth, EtcdError
 from toolkit.etcd.steps import start_etcd, stop_etcd
-from toolkit.etcd.topology import DATA_DIR, PARKED_DIR, Member, Topology
+from toolkit.etcd.topology import Member, Topology
 from toolkit.hosts import remote
 from toolkit.lab.spec import Lab, Node
 from toolkit.poll import PollTimeout, wait_until
@@ -82,7 +83,7 @@ def _check_acknowledged(lab: Lab, result: DrillResult, samples: list[probes.Samp
 def rejoin_config_command(topo: Topology, initial_cluster: str) -> str:
     """Shell making a member's configuration join the existing cluster as a new member."""
     if topo.stacked:
-        manifest = f"{PARKED_DIR}/etcd.yaml"
+        manifest = f"{PARKED_MANIFESTS_DIR}/etcd.yaml"
         return (
             f"sed -i -E -e '/--initial-cluster-state=/d' "
             f"-e 's#^( *- )--initial-cluster=.*#\\1--initial-cluster={initial_cluster}"
@@ -105,7 +106,7 @@ def replace_member(topo: Topology, lost: Member, progress: Progress) -> None:
         )
         if status != 0:
             raise DrillError(f"member remove {lost.name} failed: {output.strip()}")
-    remote.root(lab, lost.node, f"rm -rf {DATA_DIR}")
+    remote.root(lab, lost.node, f"rm -rf {ETCD_DATA_DIR}")
     _, status, output = cluster.etcdctl_on_any(
         topo, f"member add {lost.name} --peer-urls={lost.peer_url}", avoid={lost.name}
     )

@@ -18,10 +18,10 @@ from contextlib import suppress
 from dataclasses import dataclass
 from typing import TypeVar
 
+from toolkit.constants import DRILL_DIR
 from toolkit.kube import ADMIN_KUBECONFIG
 from toolkit.lab.spec import Lab
 
-PROBE_DIR = "/var/lib/k8slab/drill"
 CURL_TIMED_OUT = 28  # curl's exit status when --max-time ran out
 T = TypeVar("T")
 
@@ -129,7 +129,7 @@ def gap_around(samples: list[Sample], at: float) -> float:
 
 def loop_script(name: str, request: str, max_count: int, max_seconds: int, interval: float) -> str:
     """A bounded loop running ``request`` (which prints the HTTP code) and logging samples."""
-    log, stop = f"{PROBE_DIR}/{name}.log", f"{PROBE_DIR}/{name}.stop"
+    log, stop = f"{DRILL_DIR}/{name}.log", f"{DRILL_DIR}/{name}.stop"
     return (
         f"end=$(( $(date +%s) + {max_seconds} )); i=0; "
         f"while [ $i -lt {max_count} ] && [ $(date +%s) -lt $end ] && [ ! -e {stop} ]; do "
@@ -141,9 +141,9 @@ def loop_script(name: str, request: str, max_count: int, max_seconds: int, inter
 
 def start_command(name: str, script: str) -> str:
     """Shell (run as root) that starts ``script`` detached from the SSH session."""
-    log, stop = f"{PROBE_DIR}/{name}.log", f"{PROBE_DIR}/{name}.stop"
+    log, stop = f"{DRILL_DIR}/{name}.log", f"{DRILL_DIR}/{name}.stop"
     return (
-        f"umask 077; mkdir -p {PROBE_DIR}; rm -f {log} {log}.done {stop}; "
+        f"umask 077; mkdir -p {DRILL_DIR}; rm -f {log} {log}.done {stop}; "
         f"setsid nohup sh -c {shlex.quote(script)} >/dev/null 2>&1 </dev/null &"
     )
 
@@ -151,7 +151,7 @@ def start_command(name: str, script: str) -> str:
 def stop_command(name: str, wait_s: int = 30, ask: bool = True) -> str:
     """Shell that asks the probe to stop (unless ``ask`` is false: it runs to its own
     bounds), waits (bounded) until it has, and prints its log."""
-    log, stop = f"{PROBE_DIR}/{name}.log", f"{PROBE_DIR}/{name}.stop"
+    log, stop = f"{DRILL_DIR}/{name}.log", f"{DRILL_DIR}/{name}.stop"
     return (
         f"{'touch ' + stop + '; ' if ask else ''}for i in $(seq 1 {wait_s * 5}); do "
         f"[ -e {log}.done ] && break; sleep 0.2; done; cat {log} 2>/dev/null; true"
@@ -160,7 +160,7 @@ def stop_command(name: str, wait_s: int = 30, ask: bool = True) -> str:
 
 def read_command(name: str) -> str:
     """Shell that prints the probe's log so far, leaving the probe running."""
-    return f"cat {PROBE_DIR}/{name}.log 2>/dev/null; true"
+    return f"cat {DRILL_DIR}/{name}.log 2>/dev/null; true"
 
 
 def readyz_request(lab: Lab, timeout_s: float) -> str:
@@ -173,7 +173,7 @@ def readyz_request(lab: Lab, timeout_s: float) -> str:
 def admin_credentials_command() -> str:
     """Shell (root) that writes the admin client certificate from admin.conf for curl."""
     return "; ".join(
-        f"grep '{key}:' {ADMIN_KUBECONFIG} | awk '{{print $2}}' | base64 -d > {PROBE_DIR}/{out}"
+        f"grep '{key}:' {ADMIN_KUBECONFIG} | awk '{{print $2}}' | base64 -d > {DRILL_DIR}/{out}"
         for key, out in (
             ("certificate-authority-data", "ca.crt"),
             ("client-certificate-data", "admin.crt"),
@@ -208,7 +208,7 @@ def write_request(
     target = endpoint or f"{lab.api_vip}:{lab.api_port}"
     return (
         f"curl -s -o /dev/null -w '{write_out}' --max-time {timeout_s} "
-        f"--cacert {PROBE_DIR}/ca.crt --cert {PROBE_DIR}/admin.crt --key {PROBE_DIR}/admin.key "
+        f"--cacert {DRILL_DIR}/ca.crt --cert {DRILL_DIR}/admin.crt --key {DRILL_DIR}/admin.key "
         f"-H 'Content-Type: application/json' -X POST "
         f'-d "{body}" '
         f"'https://{target}/api/v1/namespaces/{namespace}/configmaps?timeout={server_timeout}s'"

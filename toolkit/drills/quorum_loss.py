@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from toolkit import kube
+from toolkit.constants import APISERVER_PORT
 from toolkit.drills import probes
 from toolkit.drills.lab_ops import configmaps, delete_namespace, install_admin_credentials
 from toolkit.drills.report import DrillResult
@@ -14,7 +15,7 @@ from toolkit.etcd.restore import restore
 from toolkit.etcd.steps import stop_etcd
 from toolkit.etcd.topology import Topology
 from toolkit.hosts import remote
-from toolkit.lab.spec import APISERVER_PORT, Lab, Node
+from toolkit.lab.spec import Lab, Node
 from toolkit.progress import Progress
 
 NAMESPACE = "k8slab-drill-quorum"

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from toolkit.constants import ETCD_WORK_DIR
 from toolkit.etcd import cluster
 from toolkit.etcd.manifest import VERSION_RE, SnapshotManifest
 from toolkit.etcd.snapshots import (
@@ -17,7 +18,7 @@ from toolkit.etcd.snapshots import (
     snapshot_name,
 )
 from toolkit.etcd.status import EtcdError, parse_snapshot_status
-from toolkit.etcd.topology import NODE_WORK_DIR, Member, Topology
+from toolkit.etcd.topology import Member, Topology
 from toolkit.hosts import remote
 from toolkit.lab.spec import Lab
 from toolkit.progress import SILENT, Progress
@@ -69,13 +70,13 @@ def backup(
         time.sleep(0.2)
         now = time.time()
     name = snapshot_name(lab.name, now)
-    node_path = f"{NODE_WORK_DIR}/{name}"
+    node_path = f"{ETCD_WORK_DIR}/{name}"
     on_node = shlex.quote(node_path)
     progress.say("backup", f"etcdctl snapshot save on the {role}", chosen.name)
     output = remote.root(
         lab,
         chosen.node,
-        f"set -e; umask 077; mkdir -p {shlex.quote(NODE_WORK_DIR)}; "
+        f"set -e; umask 077; mkdir -p {shlex.quote(ETCD_WORK_DIR)}; "
         f"saved=$({topo.etcdctl()} snapshot save {on_node} 2>&1) || "
         f'{{ echo "$saved" | tail -5; exit 1; }}; '
         f"etcdutl snapshot status -w json {on_node}; sha256sum {on_node}; "

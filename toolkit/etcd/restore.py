@@ -30,6 +30,7 @@ from functools import partial
 from pathlib import Path
 
 from toolkit import kube
+from toolkit.constants import ETCD_WORK_DIR
 from toolkit.errors import K8slabError
 from toolkit.etcd import cluster, journal, steps
 from toolkit.etcd.journal import Journal
@@ -41,7 +42,7 @@ from toolkit.etcd.steps import (
     member_nodes,
     on_each,
 )
-from toolkit.etcd.topology import NODE_WORK_DIR, Topology, restore_dirs
+from toolkit.etcd.topology import Topology, restore_dirs
 from toolkit.etcd.workloads import restart_coredns
 from toolkit.hosts import remote
 from toolkit.lab.spec import Lab, Node
@@ -77,7 +78,7 @@ def restore_steps(lab: Lab, record: Journal) -> list[Step]:
     """The steps that change the lab, in the journal's order, each one per host."""
     topo = Topology(lab)
     dirs = restore_dirs(record.stamp)
-    staged = f"{NODE_WORK_DIR}/{record.file}"
+    staged = f"{ETCD_WORK_DIR}/{record.file}"
     return [
         Step(
             "control-plane-stopped",

@@ -10,18 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from toolkit import kube
+from toolkit.constants import ETCD_DATA_DIR, ETCD_WORK_DIR, MANIFESTS_DIR, PARKED_MANIFESTS_DIR
 from toolkit.errors import K8slabError
 from toolkit.etcd import cluster, journal, steps
 from toolkit.etcd.journal import Journal
 from toolkit.etcd.steps import CONTROL_PLANE_PODS, member_nodes, on_each
-from toolkit.etcd.topology import (
-    DATA_DIR,
-    MANIFESTS_DIR,
-    NODE_WORK_DIR,
-    PARKED_DIR,
-    Topology,
-    restore_dirs,
-)
+from toolkit.etcd.topology import Topology, restore_dirs
 from toolkit.lab.spec import Lab, Node
 from toolkit.progress import SILENT, Progress
 
@@ -60,14 +54,14 @@ def undo_list(lab: Lab, record: Journal) -> list[Undo]:
     topo = Topology(lab)
     members, cps = member_nodes(topo), lab.control_planes
     dirs = restore_dirs(record.stamp)
-    staged = f"{NODE_WORK_DIR}/{record.file}"
+    staged = f"{ETCD_WORK_DIR}/{record.file}"
     stop_etcd = (
-        f"sudo mv {_moves(['etcd'], MANIFESTS_DIR, PARKED_DIR)}"
+        f"sudo mv {_moves(['etcd'], MANIFESTS_DIR, PARKED_MANIFESTS_DIR)}"
         if topo.stacked
         else "sudo systemctl stop etcd"
     )
     start_etcd = (
-        f"sudo mv {_moves(['etcd'], PARKED_DIR, MANIFESTS_DIR)}"
+        f"sudo mv {_moves(['etcd'], PARKED_MANIFESTS_DIR, MANIFESTS_DIR)}"
         if topo.stacked
         else "sudo systemctl start etcd"
     )
@@ -80,7 +74,7 @@ def undo_list(lab: Lab, record: Journal) -> list[Undo]:
         Undo(
             "stop the API server, controller-manager and scheduler",
             touched(record, "control-plane-started", cps),
-            f"sudo mv {_moves(CONTROL_PLANE_PODS, MANIFESTS_DIR, PARKED_DIR)}",
+            f"sudo mv {_moves(CONTROL_PLANE_PODS, MANIFESTS_DIR, PARKED_MANIFESTS_DIR)}",
             lambda node: steps.stop_static_pods(lab, node, CONTROL_PLANE_PODS),
         ),
         Undo(
@@ -92,8 +86,8 @@ def undo_list(lab: Lab, record: Journal) -> list[Undo]:
         Undo(
             "put the data directory from before the restore back",
             swapped,
-            f"sudo sh -c 'if [ -d {dirs.old} ]; then mv {DATA_DIR} {dirs.failed}; "
-            f"mv {dirs.old} {DATA_DIR}; fi; rm -rf {dirs.restored} {shlex.quote(staged)}'",
+            f"sudo sh -c 'if [ -d {dirs.old} ]; then mv {ETCD_DATA_DIR} {dirs.failed}; "
+            f"mv {dirs.old} {ETCD_DATA_DIR}; fi; rm -rf {dirs.restored} {shlex.quote(staged)}'",
             unswap,
         ),
         Undo(
@@ -112,7 +106,7 @@ def undo_list(lab: Lab, record: Journal) -> list[Undo]:
         Undo(
             "start the API server, controller-manager and scheduler",
             touched(record, "control-plane-stopped", cps),
-            f"sudo mv {_moves(CONTROL_PLANE_PODS, PARKED_DIR, MANIFESTS_DIR)}",
+            f"sudo mv {_moves(CONTROL_PLANE_PODS, PARKED_MANIFESTS_DIR, MANIFESTS_DIR)}",
             lambda node: steps.start_static_pods(lab, node, CONTROL_PLANE_PODS),
         ),
     ]
@@ -150,7 +144,7 @@ def rollback_message(lab: Lab, record: Journal, failure: str) -> str:
         f"  the restored data is kept as {restore_dirs(record.stamp).failed} on "
         f"{', '.join(node.name for node in swapped)}"
         if swapped
-        else f"  every member's data directory {DATA_DIR} is untouched"
+        else f"  every member's data directory {ETCD_DATA_DIR} is untouched"
     )
     return "\n".join(lines)
 

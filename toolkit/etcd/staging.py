@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from toolkit.constants import ETCD_WORK_DIR
 from toolkit.errors import HostError
 from toolkit.etcd import steps
 from toolkit.etcd.manifest import SnapshotError, SnapshotManifest
 from toolkit.etcd.snapshots import checked_manifest
 from toolkit.etcd.status import EtcdError, parse_snapshot_status
 from toolkit.etcd.steps import member_nodes, on_each
-from toolkit.etcd.topology import NODE_WORK_DIR, SCRIPTS, Topology, restore_dirs
+from toolkit.etcd.topology import SCRIPTS, Topology, restore_dirs
 from toolkit.hosts import remote
 from toolkit.lab.spec import Lab, Node
 from toolkit.progress import SILENT, Progress
@@ -41,7 +42,7 @@ class RestorePlan:
 
     @property
     def node_snapshot(self) -> str:
-        return f"{NODE_WORK_DIR}/{self.manifest.file}"
+        return f"{ETCD_WORK_DIR}/{self.manifest.file}"
 
     @property
     def restored_dir(self) -> str:
@@ -81,7 +82,7 @@ def stage(plan: RestorePlan, progress: Progress = SILENT) -> None:
             plan.lab,
             node,
             SCRIPTS / "stage-snapshot.sh",
-            NODE_WORK_DIR,
+            ETCD_WORK_DIR,
             plan.manifest.file,
             plan.manifest.sha256,
             plan.restored_dir,
@@ -110,7 +111,7 @@ def stage(plan: RestorePlan, progress: Progress = SILENT) -> None:
 
 
 def discard_staged(lab: Lab, stamp: str, file: str) -> None:
-    leftovers = [restore_dirs(stamp).restored, f"{NODE_WORK_DIR}/{file}"]
+    leftovers = [restore_dirs(stamp).restored, f"{ETCD_WORK_DIR}/{file}"]
     for node in member_nodes(Topology(lab)):
         try:
             remote.try_root(lab, node, "rm -rf " + " ".join(map(shlex.quote, leftovers)))

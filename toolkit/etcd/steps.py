@@ -13,10 +13,9 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from types import FrameType
 
+from toolkit.constants import ETCD_DATA_DIR, MANIFESTS_DIR
 from toolkit.errors import HostError
 from toolkit.etcd.topology import (
-    DATA_DIR,
-    MANIFESTS_DIR,
     RUNTIME_ENDPOINT,
     SCRIPTS,
     Topology,
@@ -195,12 +194,12 @@ def pin_static_pod_images(lab: Lab, pods: list[str]) -> None:
 
 
 def swap_data_dir(lab: Lab, node: Node, restored: str, old: str, staged: str) -> None:
-    remote.run_script(lab, node, SCRIPTS / "swap-data-dir.sh", DATA_DIR, restored, old, staged)
+    remote.run_script(lab, node, SCRIPTS / "swap-data-dir.sh", ETCD_DATA_DIR, restored, old, staged)
 
 
 def unswap_data_dir(
     lab: Lab, node: Node, old: str, failed: str, restored: str, staged: str
 ) -> None:
     remote.run_script(
-        lab, node, SCRIPTS / "unswap-data-dir.sh", DATA_DIR, old, failed, restored, staged
+        lab, node, SCRIPTS / "unswap-data-dir.sh", ETCD_DATA_DIR, old, failed, restored, staged
     )

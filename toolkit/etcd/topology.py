@@ -12,16 +12,11 @@ import shlex
 from dataclasses import dataclass
 from importlib import resources
 
+from toolkit.constants import ETCD_DATA_DIR, MANIFESTS_DIR, PARKED_MANIFESTS_DIR
 from toolkit.lab.spec import Lab, Node
 
-DATA_DIR = "/var/lib/etcd"
 CLIENT_PORT = 2379
 PEER_PORT = 2380
-MANIFESTS_DIR = "/etc/kubernetes/manifests"
-# Outside the kubelet's staticPodPath, on the same filesystem: a rename parks a Pod.
-PARKED_DIR = "/etc/kubernetes/k8slab-parked"
-# Where snapshots are staged on a member; root only, never /tmp.
-NODE_WORK_DIR = "/var/lib/k8slab/etcd"
 RUNTIME_ENDPOINT = "unix:///run/containerd/containerd.sock"
 CRICTL = f"crictl --runtime-endpoint {RUNTIME_ENDPOINT}"
 
@@ -43,9 +38,9 @@ class RestoreDirs:
 
 def restore_dirs(stamp: str) -> RestoreDirs:
     return RestoreDirs(
-        restored=f"{DATA_DIR}.restored-{stamp}",
-        old=f"{DATA_DIR}.before-restore-{stamp}",
-        failed=f"{DATA_DIR}.failed-{stamp}",
+        restored=f"{ETCD_DATA_DIR}.restored-{stamp}",
+        old=f"{ETCD_DATA_DIR}.before-restore-{stamp}",
+        failed=f"{ETCD_DATA_DIR}.failed-{stamp}",
     )
 
 
@@ -115,17 +110,17 @@ class Topology:
 def park_manifests_command(pods: list[str]) -> str:
     """Shell that moves these static Pods' manifests out of the kubelet's sight (idempotent)."""
     moves = " ; ".join(
-        f"if [ -f {manifest} ]; then mv {manifest} {PARKED_DIR}/; fi"
+        f"if [ -f {manifest} ]; then mv {manifest} {PARKED_MANIFESTS_DIR}/; fi"
         for manifest in (shlex.quote(f"{MANIFESTS_DIR}/{pod}.yaml") for pod in pods)
     )
-    return f"set -e; mkdir -p {PARKED_DIR}; {moves}"
+    return f"set -e; mkdir -p {PARKED_MANIFESTS_DIR}; {moves}"
 
 
 def unpark_manifests_command(pods: list[str]) -> str:
     """Shell that puts parked manifests back, where the kubelet starts them (idempotent)."""
     moves = " ; ".join(
         f"if [ -f {parked} ]; then mv {parked} {MANIFESTS_DIR}/; fi"
-        for parked in (shlex.quote(f"{PARKED_DIR}/{pod}.yaml") for pod in pods)
+        for parked in (shlex.quote(f"{PARKED_MANIFESTS_DIR}/{pod}.yaml") for pod in pods)
     )
     return f"set -e; {moves}"
 

@@ -9,10 +9,6 @@ from pathlib import Path
 
 from toolkit.errors import SpecError
 
-# The port every API server binds on its control plane; the lab's load balancer listens on
-# Lab.api_port, on the same machines.
-APISERVER_PORT = 6443
-
 
 class Role(StrEnum):
     """A node's role, spelled as its group under ``nodes:`` in the lab spec (so a value

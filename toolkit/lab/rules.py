@@ -9,7 +9,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from toolkit.lab.model import APISERVER_PORT, Network, Node, Role
+from toolkit.constants import APISERVER_PORT
+from toolkit.lab.model import Network, Node, Role
 from toolkit.lab.schema import DEFAULT_API_PORT, NODE_MINIMUMS, Problems
 
 # What else listens on a control plane, where haproxy binds api_endpoint.port on every

@@ -22,7 +22,7 @@ from toolkit import versions
 from toolkit.errors import LabNotFoundError
 from toolkit.lab import rules
 from toolkit.lab.loader import read_spec
-from toolkit.lab.model import APISERVER_PORT, Lab, Network, Node, Role
+from toolkit.lab.model import Lab, Network, Node, Role
 from toolkit.lab.schema import (
     API_KEYS,
     DEFAULT_API_PORT,
@@ -41,7 +41,6 @@ from toolkit.lab.schema import (
 from toolkit.paths import INVENTORIES_DIR
 
 __all__ = [
-    "APISERVER_PORT",
     "HOSTNAME_RE",
     "SPEC_FILENAME",
     "Lab",

@@ -11,13 +11,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography import x509
 
+from toolkit.constants import APISERVER_PORT, MANIFESTS_DIR
 from toolkit.kube import APISERVER_CLIENT_CERT, PKI_DIR, holds_vip_command
 from toolkit.lab.spec import Lab, Node, Role
 from toolkit.verify.checks import expect, fail, static_pod_flags
 from toolkit.verify.cluster import Cluster, Run, eventually
 from toolkit.verify.report import NOTE_PROPERTY
 
-MANIFESTS = "/etc/kubernetes/manifests"
 CERT_MIN_VALIDITY = timedelta(days=30)
 COMPONENT_PORTS = {"kube-scheduler": 10259, "kube-controller-manager": 10257}
 LEASE_SLACK_S = 10
@@ -35,7 +35,7 @@ def running_command(name: str) -> str:
 def apiserver_command(node: Node, endpoint: str) -> str:
     # A client certificate signed by the cluster CA, and the server's certificate checked
     # against that CA: not an anonymous request, not --insecure.
-    url = f"https://{node.address}:6443/{endpoint}?verbose"
+    url = f"https://{node.address}:{APISERVER_PORT}/{endpoint}?verbose"
     return f"curl -sS --max-time 20 --fail-with-body {APISERVER_CLIENT_CERT} {url}"
 
 
@@ -43,7 +43,7 @@ def healthz_command(component: str) -> str:
     return f"curl -sSk --max-time 5 https://127.0.0.1:{COMPONENT_PORTS[component]}/healthz"
 
 
-MANIFESTS_COMMAND = f'for f in {MANIFESTS}/*.yaml; do echo "=== $f"; cat "$f"; done'
+MANIFESTS_COMMAND = f'for f in {MANIFESTS_DIR}/*.yaml; do echo "=== $f"; cat "$f"; done'
 ETCD_OUTGOING = "ss -Htnp state established '( dport = :2379 )'"
 ETCD_INCOMING = "ss -Htn state established '( sport = :2379 )'"
 
@@ -302,7 +302,7 @@ def test_api_through_vip_survives_one_apiserver_stopped(lab: Lab, cluster: Clust
     holders = vip_holders(lab, cluster)
     expect(len(holders) == 1, f"the VIP is held by {holders}; cannot test fail-over")
     balancer = lab.node(holders[0])
-    direct = f"https://{victim.address}:6443/readyz"
+    direct = f"https://{victim.address}:{APISERVER_PORT}/readyz"
     pids = "$(pgrep -x kube-apiserver)"
     stop = cluster.run(victim, f"kill -STOP {pids}", fresh=True)
     try:
