@@ -156,16 +156,23 @@ def _waiting_reason(container_status: dict[str, Any]) -> str:
     return ""
 
 
-def _tolerations(layout: Layout) -> str:
-    tolerations = [{"key": TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}]
+CONTROL_PLANE_TOLERATION = {
+    "key": "node-role.kubernetes.io/control-plane",
+    "operator": "Exists",
+    "effect": "NoSchedule",
+}
+
+
+def _tolerations(layout: Layout, verify_taint: bool = True) -> str:
+    """The test Pods' tolerations: the verify taint on node ``a`` (unless ``verify_taint``
+    is off: the Pods that must stay away from it), and kubeadm's control-plane taint when
+    one of the two nodes is a control plane (a lab with fewer than two workers), so that
+    only the taint under test decides where they go."""
+    tolerations = []
+    if verify_taint:
+        tolerations.append({"key": TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"})
     if layout.a_tolerates_control_plane:
-        tolerations.append(
-            {
-                "key": "node-role.kubernetes.io/control-plane",
-                "operator": "Exists",
-                "effect": "NoSchedule",
-            }
-        )
+        tolerations.append(CONTROL_PLANE_TOLERATION)
     return json.dumps(tolerations)
 
 
@@ -277,10 +284,18 @@ def manifests(layout: Layout) -> str:
         _service("echo-nodeport", NAMESPACE, layout, "NodePort"),
         _service("peer", PEER_NAMESPACE, layout),
         _scheduled_deployment(
-            "ssd", f"      nodeSelector: {{{SSD_LABEL[0]}: {SSD_LABEL[1]}}}", layout
+            "ssd",
+            f"      nodeSelector: {{{SSD_LABEL[0]}: {SSD_LABEL[1]}}}\n"
+            f"      tolerations: {_tolerations(layout, verify_taint=False)}",
+            layout,
         ),
-        # No toleration: the scheduler must keep these off the tainted node a.
-        _scheduled_deployment("untolerated", "", layout, replicas=3),
+        # No toleration of the verify taint: the scheduler must keep these off node a.
+        _scheduled_deployment(
+            "untolerated",
+            f"      tolerations: {_tolerations(layout, verify_taint=False)}",
+            layout,
+            replicas=3,
+        ),
         _scheduled_deployment(
             "tolerating",
             f"      nodeSelector: {{kubernetes.io/hostname: {a}}}\n"
