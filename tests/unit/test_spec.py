@@ -373,3 +373,13 @@ def test_up_lets_other_networks_hold_the_pod_and_service_ranges(tmp_path: Path) 
     others = [_docker_network("a", "10.244.0.0/16"), _docker_network("b", "10.96.0.0/12")]
     assert engine.overlap_problems(lab, others) == []
     assert engine.overlap_problems(lab, [_docker_network("bridge", "172.17.0.0/16", True)]) == []
+
+
+def test_deep_flow_nesting_is_refused_before_yaml_reads_it() -> None:
+    from toolkit.lab.loader import _too_deep_at
+
+    assert _too_deep_at("a: 1\nb: " + "[" * 33) == 2
+    assert _too_deep_at("a: '" + "[" * 40 + "'\n") is None, "inside quotes"
+    assert _too_deep_at('a: "\\"' + "{" * 40 + '"\n') is None, "an escaped quote"
+    assert _too_deep_at("a: 1 # " + "[" * 40 + "\nb: [[1]]\n") is None, "a comment"
+    assert _too_deep_at("a: " + "[" * 32 + "]" * 32) is None, "32 levels are allowed"

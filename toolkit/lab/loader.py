@@ -75,8 +75,45 @@ def _too_big(size: int) -> str:
     )
 
 
+def _too_deep_at(text: str) -> int | None:
+    """The line where ``[``/``{`` nesting first passes MAX_SPEC_DEPTH, outside quotes and
+    comments, or None. PyYAML's scanner slows down with every open flow level (20,000
+    ``[`` took a second before the composer's own depth check was reached), so this
+    linear look at the text comes first."""
+    depth, quote, line, index = 0, "", 1, 0
+    while index < len(text):
+        char = text[index]
+        if char == "\n":
+            line += 1
+        elif quote:
+            if char == "\\" and quote == '"':
+                index += 1
+            elif char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (index == 0 or text[index - 1] in " \t\n"):
+            end = text.find("\n", index)
+            index = len(text) if end < 0 else end
+            continue
+        elif char in "[{":
+            depth += 1
+            if depth > MAX_SPEC_DEPTH:
+                return line
+        elif char in "]}":
+            depth = max(0, depth - 1)
+        index += 1
+    return None
+
+
 def _parse_yaml(text: str, path: Path) -> Any:
     where = display_path(path)
+    deep_at = _too_deep_at(text)
+    if deep_at is not None:
+        raise SpecError(
+            f"{where}: line {deep_at}: nested more than {MAX_SPEC_DEPTH} levels deep; "
+            "a lab spec needs four"
+        )
     try:
         return yaml.load(text, Loader=_SpecLoader)  # a SafeLoader, only stricter
     except RecursionError:
