@@ -48,8 +48,6 @@ from toolkit.hosts import remote
 from toolkit.lab.spec import Lab, Node
 from toolkit.progress import SILENT, Progress
 
-ETCD_HEALTHY_DEADLINE_S = 180
-
 
 class RestoreError(K8slabError):
     """A restore failed after the lab was changed; the message says how to roll back."""
@@ -103,7 +101,7 @@ def restore_steps(lab: Lab, record: Journal) -> list[Step]:
             "start etcd, wait for one leader",
             member_nodes(topo),
             lambda node: steps.start_etcd_on(topo, node),
-            after=lambda: cluster.wait_healthy(topo, ETCD_HEALTHY_DEADLINE_S),
+            after=lambda: cluster.wait_healthy(topo, steps.ETCD_HEALTHY_DEADLINE_S),
         ),
         Step(
             "control-plane-started",

@@ -19,8 +19,6 @@ from toolkit.etcd.topology import Topology, restore_dirs
 from toolkit.lab.spec import Lab, Node
 from toolkit.progress import SILENT, Progress
 
-ETCD_HEALTHY_DEADLINE_S = 180
-
 
 class RollbackError(K8slabError):
     """A rollback did not finish; it can be run again."""
@@ -101,7 +99,7 @@ def undo_list(lab: Lab, record: Journal) -> list[Undo]:
             touched(record, "etcd-stopped", members),
             start_etcd,
             lambda node: steps.start_etcd_on(topo, node),
-            after=lambda: cluster.wait_healthy(topo, ETCD_HEALTHY_DEADLINE_S),
+            after=lambda: cluster.wait_healthy(topo, steps.ETCD_HEALTHY_DEADLINE_S),
         ),
         Undo(
             "start the API server, controller-manager and scheduler",

@@ -28,6 +28,8 @@ from toolkit.progress import SILENT, Progress
 
 STOP_DEADLINE_S = 120
 STOP_GRACE_S = 10
+# How long etcd may take to elect one leader once every member is started.
+ETCD_HEALTHY_DEADLINE_S = 180
 # What "control-plane-stopped" stops: every component that talks to the API server or
 # caches its state, so that none runs on with state from before the snapshot.
 CONTROL_PLANE_PODS = ["kube-apiserver", "kube-controller-manager", "kube-scheduler"]
