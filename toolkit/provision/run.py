@@ -164,30 +164,46 @@ def provision(
     check_ready_to_provision(lab, state, progress)
     tracker = _EventTracker(progress, _phase_of_plays(phases))
     started = time.monotonic()
-    run = ansible.run_runner(
+    stats = _run_playbook(
         state,
         "provision",
-        playbook=str(_write_run_playbook(state, phases)),
-        extravars={"k8slab_state_dir": str(state.root)},
-        event_handler=tracker.handle,
+        _write_run_playbook(state, phases),
+        {},
+        tracker,
+        failed_in=lambda: f"phase {tracker.last_phase or phases[0].name}",
+        fix=f"; fix it and run `k8slab provision {lab.name}` again",
     )
-    tracker.finish()
-    stats = ansible.RunStats.from_runner(run.status, run.stats)
-    if _failed(run.status, stats):
-        raise ProvisionError(
-            f"phase {tracker.last_phase or phases[0].name} "
-            f"{_failure_text(run.status, stats, tracker)}\n"
-            f"(log: {state.root / 'ansible' / 'provision'}); "
-            f"fix it and run `k8slab provision {lab.name}` again"
-        )
     changed = {host: stats.changed.get(host, 0) for host in {*stats.ok, *stats.changed}}
     report = ProvisionReport(lab.name, tracker.results(phases), time.monotonic() - started, changed)
     state.write_json(state.root / "timings" / "provision.json", report.to_dict())
     return report
 
 
-def _failed(status: str, stats: ansible.RunStats) -> bool:
-    return bool(stats.unreachable or stats.failures or status != "successful")
+def _run_playbook(
+    state: LabState,
+    name: str,
+    playbook: Path,
+    extravars: dict[str, Any],
+    tracker: _EventTracker,
+    failed_in: Callable[[], str],
+    fix: str = "",
+) -> ansible.RunStats:
+    """Run one playbook with the tracker's progress; a ProvisionError if any host failed."""
+    run = ansible.run_runner(
+        state,
+        name,
+        playbook=str(playbook),
+        extravars={"k8slab_state_dir": str(state.root), **extravars},
+        event_handler=tracker.handle,
+    )
+    tracker.finish()
+    stats = ansible.RunStats.from_runner(run.status, run.stats)
+    if stats.unreachable or stats.failures or run.status != "successful":
+        raise ProvisionError(
+            f"{failed_in()} {_failure_text(run.status, stats, tracker)}\n"
+            f"(log: {state.root / 'ansible' / name}){fix}"
+        )
+    return stats
 
 
 def _failure_text(status: str, stats: ansible.RunStats, tracker: _EventTracker) -> str:
@@ -312,21 +328,14 @@ def reset(lab: Lab, progress: Progress = SILENT) -> ansible.RunStats:
     refresh_inventory(lab, state)
     record_host_keys(lab, state)
     tracker = _EventTracker(progress, _phase_of_plays([RESET]))
-    run = ansible.run_runner(
+    return _run_playbook(
         state,
         "reset",
-        playbook=str(PLAYBOOKS_DIR / RESET.playbook),
-        extravars={"k8slab_state_dir": str(state.root), "reset_confirmed": True},
-        event_handler=tracker.handle,
+        PLAYBOOKS_DIR / RESET.playbook,
+        {"reset_confirmed": True},
+        tracker,
+        failed_in=lambda: "reset",
     )
-    tracker.finish()
-    stats = ansible.RunStats.from_runner(run.status, run.stats)
-    if _failed(run.status, stats):
-        raise ProvisionError(
-            f"reset {_failure_text(run.status, stats, tracker)}\n"
-            f"(log: {state.root / 'ansible' / 'reset'})"
-        )
-    return stats
 
 
 def up_cluster(lab: Lab, progress: Progress = SILENT) -> ProvisionReport:
