@@ -46,6 +46,7 @@ class KubernetesRelease:
         return ".".join(self.version.split(".")[:2])
 
 
+# A declared table: one row a release, alike in shape by design (duplicates lists the rows).
 RELEASES: dict[str, KubernetesRelease] = {
     "v1.34.4": KubernetesRelease(
         "v1.34.4",
