@@ -252,26 +252,24 @@ def test_a_go_too_old_is_named_with_its_version(
         preflight()
 
 
-def test_a_second_build_waits_for_the_lock(cache: Path) -> None:
+def test_a_second_build_waits_for_the_lock(cache: Path, tmp_path: Path) -> None:
+    released = tmp_path / "released"
     holder = textwrap.dedent(
-        """
-        import sys, time
+        f"""
+        import pathlib, time
         from toolkit.bundle.store import build_lock
         with build_lock("v1.34.4"):
             print("held", flush=True)
-            time.sleep(1.5)
+            time.sleep(0.5)
+            pathlib.Path({str(released)!r}).touch()
         """
     )
     proc = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "held"
-    import time
-
-    started = time.monotonic()
     with build_lock(VERSION):
-        waited = time.monotonic() - started
+        assert released.exists(), "the lock was taken while the first build still held it"
     proc.wait()
-    assert waited > 0.5
 
 
 def test_the_cli_lists_bundles_and_fails_verification_with_one_line(cache: Path) -> None:

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -245,10 +244,8 @@ def test_hostile_file_is_refused_in_one_line(
     tmp_path: Path, make: Callable[[Path], Path], expected: str
 ) -> None:
     path = make(tmp_path)
-    started = time.monotonic()
     with pytest.raises(SpecError) as raised:
         load_lab(path)
-    assert time.monotonic() - started < 1.0
     message = str(raised.value)
     assert expected in message
     assert message.startswith(str(path)) and "\n" not in message
@@ -267,28 +264,22 @@ def test_validate_refuses_a_hostile_file_without_a_traceback(
     assert expected in result.output and "Traceback" not in result.output
 
 
-# The worst inputs in a process of their own: its own peak memory, real stderr.
-MEASURE = """
-import resource, sys, time
-from toolkit.cli import main
-started = time.monotonic()
-try:
-    main(["validate", sys.argv[1]])
-except SystemExit as exc:
-    code = exc.code
-print(f"{time.monotonic() - started} {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}")
-sys.exit(code)
-"""
-
-
+# The worst inputs through the real command, in a process of its own (real stderr, exit
+# status). How long they take and how much memory: benchmarks/bad_input.py records that.
 @pytest.mark.parametrize(
     "make", [_alias_bomb, _sparse_50_mib, _text("[" * 10_000)], ids=["alias-bomb", "50-mib", "deep"]
 )
-def test_worst_inputs_cost_under_a_second_and_100_mb(
+def test_worst_inputs_end_in_one_line_without_a_traceback(
     tmp_path: Path, make: Callable[[Path], Path]
 ) -> None:
     run = subprocess.run(
-        [sys.executable, "-c", MEASURE, str(make(tmp_path))],
+        [
+            sys.executable,
+            "-c",
+            "from toolkit.cli import main; main()",
+            "validate",
+            str(make(tmp_path)),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -297,9 +288,6 @@ def test_worst_inputs_cost_under_a_second_and_100_mb(
     assert run.returncode == 1
     assert run.stderr.startswith("error: ") and run.stderr.count("\n") == 1
     assert "Traceback" not in run.stderr
-    seconds, peak_kib = run.stdout.split()
-    assert float(seconds) < 1.0
-    assert int(peak_kib) < 100 * 1024
 
 
 def test_a_file_without_read_permission_names_the_fix(
