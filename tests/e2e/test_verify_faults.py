@@ -24,6 +24,7 @@ from toolkit.verify import run_verify
 from toolkit.verify.cluster import Cluster, eventually
 from toolkit.verify.report import VerifyReport, render_table
 from toolkit.verify.run import layout_for
+from toolkit.verify.suites.check_control_plane import COMPONENT_PORTS, healthz_command
 from toolkit.verify.workload import Layout
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.destructive]
@@ -114,6 +115,18 @@ def container_gone(scene: Scene, node: Node, name: str) -> bool:
 def container_running(scene: Scene, node: Node, name: str) -> bool:
     result = scene.cluster.run(node, f"crictl ps --name '^{name}$' --state running -q")
     return result.ok and bool(result.output.strip())
+
+
+def leader_elected_components_healthy(scene: Scene) -> bool:
+    """Every control plane's scheduler and controller-manager answer their healthz. Both exit
+    when they cannot renew their lease (as when etcd or an API server stalls) and the
+    kubelet restarts them with a growing back-off, so a heal settles only once they are back.
+    """
+    return all(
+        scene.cluster.run(cp, healthz_command(component)).stdout.strip() == "ok"
+        for cp in scene.lab.control_planes
+        for component in COMPONENT_PORTS
+    )
 
 
 def apiserver_ready(scene: Scene, node: Node) -> bool:
@@ -452,6 +465,11 @@ def test_fault_is_caught_then_healed(scene: Scene, fault: Fault) -> None:
         broken = run_verify(scene.lab)
     finally:
         fault.heal(scene)
+        settle(
+            "schedulers and controller-managers healthy",
+            partial(leader_elected_components_healthy, scene),
+            CRASH_LOOP_BACKOFF_S + SETTLE_S,
+        )
     caught = failing(broken)
     assert expected <= caught <= expected | may_fail, (
         f"unexpected: {sorted(caught - expected - may_fail)}; not caught: "
