@@ -84,7 +84,9 @@ def layout_for(cluster: Cluster) -> Layout:
     candidates = lab.workers[:2] if len(lab.workers) >= 2 else [*lab.workers, *lab.control_planes]
     if len(candidates) < 2:
         raise VerifyError(f"lab {lab.name}: the network checks need at least two nodes")
-    daemonsets = cluster.kubectl_json("get", "daemonset", "-A", "-l", "app=flannel")
+    # kube-proxy runs on every node of every lab, whatever the CNI (the bridge labs have no
+    # flannel), and its image is the bundle's Debian userland with bash, perl and getent.
+    daemonsets = cluster.kubectl_json("get", "daemonset", "-A", "-l", "k8s-app=kube-proxy")
     images = [
         c["image"]
         for ds in daemonsets["items"]
@@ -92,7 +94,7 @@ def layout_for(cluster: Cluster) -> Layout:
     ]
     if not images:
         raise VerifyError(
-            f"lab {lab.name}: no flannel DaemonSet, whose image the test Pods use; "
+            f"lab {lab.name}: no kube-proxy DaemonSet, whose image the test Pods use; "
             f"provision the lab (k8slab provision {lab.name})"
         )
     # A container node shares the machine's kernel and cannot load modules into it.

@@ -3,7 +3,7 @@
 Everything lives in two namespaces of its own (a second one for cross-namespace
 checks); the only things outside them are a label and a taint on two nodes, which the
 scheduling checks need and :func:`remove` takes away again. Every image is the bundle's
-flannel image (a Debian userland with bash, perl and getent), never pulled.
+kube-proxy image (a Debian userland with bash, perl and getent), never pulled.
 """
 
 from __future__ import annotations
