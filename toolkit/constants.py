@@ -12,6 +12,9 @@ from typing import Any
 # The port every kube-apiserver binds on its node (kubeadm's default); the load balancer
 # listens on the lab's own API port (the spec's api_port) in front of them.
 APISERVER_PORT = 6443
+# The secure ports the scheduler and the controller-manager serve /healthz on (their defaults).
+SCHEDULER_PORT = 10259
+CONTROLLER_MANAGER_PORT = 10257
 # kubeadm's folder of static Pod manifests; the kubelet runs what is in it.
 MANIFESTS_DIR = "/etc/kubernetes/manifests"
 # etcd's data directory: kubeadm's stacked members and the etcd role's external members.

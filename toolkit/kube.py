@@ -4,7 +4,7 @@ kubectl runs inside the lab (on a control plane, with the admin kubeconfig, as r
 from this machine against the VIP, so that every request to cluster addresses starts on
 a lab node. Commands go through the one host layer, :mod:`toolkit.hosts.ssh`; the verify
 suites run the same command lines through testinfra (``kubectl_command``,
-``apply_command``, ``holds_vip_command``, ``APISERVER_CLIENT_CERT``).
+``apply_command``, ``holds_vip_command``, ``healthz_command``, ``APISERVER_CLIENT_CERT``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from toolkit.constants import APISERVER_PORT
+from toolkit.constants import APISERVER_PORT, CONTROLLER_MANAGER_PORT, SCHEDULER_PORT
 from toolkit.errors import HostError, K8slabError
 from toolkit.hosts import remote
 from toolkit.lab.spec import Lab, Node
@@ -29,6 +29,11 @@ APISERVER_CLIENT_CERT = (
     f"--cacert {PKI_DIR}/ca.crt --cert {PKI_DIR}/apiserver-kubelet-client.crt "
     f"--key {PKI_DIR}/apiserver-kubelet-client.key"
 )
+# The components a control plane runs beside its API server, and where each serves /healthz.
+COMPONENT_PORTS = {
+    "kube-scheduler": SCHEDULER_PORT,
+    "kube-controller-manager": CONTROLLER_MANAGER_PORT,
+}
 READY_TIMEOUT_S = 300
 POLL_INTERVAL_S = 3
 
@@ -53,6 +58,11 @@ def apply_command(manifest: str) -> str:
 def holds_vip_command(lab: Lab) -> str:
     """Exits 0 on the node that holds the lab's API VIP (keepalived adds it there)."""
     return f"ip -o -4 addr show | grep -qw {shlex.quote(str(lab.api_vip))}"
+
+
+def healthz_command(component: str) -> str:
+    """The local /healthz of a control plane's scheduler or controller-manager."""
+    return f"curl -sSk --max-time 5 https://127.0.0.1:{COMPONENT_PORTS[component]}/healthz"
 
 
 def readyz_verbose_command(nodes: Sequence[Node], max_time_s: int = 10) -> str:

@@ -18,13 +18,12 @@ from typing import Any
 
 import pytest
 
-from toolkit.kube import holds_vip_command
+from toolkit.kube import COMPONENT_PORTS, healthz_command, holds_vip_command
 from toolkit.lab.spec import Lab, Node
 from toolkit.verify import run_verify
 from toolkit.verify.cluster import Cluster, eventually
 from toolkit.verify.report import VerifyReport, render_table
 from toolkit.verify.run import layout_for
-from toolkit.verify.suites.check_control_plane import COMPONENT_PORTS, healthz_command
 from toolkit.verify.workload import Layout
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.destructive]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from toolkit.constants import APISERVER_PORT
+from toolkit.constants import APISERVER_PORT, CONTROLLER_MANAGER_PORT, SCHEDULER_PORT
 from toolkit.lab.model import Network, Node, Role
 from toolkit.lab.schema import DEFAULT_API_PORT, NODE_MINIMUMS, Problems
 
@@ -21,8 +21,8 @@ CONTROL_PLANE_PORTS = {
     10249: "kube-proxy's metrics",
     10250: "the kubelet",
     10256: "kube-proxy's healthz",
-    10257: "kube-controller-manager",
-    10259: "kube-scheduler",
+    CONTROLLER_MANAGER_PORT: "kube-controller-manager",
+    SCHEDULER_PORT: "kube-scheduler",
 }
 STACKED_ETCD_PORTS = {2379: "etcd's clients", 2380: "etcd's peers", 2381: "etcd's metrics"}
 # The API server's default --service-node-port-range: kube-proxy DNATs a NodePort on every

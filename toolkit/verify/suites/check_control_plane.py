@@ -12,14 +12,19 @@ import pytest
 from cryptography import x509
 
 from toolkit.constants import APISERVER_PORT, MANIFESTS_DIR
-from toolkit.kube import APISERVER_CLIENT_CERT, PKI_DIR, holds_vip_command
+from toolkit.kube import (
+    APISERVER_CLIENT_CERT,
+    COMPONENT_PORTS,
+    PKI_DIR,
+    healthz_command,
+    holds_vip_command,
+)
 from toolkit.lab.spec import Lab, Node, Role
 from toolkit.verify.checks import expect, fail, static_pod_flags
 from toolkit.verify.cluster import Cluster, Run, eventually
 from toolkit.verify.report import NOTE_PROPERTY
 
 CERT_MIN_VALIDITY = timedelta(days=30)
-COMPONENT_PORTS = {"kube-scheduler": 10259, "kube-controller-manager": 10257}
 LEASE_SLACK_S = 10
 VIP_REQUESTS = 10
 HEALTH_ATTEMPTS = 3
@@ -37,10 +42,6 @@ def apiserver_command(node: Node, endpoint: str) -> str:
     # against that CA: not an anonymous request, not --insecure.
     url = f"https://{node.address}:{APISERVER_PORT}/{endpoint}?verbose"
     return f"curl -sS --max-time 20 --fail-with-body {APISERVER_CLIENT_CERT} {url}"
-
-
-def healthz_command(component: str) -> str:
-    return f"curl -sSk --max-time 5 https://127.0.0.1:{COMPONENT_PORTS[component]}/healthz"
 
 
 MANIFESTS_COMMAND = f'for f in {MANIFESTS_DIR}/*.yaml; do echo "=== $f"; cat "$f"; done'
