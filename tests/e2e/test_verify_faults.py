@@ -144,7 +144,27 @@ class Fault:
     # Checks that follow from the fault but pass or fail with timing (a crash-looping
     # container is running at some instants): allowed to fail, never required to.
     may_fail: Callable[[Scene], set[str]] = lambda scene: set()
-    topologies: tuple[str, ...] = ("stacked", "external")
+    # Why the fault cannot be injected into this lab without taking it down ("": it can).
+    unfit: Callable[[Lab], str] = lambda lab: ""
+
+
+def without_a_second_control_plane(lab: Lab) -> str:
+    if len(lab.control_planes) < 2:
+        return "needs a second control plane: the first one runs the suite's kubectl"
+    return ""
+
+
+def without_etcd_quorum_to_spare(lab: Lab) -> str:
+    members = len(lab.etcd_members)
+    if members - 1 <= members // 2:
+        return f"etcd loses its quorum when one of its {members} members stops"
+    return ""
+
+
+def without_vip_failover(lab: Lab) -> str:
+    if len(lab.control_planes) < 2:
+        return "the VIP has no other control plane to move to"
+    return ""
 
 
 # --- kubelet stopped on a worker ---------------------------------------------------------
@@ -327,8 +347,13 @@ def etcd_may_fail(scene: Scene) -> set[str]:
     m = etcd_member(scene).name
     # Without etcd the API server exits and is restarted, so it is running at some
     # instants; the scheduler and controller-manager there use it, and one that led
-    # loses its Lease, exits and is restarted while another takes over.
+    # loses its Lease, exits and is restarted while another takes over. A CoreDNS replica
+    # whose watch went (through the kubernetes Service) to that API server misses the
+    # verify run's new Services and answers with the previous run's addresses, until its
+    # watch times out and lands on a healthy one (seen in scripts/test --full, 2026-11-28).
     return {
+        "network/pod_to_service[dns-same-namespace]",
+        "network/pod_to_service[dns-other-namespace]",
         f"control-plane/apiserver_running[{m}]",
         f"control-plane/scheduler_running_and_healthy[{m}]",
         f"control-plane/controller_manager_running_and_healthy[{m}]",
@@ -429,11 +454,30 @@ FAULTS = [
     Fault(
         "kube-proxy-stopped-rules-flushed", stop_kube_proxy, start_kube_proxy, kube_proxy_expected
     ),
-    Fault("cni-config-removed", remove_cni_config, restore_cni_config, cni_expected),
-    Fault("etcd-member-stopped", stop_etcd_member, start_etcd_member, etcd_expected, etcd_may_fail),
+    Fault(
+        "cni-config-removed",
+        remove_cni_config,
+        restore_cni_config,
+        cni_expected,
+        unfit=without_a_second_control_plane,
+    ),
+    Fault(
+        "etcd-member-stopped",
+        stop_etcd_member,
+        start_etcd_member,
+        etcd_expected,
+        etcd_may_fail,
+        unfit=without_etcd_quorum_to_spare,
+    ),
     Fault("scheduler-stopped-everywhere", stop_schedulers, start_schedulers, scheduler_expected),
     Fault("coredns-scaled-to-zero", stop_coredns, start_coredns, coredns_expected),
-    Fault("keepalived-stopped-on-vip-holder", stop_keepalived, start_keepalived, lambda s: set()),
+    Fault(
+        "keepalived-stopped-on-vip-holder",
+        stop_keepalived,
+        start_keepalived,
+        lambda scene: set(),
+        unfit=without_vip_failover,
+    ),
 ]
 
 
@@ -456,8 +500,8 @@ def scene(provisioned_lab: Lab) -> Iterator[Scene]:
 
 @pytest.mark.parametrize("fault", FAULTS, ids=[f.name for f in FAULTS])
 def test_fault_is_caught_then_healed(scene: Scene, fault: Fault) -> None:
-    if scene.lab.etcd_topology not in fault.topologies:
-        pytest.skip(f"{fault.name} does not apply to {scene.lab.etcd_topology} etcd")
+    if reason := fault.unfit(scene.lab):
+        pytest.skip(f"{fault.name} on {scene.lab.name}: {reason}")
     expected, may_fail = fault.expected(scene), fault.may_fail(scene)
     try:
         fault.inject(scene)
