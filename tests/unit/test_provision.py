@@ -15,11 +15,10 @@ from toolkit.lab.spec import load_lab
 from toolkit.lab.state import LabState
 from toolkit.paths import PLAYBOOKS_DIR, ROLES_DIR
 from toolkit.progress import SILENT
+from toolkit.provision.events import KUBEADM_TASKS, EventTracker
 from toolkit.provision.run import (
-    KUBEADM_TASKS,
     PHASES,
     ProvisionReport,
-    _EventTracker,
     _phase_of_plays,
     _write_run_playbook,
     refresh_inventory,
@@ -67,7 +66,7 @@ def event(kind: str, **data: Any) -> dict[str, Any]:
 
 def test_tracker_counts_per_phase_and_keeps_the_longest_kubeadm_join() -> None:
     phases = select_phases(["control-plane", "workers"])
-    tracker = _EventTracker(SILENT, {"Control plane": "control-plane", "Workers": "workers"})
+    tracker = EventTracker(SILENT, {"Control plane": "control-plane", "Workers": "workers"})
     for item in [
         event("playbook_on_play_start", play="Control plane"),
         event(
@@ -97,7 +96,7 @@ def test_tracker_counts_per_phase_and_keeps_the_longest_kubeadm_join() -> None:
     ]:
         tracker.handle(item)
     tracker.finish()
-    control_plane, workers = tracker.results(phases)
+    control_plane, workers = tracker.results([phase.name for phase in phases])
     assert (control_plane.ok, control_plane.changed) == ({"cp1": 2}, {"cp1": 1})
     assert control_plane.kubeadm_seconds == 40.0
     assert workers.changed == {"w1": 1, "w2": 1}
@@ -127,7 +126,7 @@ def test_kubeadm_time_is_that_of_the_tasks_that_run_kubeadm_init_or_join() -> No
 
 
 def test_tracker_does_not_count_kubeadm_preparations_as_kubeadm_time() -> None:
-    tracker = _EventTracker(SILENT, {"Control plane": "control-plane"})
+    tracker = EventTracker(SILENT, {"Control plane": "control-plane"})
     for item in [
         event("playbook_on_play_start", play="Control plane"),
         event(
@@ -147,7 +146,7 @@ def test_tracker_does_not_count_kubeadm_preparations_as_kubeadm_time() -> None:
     ]:
         tracker.handle(item)
     tracker.finish()
-    [control_plane] = tracker.results(select_phases(["control-plane"]))
+    [control_plane] = tracker.results(["control-plane"])
     assert control_plane.kubeadm_seconds == 40.0
 
 

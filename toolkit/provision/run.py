@@ -25,6 +25,7 @@ from toolkit.lab.spec import Lab
 from toolkit.lab.state import LabState
 from toolkit.paths import PLAYBOOKS_DIR
 from toolkit.progress import SILENT, Progress
+from toolkit.provision.events import EventTracker, PhaseResult
 
 
 class ProvisionError(K8slabError):
@@ -47,27 +48,8 @@ PHASES = (
     Phase("network", "network.yml"),
 )
 PHASE_NAMES = tuple(phase.name for phase in PHASES)
-# The tasks that run kubeadm init or join (roles/control_plane/tasks/init.yml,
-# roles/common/tasks/join.yml), by their exact names: a kubeadm phase's time is theirs.
-# tests/unit/test_provision.py holds these names and the roles' tasks to each other.
-KUBEADM_TASKS = frozenset(
-    {
-        "Run kubeadm init",
-        "Run kubeadm join on control planes, one at a time (etcd adds members one by one)",
-        "Run kubeadm join on workers",
-    }
-)
 PREFLIGHT = Phase("preflight", "preflight.yml")
 RESET = Phase("reset", "reset.yml")
-
-
-@dataclass
-class PhaseResult:
-    name: str
-    seconds: float
-    kubeadm_seconds: float
-    changed: dict[str, int]
-    ok: dict[str, int]
 
 
 @dataclass
@@ -125,7 +107,7 @@ def check_ready_to_provision(lab: Lab, state: LabState, progress: Progress = SIL
             f"`k8slab bundle build --kubernetes {lab.kubernetes_version}`"
         )
     record_host_keys(lab, state)
-    tracker = _EventTracker(progress, _phase_of_plays([PREFLIGHT]))
+    tracker = EventTracker(progress, _phase_of_plays([PREFLIGHT]))
     run = ansible.run_runner(
         state,
         "preflight",
@@ -162,7 +144,7 @@ def provision(
     state = LabState.of(lab.name)
     phases = select_phases(phase_names)
     check_ready_to_provision(lab, state, progress)
-    tracker = _EventTracker(progress, _phase_of_plays(phases))
+    tracker = EventTracker(progress, _phase_of_plays(phases))
     started = time.monotonic()
     stats = _run_playbook(
         state,
@@ -174,7 +156,12 @@ def provision(
         fix=f"; fix it and run `k8slab provision {lab.name}` again",
     )
     changed = {host: stats.changed.get(host, 0) for host in {*stats.ok, *stats.changed}}
-    report = ProvisionReport(lab.name, tracker.results(phases), time.monotonic() - started, changed)
+    report = ProvisionReport(
+        lab.name,
+        tracker.results([phase.name for phase in phases]),
+        time.monotonic() - started,
+        changed,
+    )
     state.write_json(state.root / "timings" / "provision.json", report.to_dict())
     return report
 
@@ -184,7 +171,7 @@ def _run_playbook(
     name: str,
     playbook: Path,
     extravars: dict[str, Any],
-    tracker: _EventTracker,
+    tracker: EventTracker,
     failed_in: Callable[[], str],
     fix: str = "",
 ) -> ansible.RunStats:
@@ -206,7 +193,7 @@ def _run_playbook(
     return stats
 
 
-def _failure_text(status: str, stats: ansible.RunStats, tracker: _EventTracker) -> str:
+def _failure_text(status: str, stats: ansible.RunStats, tracker: EventTracker) -> str:
     """'failed on HOSTS:' and each failed task's message, for a run that failed."""
     failed = sorted({*stats.failures, *stats.unreachable})
     details = "\n".join(tracker.failures) or f"ansible-runner status {status}"
@@ -233,93 +220,6 @@ def _write_run_playbook(state: LabState, phases: list[Phase]) -> Path:
     return path
 
 
-class _EventTracker:
-    """Turns ansible-runner events into per-phase progress, counts, failures and kubeadm time."""
-
-    def __init__(self, progress: Progress, phase_of_play: dict[str, str]) -> None:
-        self.progress = progress
-        self.phase_of_play = phase_of_play
-        self.phase = ""
-        self.last_phase = ""
-        self.failures: list[str] = []
-        self._entered = 0.0
-        self._seconds: dict[str, float] = {}
-        self._kubeadm: dict[str, dict[str, float]] = {}
-        self._ok: dict[str, dict[str, int]] = {}
-        self._changed: dict[str, dict[str, int]] = {}
-
-    def handle(self, event: dict[str, Any]) -> bool:
-        data = event.get("event_data", {})
-        kind = event.get("event", "")
-        handlers: dict[str, Callable[[dict[str, Any]], None]] = {
-            "playbook_on_play_start": self._play_start,
-            "playbook_on_task_start": self._task_start,
-            "runner_on_ok": self._result,
-            "runner_on_failed": self._failed,
-            "runner_on_unreachable": self._failed,
-        }
-        if kind in handlers:
-            handlers[kind](data)
-        return True
-
-    def finish(self) -> None:
-        self._enter("")
-
-    def results(self, phases: list[Phase]) -> list[PhaseResult]:
-        return [
-            PhaseResult(
-                phase.name,
-                round(self._seconds.get(phase.name, 0.0), 1),
-                round(sum(self._kubeadm.get(phase.name, {}).values()), 1),
-                self._changed.get(phase.name, {}),
-                self._ok.get(phase.name, {}),
-            )
-            for phase in phases
-        ]
-
-    def _enter(self, phase: str) -> None:
-        if phase == self.phase:
-            return
-        now = time.monotonic()
-        if self.phase:
-            took = now - self._entered
-            self._seconds[self.phase] = self._seconds.get(self.phase, 0.0) + took
-            self.progress.say(self.phase, f"done in {took:.1f}s")
-            self.last_phase = self.phase
-        self.phase, self._entered = phase, now
-
-    def _play_start(self, data: dict[str, Any]) -> None:
-        play = data.get("play", "")
-        self._enter(self.phase_of_play.get(play, self.phase or "ansible"))
-        self.progress.say(self.phase, play)
-
-    def _task_start(self, data: dict[str, Any]) -> None:
-        self.progress.say(self.phase, data.get("task", ""))
-
-    def _result(self, data: dict[str, Any]) -> None:
-        task, host = data.get("task", ""), data.get("host", "")
-        ok = self._ok.setdefault(self.phase, {})
-        ok[host] = ok.get(host, 0) + 1
-        changed = self._changed.setdefault(self.phase, {})
-        changed[host] = changed.get(host, 0)
-        if task in KUBEADM_TASKS:
-            # Hosts joining in parallel overlap: count the longest of each task.
-            kubeadm = self._kubeadm.setdefault(self.phase, {})
-            kubeadm[task] = max(kubeadm.get(task, 0.0), float(data.get("duration") or 0.0))
-        if data.get("res", {}).get("changed"):
-            changed[host] += 1
-            self.progress.say(self.phase, f"changed: {task}", host)
-
-    def _failed(self, data: dict[str, Any]) -> None:
-        if data.get("ignore_errors"):
-            return
-        result = data.get("res", {})
-        message = result.get("msg") or result.get("stderr") or "failed"
-        line = f"  {data.get('host', '?')}: {data.get('task', '')}: {str(message).strip()}"
-        self.failures.append(line)
-        self.progress.say(self.phase, f"FAILED: {data.get('task', '')}", data.get("host", ""))
-
-
 def reset(lab: Lab, progress: Progress = SILENT) -> ansible.RunStats:
     """Wipe the cluster from every node (playbooks/reset.yml), leaving hosts to provision again."""
     state = LabState.of(lab.name)
@@ -327,7 +227,7 @@ def reset(lab: Lab, progress: Progress = SILENT) -> ansible.RunStats:
         raise HostError(f"lab {lab.name} has no hosts; there is nothing to reset")
     refresh_inventory(lab, state)
     record_host_keys(lab, state)
-    tracker = _EventTracker(progress, _phase_of_plays([RESET]))
+    tracker = EventTracker(progress, _phase_of_plays([RESET]))
     return _run_playbook(
         state,
         "reset",
