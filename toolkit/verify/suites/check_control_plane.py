@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -17,12 +16,18 @@ from toolkit.kube import (
     COMPONENT_PORTS,
     PKI_DIR,
     healthz_command,
-    holds_vip_command,
 )
 from toolkit.lab.spec import Lab, Node, Role
 from toolkit.verify.checks import expect, fail, static_pod_flags
 from toolkit.verify.cluster import Cluster, Run, eventually
 from toolkit.verify.report import NOTE_PROPERTY
+from toolkit.verify.vip import (
+    api_answered,
+    haproxy_state,
+    read_through_vip,
+    vip_holders,
+    vip_read_url,
+)
 
 CERT_MIN_VALIDITY = timedelta(days=30)
 LEASE_SLACK_S = 10
@@ -243,53 +248,12 @@ def test_one_leader(lab: Lab, cluster: Cluster, component: str) -> None:
     )
 
 
-def vip_holders(lab: Lab, cluster: Cluster) -> list[str]:
-    return [
-        cp.name
-        for cp in lab.control_planes
-        if cluster.run(cp, holds_vip_command(lab), fresh=True).ok
-    ]
-
-
-def vip_read_url(lab: Lab) -> str:
-    # A read a client makes (the default Namespace), not /readyz: whether the server that
-    # took the request has every health check green this instant is the per-server
-    # checks' question; under load /readyz says "[-]etcd failed" now and then, while
-    # requests are served.
-    return f"https://{lab.api_vip}:{lab.api_port}/api/v1/namespaces/default"
-
-
-def read_through_vip(lab: Lab, cluster: Cluster) -> Run:
-    url = vip_read_url(lab)
-    return cluster.run(
-        cluster.first, f"curl -sS --max-time 10 {APISERVER_CLIENT_CERT} {url}", fresh=True
-    )
-
-
-def api_answered(run: Run) -> bool:
-    try:
-        return run.ok and json.loads(run.stdout).get("kind") == "Namespace"
-    except json.JSONDecodeError:
-        return False
-
-
 def test_vip_held_by_one_control_plane_and_answering(lab: Lab, cluster: Cluster) -> None:
     # keepalived may be moving the VIP right now: give VRRP a bounded moment to settle.
     settled, holders = eventually(lambda: vip_holders(lab, cluster), lambda h: len(h) == 1, 15)
     expect(settled, f"the VIP {lab.api_vip} is held by {holders or 'no control plane'}")
     run = read_through_vip(lab, cluster)
     expect(api_answered(run), f"the API does not answer through {vip_read_url(lab)}", run.evidence)
-
-
-def haproxy_state(cluster: Cluster, balancer: Node, server: str) -> str:
-    run = cluster.run(
-        balancer, "echo 'show stat' | socat stdio /run/haproxy/admin.sock", fresh=True
-    )
-    for line in run.stdout.splitlines():
-        fields = line.split(",")
-        if len(fields) > 17 and fields[0] == "apiserver" and fields[1] == server:
-            return fields[17]
-    return "unknown"
 
 
 @pytest.mark.disruptive
