@@ -109,6 +109,20 @@ def test_ssh_command_runs_on_the_node(lab_up: tuple[Lab, LabState]) -> None:
     assert result.stdout.strip() == "w1"
 
 
+def test_a_same_named_lab_of_another_state_directory_is_refused_and_left_alone(
+    lab_up: tuple[Lab, LabState], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = engine.lab_objects(LAB)
+    monkeypatch.setenv("K8SLAB_STATE_DIR", str(tmp_path / "another-state"))
+    up = CliRunner().invoke(main, ["up", LAB, "--hosts-only"])
+    assert up.exit_code == 1, up.output
+    assert "does not own" in up.output and "container k8slab-single-cp1" in up.output
+    down = CliRunner().invoke(main, ["destroy", LAB])
+    assert down.exit_code == 0, down.output
+    assert "removed 0 objects" in down.output and "another state directory owns" in down.output
+    assert engine.lab_objects(LAB) == before
+
+
 def test_destroy_leaves_nothing_and_is_safe_to_repeat(lab_up: tuple[Lab, LabState]) -> None:
     _, state = lab_up
     for _attempt in range(2):

@@ -28,7 +28,7 @@ def no_hosts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Neither docker nor Vagrant runs; returns the labs whose engine objects were asked for."""
     asked: list[str] = []
 
-    def remove_lab_objects(lab_name: str) -> list[str]:
+    def remove_lab_objects(lab_name: str, state_root: Path) -> list[str]:
         asked.append(lab_name)
         return []
 
@@ -37,6 +37,7 @@ def no_hosts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         yield
 
     monkeypatch.setattr(engine, "remove_lab_objects", remove_lab_objects)
+    monkeypatch.setattr(engine, "foreign_objects", lambda lab_name, state_root: [])
     monkeypatch.setattr(engine, "networks_lock", networks_lock)
     monkeypatch.setattr(Vagrant, "destroy", lambda self, provider: None)
     return asked

@@ -47,6 +47,7 @@ def test_docker_machines_carry_the_lab_and_the_engine_flags(tmp_path: Path, stac
     assert "--volume=k8slab-ha-stacked-cp1-var:/var" in args
     assert f"--volume={state.public_key}:/etc/ssh/authorized_keys/k8slab:ro" in args
     assert "--label=k8slab.lab=ha-stacked" in args
+    assert f"--label=k8slab.state={state.root}" in args
     assert {a for a in args if a.startswith("--add-host=")} == {
         "--add-host=cp1:172.30.2.11",
         "--add-host=cp2:172.30.2.12",

@@ -94,6 +94,11 @@ def destroy(lab: str, purge: bool) -> None:
     result = lifecycle.destroy_lab(name, provider, Progress(), purge=purge)
     removed = result.removed
     click.echo(f"lab {name}: removed {len(removed)} objects" + "".join(f"\n  {r}" for r in removed))
+    if result.left:
+        click.echo(
+            f"  left {len(result.left)} docker objects named for {name} that another state "
+            "directory owns:" + "".join(f"\n    {o}" for o in result.left)
+        )
     if result.kept_backups is not None:
         count = len(list(result.kept_backups.glob("*.db")))
         click.echo(

@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from toolkit import paths
@@ -23,6 +24,9 @@ from toolkit.progress import SILENT, Progress
 from toolkit.shell import run
 
 LAB_LABEL = "k8slab.lab"
+# The state directory that owns an object: two state roots (a test's temporary one, another
+# user's) may hold labs of the same name, and each may touch only its own objects.
+STATE_LABEL = "k8slab.state"
 INSTALL_HINT = (
     "install and start it: `apt-get install docker.io` then `systemctl start docker` "
     "(or `dockerd &` where systemd is not PID 1)"
@@ -73,9 +77,14 @@ def host_run_args(privileged: bool) -> list[str]:
     return [*(PRIVILEGED_ARGS if privileged else UNPRIVILEGED_ARGS), *BASE_RUN_ARGS]
 
 
+def owner_labels(lab_name: str, state_root: Path) -> list[str]:
+    """The labels every engine object of a lab carries: its name and its state directory."""
+    return [f"--label={LAB_LABEL}={lab_name}", f"--label={STATE_LABEL}={state_root}"]
+
+
 @dataclass(frozen=True)
 class DockerNames:
-    """The engine objects of one lab, all carrying the label ``k8slab.lab=<lab>``."""
+    """The engine objects of one lab, all carrying :func:`owner_labels`."""
 
     lab: str
 
@@ -112,7 +121,7 @@ def networks_lock(progress: Progress = SILENT) -> Iterator[None]:
         yield
 
 
-def ensure_network(lab: Lab) -> str:
+def ensure_network(lab: Lab, state_root: Path) -> str:
     """Create the lab's network with the spec's subnet, or check the one that exists."""
     name = DockerNames(lab.name).network
     subnet, gateway = str(lab.network.subnet), str(lab.network.gateway)
@@ -135,7 +144,7 @@ def ensure_network(lab: Lab) -> str:
             "--driver=bridge",
             f"--subnet={subnet}",
             f"--gateway={gateway}",
-            f"--label={LAB_LABEL}={lab.name}",
+            *owner_labels(lab.name, state_root),
             name,
         ]
     )
@@ -193,12 +202,12 @@ def overlap_problems(lab: Lab, networks: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
-def ensure_volumes(lab: Lab) -> None:
+def ensure_volumes(lab: Lab, state_root: Path) -> None:
     names = DockerNames(lab.name)
     for node in lab.nodes:
         volume = names.var_volume(node)
         if _inspect("volume", volume) is None:
-            run(["docker", "volume", "create", f"--label={LAB_LABEL}={lab.name}", volume])
+            run(["docker", "volume", "create", *owner_labels(lab.name, state_root), volume])
 
 
 def _inspect(kind: str, name: str) -> dict[str, Any] | None:
@@ -209,22 +218,75 @@ def _inspect(kind: str, name: str) -> dict[str, Any] | None:
     return data[0] if data else None
 
 
-def remove_lab_objects(lab_name: str) -> list[str]:
-    """Remove every container, network and volume labelled with the lab; return what went."""
+# Each kind of engine object: how to list it with its owner, and how to remove some.
+_LISTS = {
+    "container": ["docker", "ps", "-a", "--format"],
+    "network": ["docker", "network", "ls", "--format"],
+    "volume": ["docker", "volume", "ls", "--format"],
+}
+_REMOVES = {
+    "container": ["docker", "rm", "-f", "-v"],
+    "network": ["docker", "network", "rm"],
+    "volume": ["docker", "volume", "rm", "-f"],
+}
+
+
+def _labelled(kind: str, lab_name: str) -> list[tuple[str, str]]:
+    """(name, owning state directory) of every object of ``kind`` labelled with the lab;
+    the owner is "" on an object that has no state label."""
+    name = "{{.Names}}" if kind == "container" else "{{.Name}}"
+    listing = run(
+        [
+            *_LISTS[kind],
+            f'{name}\t{{{{.Label "{STATE_LABEL}"}}}}',
+            "--filter",
+            f"label={LAB_LABEL}={lab_name}",
+        ]
+    ).stdout
+    return [
+        (found, owner)
+        for found, _, owner in (line.partition("\t") for line in listing.splitlines())
+    ]
+
+
+def foreign_objects(lab_name: str, state_root: Path) -> list[str]:
+    """The engine objects named for this lab that another state directory owns (or that
+    carry no owner): neither ``up`` may reuse them nor ``destroy`` remove them."""
+    return [
+        f"{kind} {found} ({f'state {owner}' if owner else 'no k8slab.state label'})"
+        for kind in _LISTS
+        for found, owner in _labelled(kind, lab_name)
+        if owner != str(state_root)
+    ]
+
+
+def refuse_foreign_objects(lab: Lab, state_root: Path) -> None:
+    """Fail, before anything is created, when the engine holds a same-named lab's objects."""
+    foreign = foreign_objects(lab.name, state_root)
+    if foreign:
+        raise EngineError(
+            "\n".join(
+                [
+                    f"{lab.source}: the docker engine already has objects of a lab named "
+                    f"{lab.name} that this state directory ({state_root}) does not own:",
+                    *(f"  {line}" for line in foreign),
+                    "  destroy that lab with its own state directory "
+                    f"(K8SLAB_STATE_DIR=<its root> k8slab destroy {lab.name}), remove them "
+                    "with docker, or give this lab another name",
+                ]
+            )
+        )
+
+
+def remove_lab_objects(lab_name: str, state_root: Path) -> list[str]:
+    """Remove the lab's containers, then networks, then volumes that this state directory
+    owns; return what went. Another state directory's objects of the same name stay."""
     removed: list[str] = []
-    label = f"label={LAB_LABEL}={lab_name}"
-    containers = run(["docker", "ps", "-aq", "--filter", label]).stdout.split()
-    if containers:
-        run(["docker", "rm", "-f", "-v", *containers])
-        removed += [f"container {c}" for c in containers]
-    networks = run(["docker", "network", "ls", "-q", "--filter", label]).stdout.split()
-    if networks:
-        run(["docker", "network", "rm", *networks])
-        removed += [f"network {n}" for n in networks]
-    volumes = run(["docker", "volume", "ls", "-q", "--filter", label]).stdout.split()
-    if volumes:
-        run(["docker", "volume", "rm", "-f", *volumes])
-        removed += [f"volume {v}" for v in volumes]
+    for kind in _LISTS:
+        mine = [found for found, owner in _labelled(kind, lab_name) if owner == str(state_root)]
+        if mine:
+            run([*_REMOVES[kind], *mine])
+            removed += [f"{kind} {found}" for found in mine]
     return removed
 
 

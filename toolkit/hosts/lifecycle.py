@@ -38,6 +38,7 @@ def up_hosts(lab: Lab, progress: Progress = SILENT) -> dict[str, float]:
     run_args: list[str] = []
     if lab.provider == "docker":
         engine.check_engine()
+        engine.refuse_foreign_objects(lab, state.root)
         with progress.phase("image"):
             image_tag = build_node_image(progress).tag
         privileged = engine.privileged_allowed(image_tag)
@@ -55,8 +56,8 @@ def up_hosts(lab: Lab, progress: Progress = SILENT) -> dict[str, float]:
         if lab.provider == "docker":
             bundles_root().mkdir(parents=True, exist_ok=True)
             with engine.networks_lock(progress):
-                engine.ensure_network(lab)
-                engine.ensure_volumes(lab)
+                engine.ensure_network(lab, state.root)
+                engine.ensure_volumes(lab, state.root)
                 Vagrant(state).up(lab.provider, progress)
         else:
             Vagrant(state).up(lab.provider, progress)
@@ -146,6 +147,8 @@ class Destroyed:
 
     removed: list[str] = field(default_factory=list)
     kept_backups: Path | None = None
+    # Same-named objects another state directory owns: never this lab's to remove.
+    left: list[str] = field(default_factory=list)
 
 
 def destroy_lab(
@@ -163,7 +166,8 @@ def destroy_lab(
         if provider == "docker":
             with engine.networks_lock(progress):
                 Vagrant(state).destroy(provider)
-                result.removed += engine.remove_lab_objects(lab_name)
+                result.removed += engine.remove_lab_objects(lab_name, state.root)
+                result.left += engine.foreign_objects(lab_name, state.root)
         else:
             Vagrant(state).destroy(provider)
         if state.exists():

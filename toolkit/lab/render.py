@@ -8,7 +8,7 @@ import yaml
 
 from toolkit import constants
 from toolkit.bundle.store import bundle_dir, bundles_root
-from toolkit.hosts.engine import LAB_LABEL, DockerNames
+from toolkit.hosts.engine import DockerNames, owner_labels
 from toolkit.hosts.image import LOGIN_USER
 from toolkit.lab.spec import Lab, Node
 from toolkit.lab.state import LabState
@@ -42,7 +42,7 @@ def machines(
                 "container_name": names.container(node),
                 "create_args": [
                     *(host_run_args or []),
-                    f"--label={LAB_LABEL}={lab.name}",
+                    *owner_labels(lab.name, state.root),
                     f"--volume={names.var_volume(node)}:/var",
                     f"--volume={state.public_key}:/etc/ssh/authorized_keys/{LOGIN_USER}:ro",
                     f"--volume={bundles_root()}:{NODE_BUNDLES_DIR}:ro",
