@@ -79,7 +79,12 @@ def host_run_args(privileged: bool) -> list[str]:
 
 def owner_labels(lab_name: str, state_root: Path) -> list[str]:
     """The labels every engine object of a lab carries: its name and its state directory."""
-    return [f"--label={LAB_LABEL}={lab_name}", f"--label={STATE_LABEL}={state_root}"]
+    return [f"--label={LAB_LABEL}={lab_name}", f"--label={STATE_LABEL}={_owner(state_root)}"]
+
+
+def _owner(state_root: Path) -> str:
+    # Resolved, so that a relative or symlinked $K8SLAB_STATE_DIR names one owner.
+    return str(state_root.resolve())
 
 
 @dataclass(frozen=True)
@@ -256,7 +261,7 @@ def foreign_objects(lab_name: str, state_root: Path) -> list[str]:
         f"{kind} {found} ({f'state {owner}' if owner else 'no k8slab.state label'})"
         for kind in _LISTS
         for found, owner in _labelled(kind, lab_name)
-        if owner != str(state_root)
+        if owner != _owner(state_root)
     ]
 
 
@@ -268,7 +273,7 @@ def refuse_foreign_objects(lab: Lab, state_root: Path) -> None:
             "\n".join(
                 [
                     f"{lab.source}: the docker engine already has objects of a lab named "
-                    f"{lab.name} that this state directory ({state_root}) does not own:",
+                    f"{lab.name} that this state directory ({_owner(state_root)}) does not own:",
                     *(f"  {line}" for line in foreign),
                     "  destroy that lab with its own state directory "
                     f"(K8SLAB_STATE_DIR=<its root> k8slab destroy {lab.name}), remove them "
@@ -283,7 +288,7 @@ def remove_lab_objects(lab_name: str, state_root: Path) -> list[str]:
     owns; return what went. Another state directory's objects of the same name stay."""
     removed: list[str] = []
     for kind in _LISTS:
-        mine = [found for found, owner in _labelled(kind, lab_name) if owner == str(state_root)]
+        mine = [found for found, owner in _labelled(kind, lab_name) if owner == _owner(state_root)]
         if mine:
             run([*_REMOVES[kind], *mine])
             removed += [f"{kind} {found}" for found in mine]
