@@ -27,6 +27,10 @@ NODE_STATE_DIR = "/var/lib/k8slab"
 ETCD_WORK_DIR = f"{NODE_STATE_DIR}/etcd"
 # A drill's probe files and the admin credentials they use.
 DRILL_DIR = f"{NODE_STATE_DIR}/drill"
+# Where containerd sends a pull of an image a node lacks, whatever its registry: a port
+# nothing listens on, so the pull fails at once. Every image a lab runs comes from the
+# bundle, and lab nodes reach no registry outside the machine (Docker Hub included).
+OFFLINE_REGISTRY = "https://127.0.0.1:1"
 # Where the artifacts role installs the bundle's binaries (kubeadm, kubelet, etcdctl...).
 BIN_DIR = "/usr/local/bin"
 
@@ -41,4 +45,5 @@ def inventory_vars() -> dict[str, Any]:
         "k8slab_etcd_work_dir": ETCD_WORK_DIR,
         "k8slab_drill_dir": DRILL_DIR,
         "k8slab_bin_dir": BIN_DIR,
+        "k8slab_offline_registry": OFFLINE_REGISTRY,
     }
