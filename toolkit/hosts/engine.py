@@ -296,16 +296,6 @@ def remove_lab_objects(lab_name: str, state_root: Path) -> list[str]:
 
 
 def lab_objects(lab_name: str) -> dict[str, list[str]]:
-    """Names of the lab's containers, networks and volumes that exist in the engine."""
-    label = f"label={LAB_LABEL}={lab_name}"
-    return {
-        "containers": run(
-            ["docker", "ps", "-a", "--format", "{{.Names}}", "--filter", label]
-        ).stdout.split(),
-        "networks": run(
-            ["docker", "network", "ls", "--format", "{{.Name}}", "--filter", label]
-        ).stdout.split(),
-        "volumes": run(
-            ["docker", "volume", "ls", "--format", "{{.Name}}", "--filter", label]
-        ).stdout.split(),
-    }
+    """Names of the lab's containers, networks and volumes that exist in the engine,
+    whichever state directory owns them."""
+    return {f"{kind}s": [found for found, _ in _labelled(kind, lab_name)] for kind in _LISTS}
