@@ -18,17 +18,18 @@ from typing import Any
 
 import pytest
 
-from toolkit.kube import COMPONENT_PORTS, healthz_command, holds_vip_command
+from toolkit.constants import APISERVER_PORT, MANIFESTS_DIR
+from toolkit.kube import COMPONENT_PORTS, healthz_command
 from toolkit.lab.spec import Lab, Node
 from toolkit.verify import run_verify
 from toolkit.verify.cluster import Cluster, eventually
 from toolkit.verify.report import VerifyReport, render_table
 from toolkit.verify.run import layout_for
+from toolkit.verify.vip import vip_holders
 from toolkit.verify.workload import Layout
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.destructive]
 
-MANIFESTS = "/etc/kubernetes/manifests"
 SAVED: dict[str, Any] = {}  # what a fault changed, for its heal
 PARKED = "/root/k8slab-fault-parked"  # where a fault puts a file it takes away
 SETTLE_S = 120
@@ -97,12 +98,14 @@ def settle(what: str, probe: Callable[[], bool], timeout_s: float = SETTLE_S) ->
 
 
 def park_manifest(scene: Scene, node: Node, name: str) -> None:
-    run(scene, node, f"mkdir -p {PARKED} && mv {MANIFESTS}/{name}.yaml {PARKED}/")
+    run(scene, node, f"mkdir -p {PARKED} && mv {MANIFESTS_DIR}/{name}.yaml {PARKED}/")
 
 
 def unpark_manifest(scene: Scene, node: Node, name: str) -> None:
     run(
-        scene, node, f"test -f {PARKED}/{name}.yaml && mv {PARKED}/{name}.yaml {MANIFESTS}/ || true"
+        scene,
+        node,
+        f"test -f {PARKED}/{name}.yaml && mv {PARKED}/{name}.yaml {MANIFESTS_DIR}/ || true",
     )
 
 
@@ -130,7 +133,9 @@ def leader_elected_components_healthy(scene: Scene) -> bool:
 
 def apiserver_ready(scene: Scene, node: Node) -> bool:
     return (
-        scene.cluster.run(node, f"curl -sk --max-time 3 https://{node.address}:6443/readyz").output
+        scene.cluster.run(
+            node, f"curl -sk --max-time 3 https://{node.address}:{APISERVER_PORT}/readyz"
+        ).output
         == "ok"
     )
 
@@ -423,30 +428,22 @@ def coredns_expected(scene: Scene) -> set[str]:
 # --- keepalived stopped where the VIP lives -------------------------------------------
 
 
-def vip_holder(scene: Scene) -> list[str]:
-    return [
-        cp.name
-        for cp in scene.lab.control_planes
-        if scene.cluster.run(cp, holds_vip_command(scene.lab)).ok
-    ]
-
-
 def stop_keepalived(scene: Scene) -> None:
-    holders = vip_holder(scene)
+    holders = vip_holders(scene.lab, scene.cluster)
     assert len(holders) == 1, holders
     SAVED["vip_holder"] = holders[0]
     run(scene, holders[0], "systemctl stop keepalived")
     # The VIP must move to another control plane: that is what the check proves.
     settle(
         "the VIP moved",
-        lambda: (h := vip_holder(scene)) != [] and holders[0] not in h,
+        lambda: (h := vip_holders(scene.lab, scene.cluster)) != [] and holders[0] not in h,
         30,
     )
 
 
 def start_keepalived(scene: Scene) -> None:
     run(scene, str(SAVED["vip_holder"]), "systemctl start keepalived")
-    settle("one VIP holder", lambda: len(vip_holder(scene)) == 1, 30)
+    settle("one VIP holder", lambda: len(vip_holders(scene.lab, scene.cluster)) == 1, 30)
 
 
 FAULTS = [
