@@ -8,7 +8,7 @@ list of binaries and images to produce from them.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from toolkit.bundle.manifest import VersionCheck
@@ -52,7 +52,7 @@ class GoBinary:
     package: str
     kind: str  # "binary" or "cni-plugin"
     version: str
-    check: VersionCheck
+    check: VersionCheck | None  # None: a program with no way to report its version
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,10 @@ class GoBuild:
     binaries: tuple[GoBinary, ...]
     own_source: bool = False  # the module is k8slab's own, under bundle/src/
     cgo: bool = False  # linked statically against libc, as upstream does
+    # `go test -c` of each package (e2e.test): a test binary. Fields added for the optional
+    # parts stay out of repr(): the base bundle's recipe hash is made from repr() and must
+    # not change with them (parts hash dataclasses.asdict(), which has every field).
+    test: bool = field(default=False, repr=False)
 
     def module_dir(self, minor: str) -> Path:
         if self.own_source:
@@ -77,8 +81,11 @@ class GoBuild:
 class ImageSpec:
     tag: str
     context: str  # folder under bundle/images/
-    binaries: tuple[str, ...]  # bundle files copied into the build context
+    binaries: tuple[str, ...]  # bundle files (or folders) copied into the build context
     debian_base: bool = False
+    # Built FROM another image of the same build (``--build-arg BASE=<tag>``) instead; out
+    # of repr() like GoBuild.test.
+    base_image: str = field(default="", repr=False)
 
     @property
     def archive(self) -> str:
@@ -86,7 +93,7 @@ class ImageSpec:
         return f"images/{name}.tar"
 
 
-def _kubernetes_ldflags(version: str) -> tuple[str, ...]:
+def kubernetes_ldflags(version: str) -> tuple[str, ...]:
     major, minor = version.lstrip("v").split(".")[:2]
     stamps = {
         "gitVersion": version,
@@ -118,7 +125,7 @@ def go_builds(rel: KubernetesRelease) -> list[GoBuild]:
             "kubernetes",
             "kubernetes",
             k8s,
-            _kubernetes_ldflags(k8s),
+            kubernetes_ldflags(k8s),
             tuple(
                 GoBinary(c, f"k8s.io/kubernetes/cmd/{c}", "binary", k8s, _kubernetes_check(c, k8s))
                 for c in KUBERNETES_COMMANDS
@@ -278,15 +285,45 @@ def components(rel: KubernetesRelease) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class PartFolders:
+    """The recipe folders one optional part of the bundle owns."""
+
+    modules: tuple[str, ...]  # folders under bundle/gomod/<minor>/
+    contexts: tuple[str, ...]  # folders under bundle/images/
+
+
+# The optional parts of a bundle, built only when asked (`k8slab bundle build --with NAME`;
+# toolkit/bundle/parts.py builds them into <bundle>/<NAME>/). The base bundle's hash leaves
+# their folders out, so adding or changing a part never rebuilds the base.
+PARTS: dict[str, PartFolders] = {
+    "conformance": PartFolders(("conformance", "sample-apiserver"), ("conformance",)),
+}
+
+
+def hash_files(digest: hashlib._Hash, folders: list[Path], leave_out: set[Path]) -> None:
+    """Feed every file under ``folders`` (names and bytes, in order) into ``digest``,
+    except those under ``leave_out``."""
+    for folder in folders:
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            if any(path.is_relative_to(skipped) for skipped in leave_out):
+                continue
+            digest.update(str(path.relative_to(RECIPE_DIR)).encode() + b"\0")
+            digest.update(path.read_bytes())
+
+
+def part_folders(minor: str, name: str) -> list[Path]:
+    part = PARTS[name]
+    return [GOMOD_DIR / minor / m for m in part.modules] + [IMAGES_DIR / c for c in part.contexts]
+
+
 def recipe_hash(rel: KubernetesRelease, base_image: str) -> str:
     """A hash of everything a bundle of ``rel`` is made from: the pins and flags above, the
     userland base image and the recipe files (its minor's Go modules, own sources, image
-    contexts)."""
+    contexts), the optional parts' folders left out."""
     digest = hashlib.sha256()
     digest.update(repr((go_builds(rel), images(rel), components(rel), base_image)).encode())
     folders = [GOMOD_DIR / rel.minor, RECIPE_DIR / "src", PAUSE_SOURCE.parent, IMAGES_DIR]
-    for folder in folders:
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            digest.update(str(path.relative_to(RECIPE_DIR)).encode() + b"\0")
-            digest.update(path.read_bytes())
+    parts = {folder for name in PARTS for folder in part_folders(rel.minor, name)}
+    hash_files(digest, folders, parts)
     return digest.hexdigest()[:16]
