@@ -38,10 +38,11 @@ class _Binary:
     kind: str
     version: str
     source: str
-    check: VersionCheck
+    check: VersionCheck | None
 
 
-def _artifact(folder: Path, name: str, b: _Binary) -> Artifact:
+def place_binary(folder: Path, name: str, b: _Binary) -> Artifact:
+    """Move a built binary into the bundle folder being built; its manifest entry."""
     relative = ("cni/" if b.kind == "cni-plugin" else "bin/") + name
     target = folder / relative
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -58,7 +59,7 @@ def _artifact(folder: Path, name: str, b: _Binary) -> Artifact:
     )
 
 
-def _go_binaries(
+def go_binaries(
     rel: KubernetesRelease,
     builds: list[recipe.GoBuild],
     tools: Toolchain,
@@ -77,6 +78,36 @@ def _go_binaries(
         for b in build.binaries:
             found[b.name] = _Binary(paths[b.name], b.kind, b.version, source, b.check)
     return found
+
+
+def build_images(
+    tools: Toolchain,
+    specs: list[recipe.ImageSpec],
+    placed: dict[str, Path],
+    base: str,
+    work: Path,
+    log: Path,
+    progress: Progress,
+) -> list[Artifact]:
+    """``docker build`` + ``docker save`` of each spec, in order; their manifest entries."""
+    built = []
+    with progress.phase("images", "docker build + docker save"):
+        for spec in specs:
+            progress.say("images", spec.tag)
+            archive = images.build_image(tools, spec, placed, base, work, log)
+            built.append(
+                Artifact(
+                    spec.tag,
+                    "image",
+                    spec.tag.rsplit(":", 1)[1],
+                    f"docker:bundle/images/{spec.context}",
+                    sha256_of(archive),
+                    archive.stat().st_size,
+                    spec.archive,
+                    tag=spec.tag,
+                )
+            )
+    return built
 
 
 def _upstream_binaries(
@@ -164,11 +195,11 @@ def _build_locked(
         base_future = pool.submit(images.ensure_debian_base, tools, work / "base.log", progress)
         builds = recipe.go_builds(rel)
         if source == "gomod":
-            binaries = _go_binaries(rel, builds, tools, work / "bin", log, progress)
+            binaries = go_binaries(rel, builds, tools, work / "bin", log, progress)
         else:
             binaries = _upstream_binaries(rel, work / "bin", kubernetes_base, github_base, progress)
             own = [b for b in builds if b.own_source]
-            binaries |= _go_binaries(rel, own, tools, work / "bin", log, progress)
+            binaries |= go_binaries(rel, own, tools, work / "bin", log, progress)
         pause = images.compile_pause(tools, rel.pause, work / "bin", log)
         binaries["pause"] = _Binary(
             pause,
@@ -180,24 +211,9 @@ def _build_locked(
         with progress.phase("base", "Debian minbase for kube-proxy and flannel"):
             base = base_future.result()
 
-    artifacts = [_artifact(work, name, b) for name, b in binaries.items()]
+    artifacts = [place_binary(work, name, b) for name, b in binaries.items()]
     placed = {a.name: work / a.path for a in artifacts}
-    with progress.phase("images", "docker build + docker save"):
-        for spec in recipe.images(rel):
-            progress.say("images", spec.tag)
-            archive = images.build_image(tools, spec, placed, base, work, log)
-            artifacts.append(
-                Artifact(
-                    spec.tag,
-                    "image",
-                    spec.tag.rsplit(":", 1)[1],
-                    f"docker:bundle/images/{spec.context}",
-                    sha256_of(archive),
-                    archive.stat().st_size,
-                    spec.archive,
-                    tag=spec.tag,
-                )
-            )
+    artifacts += build_images(tools, recipe.images(rel), placed, base, work, log, progress)
 
     with progress.phase("check", "every artifact against its sha256 and version"):
         problems = [p for a in artifacts for p in check_artifact(work, a)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from pathlib import Path
@@ -11,7 +12,15 @@ from toolkit.bundle.tools import run
 from toolkit.errors import BundleError, CommandError
 
 # As upstream's release builds: static binaries, no local paths, no symbol tables.
-BUILD_ENV = {"CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly -buildvcs=false"}
+BUILD_GOFLAGS = "-mod=readonly -buildvcs=false"
+
+
+def build_env() -> dict[str, str]:
+    """The build's environment: static, the recipe's go.sum only. The caller's own GOFLAGS
+    come first and stay (``GOFLAGS=-p=1`` keeps a build to one package at a time on a
+    shared machine); the recipe's flags, after them, win where both set one."""
+    own = os.environ.get("GOFLAGS", "").strip()
+    return {"CGO_ENABLED": "0", "GOFLAGS": f"{own} {BUILD_GOFLAGS}".strip()}
 
 
 def default_binary_name(package: str) -> str:
@@ -29,7 +38,7 @@ def download(go: str, build: GoBuild, minor: str, log: Path) -> None:
     if not (folder / "go.mod").is_file():
         raise BundleError(f"recipe folder {folder} has no go.mod")
     try:
-        run([go, "mod", "download"], cwd=folder, env=BUILD_ENV, log=log)
+        run([go, "mod", "download"], cwd=folder, env=build_env(), log=log)
     except CommandError as exc:
         raise BundleError(
             f"cannot download the Go modules for {build.component} {build.version} "
@@ -40,28 +49,21 @@ def download(go: str, build: GoBuild, minor: str, log: Path) -> None:
 
 def compile_build(go: str, build: GoBuild, minor: str, out: Path, log: Path) -> dict[str, Path]:
     """Compile the build's commands into ``out``; returns bundle name → binary path."""
-    scratch = out / f".go-{build.module}"
-    scratch.mkdir(parents=True)
-    env = BUILD_ENV
+    env = build_env()
     ldflags = ("-s", "-w", *build.ldflags)
     tags: tuple[str, ...] = ()
     if build.cgo:
-        env = {**BUILD_ENV, "CGO_ENABLED": "1"}
+        env["CGO_ENABLED"] = "1"
         ldflags += ("-extldflags=-static",)
         # Go's own resolver and user lookup: static glibc's NSS cannot load its modules.
         tags = ("-tags", "netgo,osusergo")
+    flags = ["-trimpath", *tags, "-ldflags", " ".join(ldflags)]
+    if build.test:
+        return _compile_tests(go, build, minor, flags, env, out, log)
+    scratch = out / f".go-{build.module}"
+    scratch.mkdir(parents=True)
     run(
-        [
-            go,
-            "build",
-            "-trimpath",
-            *tags,
-            "-ldflags",
-            " ".join(ldflags),
-            "-o",
-            f"{scratch}/",
-            *(b.package for b in build.binaries),
-        ],
+        [go, "build", *flags, "-o", f"{scratch}/", *(b.package for b in build.binaries)],
         cwd=build.module_dir(minor),
         env=env,
         log=log,
@@ -72,4 +74,27 @@ def compile_build(go: str, build: GoBuild, minor: str, out: Path, log: Path) -> 
         (scratch / default_binary_name(binary.package)).replace(target)
         built[binary.name] = target
     shutil.rmtree(scratch)
+    return built
+
+
+def _compile_tests(
+    go: str,
+    build: GoBuild,
+    minor: str,
+    flags: list[str],
+    env: dict[str, str],
+    out: Path,
+    log: Path,
+) -> dict[str, Path]:
+    """``go test -c``: one test binary per package, each named as the bundle names it."""
+    built: dict[str, Path] = {}
+    for binary in build.binaries:
+        target = out / binary.name
+        run(
+            [go, "test", "-c", *flags, "-o", str(target), binary.package],
+            cwd=build.module_dir(minor),
+            env=env,
+            log=log,
+        )
+        built[binary.name] = target
     return built

@@ -27,9 +27,10 @@ DEBIAN_PRUNE = (
 )
 
 
-def debian_base_tag() -> str:
-    """The base image's tag: a hash of its recipe, so a changed recipe makes a new one."""
-    recipe = json.dumps([DEBIAN_SUITE, "minbase", DEBIAN_PACKAGES, DEBIAN_PRUNE])
+def debian_base_tag(packages: tuple[str, ...] = DEBIAN_PACKAGES) -> str:
+    """The tag of the base image with ``packages``: a hash of its recipe, so a changed
+    recipe makes a new one."""
+    recipe = json.dumps([DEBIAN_SUITE, "minbase", packages, DEBIAN_PRUNE])
     return f"k8slab/debian-minbase:{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
 
 
@@ -41,13 +42,19 @@ def image_exists(tools: Toolchain, tag: str) -> bool:
     return True
 
 
-def ensure_debian_base(tools: Toolchain, log: Path, progress: Progress) -> str:
-    """The Debian minbase image with iptables, ipset and conntrack, built once and reused."""
-    tag = debian_base_tag()
+def ensure_debian_base(
+    tools: Toolchain,
+    log: Path,
+    progress: Progress,
+    packages: tuple[str, ...] = DEBIAN_PACKAGES,
+) -> str:
+    """The Debian minbase image with ``packages`` (by default the base bundle's: iptables,
+    ipset and conntrack), built once and reused."""
+    tag = debian_base_tag(packages)
     if image_exists(tools, tag):
         progress.say("base", f"{tag} cached")
         return tag
-    progress.say("base", f"debootstrap {DEBIAN_SUITE} minbase + {', '.join(DEBIAN_PACKAGES)}")
+    progress.say("base", f"debootstrap {DEBIAN_SUITE} minbase + {', '.join(packages)}")
     with tempfile.TemporaryDirectory(prefix="k8slab-debian-") as tmp:
         root = Path(tmp) / "rootfs"
         try:
@@ -55,7 +62,7 @@ def ensure_debian_base(tools: Toolchain, log: Path, progress: Progress) -> str:
                 [
                     tools.debootstrap,
                     "--variant=minbase",
-                    f"--include={','.join(DEBIAN_PACKAGES)}",
+                    f"--include={','.join(packages)}",
                     DEBIAN_SUITE,
                     str(root),
                     DEBIAN_MIRROR,
@@ -113,16 +120,34 @@ def build_image(
     out: Path,
     log: Path,
 ) -> Path:
-    """``docker build`` ``spec`` from its context plus its binaries, then ``docker save``."""
+    """``docker build`` ``spec`` from its context folder plus its binaries (files or folders), then
+    ``docker save``. ``base`` is the Debian base for a spec that wants it; a spec built on
+    another image of the build names that image itself."""
     with tempfile.TemporaryDirectory(prefix="k8slab-image-") as tmp:
         context = Path(tmp)
-        shutil.copy2(IMAGES_DIR / spec.context / "Dockerfile", context / "Dockerfile")
+        shutil.copytree(IMAGES_DIR / spec.context, context, dirs_exist_ok=True)
         for name in spec.binaries:
-            shutil.copy2(binaries[name], context / name)
-        build_args = ["--build-arg", f"BINARY={spec.binaries[0]}"]
-        if spec.debian_base:
-            build_args += ["--build-arg", f"BASE={base}"]
-        run([tools.docker, "build", "-q", "-t", spec.tag, *build_args, str(context)], log=log)
+            if binaries[name].is_dir():
+                shutil.copytree(binaries[name], context / name, symlinks=True)
+            else:
+                shutil.copy2(binaries[name], context / name)
+        build_args = ["--build-arg", f"BINARY={spec.binaries[0]}"] if spec.binaries else []
+        if spec.base_image or spec.debian_base:
+            build_args += ["--build-arg", f"BASE={spec.base_image or base}"]
+        # Nothing in a build reaches the network: every input is in the context.
+        run(
+            [
+                tools.docker,
+                "build",
+                "-q",
+                "--network=none",
+                "-t",
+                spec.tag,
+                *build_args,
+                str(context),
+            ],
+            log=log,
+        )
     archive = out / spec.archive
     archive.parent.mkdir(parents=True, exist_ok=True)
     run([tools.docker, "save", "-o", str(archive), spec.tag], log=log)

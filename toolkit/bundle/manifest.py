@@ -25,7 +25,7 @@ class VersionCheck:
 @dataclass(frozen=True)
 class Artifact:
     name: str
-    kind: str  # "binary", "cni-plugin" or "image"
+    kind: str  # "binary", "cni-plugin", "image" or "file"
     version: str
     source: str
     sha256: str
@@ -43,6 +43,9 @@ class Manifest:
     artifacts: list[Artifact] = field(default_factory=list)
     recipe: str = ""  # hash of the recipe it was built from; a changed recipe rebuilds
     format: int = FORMAT
+    # An optional part's manifest (<bundle>/<part>/bundle.json) names its part; the base
+    # bundle's has none.
+    part: str = ""
 
     def by_kind(self, kind: str) -> list[Artifact]:
         return [a for a in self.artifacts if a.kind == kind]
@@ -91,6 +94,7 @@ class Manifest:
                 components=dict(data["components"]),
                 artifacts=artifacts,
                 recipe=data.get("recipe", ""),
+                part=data.get("part", ""),
             )
         except (KeyError, TypeError) as exc:
             raise BundleError(f"{where}: malformed manifest ({exc})") from None

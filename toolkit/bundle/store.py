@@ -42,8 +42,12 @@ def put_in_place(work: Path, version: str) -> Path:
     deleted; a build killed at any point leaves a complete bundle, old or new, and at
     worst a hidden folder that the next build deletes.
     """
-    final = bundle_dir(version)
-    aside = bundles_root() / f".{version}.replaced"
+    return swap_in(work, bundle_dir(version))
+
+
+def swap_in(work: Path, final: Path) -> Path:
+    """Rename the complete build in ``work`` to ``final`` as :func:`put_in_place` says."""
+    aside = final.parent / f".{final.name}.replaced"
     if aside.exists():
         shutil.rmtree(aside)
     if final.exists():
@@ -95,6 +99,18 @@ class BundleStatus:
     size: int
     artifacts: int
     note: str
+    parts: tuple[str, ...] = ()  # optional parts built into it (toolkit/bundle/parts.py)
+
+
+def _parts(folder: Path) -> tuple[str, ...]:
+    """The optional parts built into a bundle: its sub-folders with a manifest."""
+    return tuple(
+        sorted(
+            d.name
+            for d in folder.iterdir()
+            if d.is_dir() and not d.name.startswith(".") and (d / MANIFEST_NAME).is_file()
+        )
+    )
 
 
 def list_bundles() -> list[BundleStatus]:
@@ -135,6 +151,7 @@ def list_bundles() -> list[BundleStatus]:
                 _tree_size(entry),
                 len(manifest.artifacts),
                 f"missing: {', '.join(missing)}" if missing else f"source {manifest.source}",
+                _parts(entry),
             )
         )
     return found

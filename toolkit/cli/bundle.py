@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from toolkit import bundle as core
-from toolkit.bundle import upstream
+from toolkit.bundle import parts, upstream
 from toolkit.progress import Progress
 from toolkit.versions import DEFAULT_KUBERNETES_VERSION, supported_versions
 
@@ -46,9 +46,24 @@ def bundle() -> None:
     show_default=True,
     help="With --source upstream: where the other components' releases are served.",
 )
+@click.option(
+    "--with",
+    "with_parts",
+    multiple=True,
+    type=click.Choice(parts.NAMES),
+    help="Also build this optional part into the bundle (repeatable).",
+)
 @click.option("--force", is_flag=True, help="Rebuild even if the bundle is complete.")
-def build(version: str, source: str, kubernetes_url: str, github_url: str, force: bool) -> None:
-    """Build the bundle of one Kubernetes version (a no-op when it is complete)."""
+def build(
+    version: str,
+    source: str,
+    kubernetes_url: str,
+    github_url: str,
+    with_parts: tuple[str, ...],
+    force: bool,
+) -> None:
+    """Build the bundle of one Kubernetes version (a no-op when it is complete), and the
+    optional parts asked for with --with."""
     progress = Progress()
     result = core.build(
         version,
@@ -58,17 +73,30 @@ def build(version: str, source: str, kubernetes_url: str, github_url: str, force
         github_base=github_url,
         progress=progress,
     )
+    _report(result, progress.elapsed())
+    for name in dict.fromkeys(with_parts):
+        started = progress.elapsed()
+        built = parts.build_part(version, name, force=force, progress=progress)
+        _report(built, progress.elapsed() - started)
+
+
+def _report(result: core.BuildResult, seconds: float) -> None:
     size = sum(a.size for a in result.manifest.artifacts)
-    verb = "already built" if result.reused else f"built in {progress.elapsed():.0f}s"
+    verb = "already built" if result.reused else f"built in {seconds:.0f}s"
     click.echo(f"{result.path}: {verb}, {len(result.manifest.artifacts)} artifacts, {_size(size)}")
 
 
 @bundle.command("verify")
 @click.argument("version", default=DEFAULT_KUBERNETES_VERSION)
 def verify(version: str) -> None:
-    """Re-check every artifact's sha256 and every binary's reported version."""
-    manifest = core.verify(version, Progress())
-    click.echo(f"bundle {manifest.kubernetes}: {len(manifest.artifacts)} artifacts verified")
+    """Re-check every artifact's sha256 and every binary's reported version, the optional
+    parts' too."""
+    verified = parts.verify_all(version, Progress())
+    manifest = core.load(version)
+    with_parts = f" and its {', '.join(verified)} part" if verified else ""
+    click.echo(
+        f"bundle {manifest.kubernetes}: {len(manifest.artifacts)} artifacts{with_parts} verified"
+    )
 
 
 @bundle.command("list")
@@ -81,4 +109,5 @@ def list_() -> None:
     click.echo(f"{'VERSION':<10} {'STATE':<10} {'ARTIFACTS':>9} {'SIZE':>9}  NOTE")
     for b in found:
         state = "complete" if b.complete else "INCOMPLETE"
-        click.echo(f"{b.version:<10} {state:<10} {b.artifacts:>9} {_size(b.size):>9}  {b.note}")
+        note = f"{b.note}; with {', '.join(b.parts)}" if b.parts else b.note
+        click.echo(f"{b.version:<10} {state:<10} {b.artifacts:>9} {_size(b.size):>9}  {note}")

@@ -1,0 +1,365 @@
+"""The bundle's optional ``conformance`` part: upstream's conformance image and every image
+its ``[Conformance]`` specs run, all built here (``k8slab bundle build --with conformance``).
+
+Names: the test images are tagged under k8slab's own registry name, ``k8slab.test``, and
+e2e.test is told so with a repo list (``KUBE_TEST_REPO_LIST``, read by
+test/utils/image/manifest.go): only the registry part of a name can be redirected, so the
+images keep upstream's names and tags. An image the suite wants and this part lacks then
+fails to pull by a name no registry serves, instead of being fetched from upstream's; and
+none of these can be mistaken for upstream's digests. The pause image is the base bundle's
+(``gcRegistry`` keeps its default, registry.k8s.io, as kubeadm's images do).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from toolkit.bundle.manifest import Manifest, VersionCheck
+from toolkit.bundle.recipe import (
+    GOMOD_DIR,
+    GoBinary,
+    GoBuild,
+    ImageSpec,
+    kubernetes_ldflags,
+)
+from toolkit.bundle.tools import run
+from toolkit.errors import BundleError, CommandError
+from toolkit.versions import KubernetesRelease
+
+NAME = "conformance"
+REGISTRY = "k8slab.test"
+E2E_REGISTRY = f"{REGISTRY}/e2e-test-images"
+# The repo list e2e.test reads: the keys of RegistryList (test/utils/image/manifest.go)
+# this part serves; every other registry keeps upstream's default.
+REPO_LIST = {"promoterE2eRegistry": E2E_REGISTRY, "gcEtcdRegistry": REGISTRY}
+REPO_LIST_FILE = "repo-list.yaml"
+# Where the conformance image is found on the nodes, and what the runner Pod runs.
+RUNNER_REPOSITORY = f"{REGISTRY}/conformance"
+# The part's Debian base: what the test images run besides their own program. dig
+# (bind9-dnsutils), curl, nc, ss (iproute2), iperf and bash for agnhost and the DNS
+# probes; Apache's server alone (apache2-bin: the image has its own configuration),
+# nginx, and busybox-static for the busybox image.
+DEBIAN_PACKAGES = (
+    "apache2-bin",
+    "bash",
+    "bind9-dnsutils",
+    "busybox-static",
+    "curl",
+    "iperf",
+    "iproute2",
+    "media-types",
+    "netcat-openbsd",
+    "nginx",
+)
+
+
+@dataclass(frozen=True)
+class E2EImages:
+    """The tags the e2e.test of one Kubernetes minor asks for (test/utils/image/manifest.go)
+    for the images its [Conformance] specs run; the build checks them against the
+    suite's own ``--list-images``."""
+
+    agnhost: str
+    busybox: str
+    httpd: str
+    httpd_new: str
+    nginx: str
+    jessie_dnsutils: str
+    nautilus: str
+    sample_apiserver: str
+    etcd: str
+    # The module k8s.io/sample-apiserver that upstream built sample_apiserver from.
+    sample_apiserver_module: str
+
+
+E2E_IMAGES = {
+    "v1.34": E2EImages(
+        agnhost="2.56",
+        busybox="1.37.0-1",
+        httpd="2.4.38-4",
+        httpd_new="2.4.39-4",
+        nginx="1.14-4",
+        jessie_dnsutils="1.7",
+        nautilus="1.7",
+        sample_apiserver="1.29.2",
+        etcd="3.6.4-0",
+        sample_apiserver_module="v0.29.2",
+    ),
+}
+# The recipe folders this part owns (toolkit/bundle/recipe.py PARTS lists them).
+MODULE = "conformance"
+SAMPLE_APISERVER_MODULE = "sample-apiserver"
+CONTEXTS = "conformance"
+
+
+def e2e_images(rel: KubernetesRelease) -> E2EImages:
+    try:
+        return E2E_IMAGES[rel.minor]
+    except KeyError:
+        raise BundleError(
+            f"the conformance part has no recipe for Kubernetes {rel.minor}: add its image "
+            f"tags to E2E_IMAGES in {__name__} and run `bundle/gomod/pin-conformance.sh "
+            f"{rel.minor} {rel.version} SAMPLE_APISERVER`"
+        ) from None
+
+
+def require_recipe(rel: KubernetesRelease) -> None:
+    """Refuse a version whose Go modules for this part were never pinned."""
+    e2e_images(rel)
+    for module in (MODULE, SAMPLE_APISERVER_MODULE):
+        if not (GOMOD_DIR / rel.minor / module / "go.mod").is_file():
+            raise BundleError(
+                f"the conformance part has no Go module folder {GOMOD_DIR / rel.minor / module}:"
+                f" run `bundle/gomod/pin-conformance.sh {rel.minor} {rel.version} "
+                f"{e2e_images(rel).sample_apiserver_module}`"
+            )
+
+
+def ginkgo_version(rel: KubernetesRelease) -> str:
+    """The ginkgo the part's module pins: the one k8s.io/kubernetes of ``rel`` requires."""
+    for line in (GOMOD_DIR / rel.minor / MODULE / "go.mod").read_text().splitlines():
+        fields = line.split()
+        if fields[:1] == ["github.com/onsi/ginkgo/v2"] or fields[1:2] == [
+            "github.com/onsi/ginkgo/v2"
+        ]:
+            return next(f for f in fields if f.startswith("v2."))
+    raise BundleError(f"{GOMOD_DIR / rel.minor / MODULE}/go.mod does not require ginkgo v2")
+
+
+def go_builds(rel: KubernetesRelease) -> list[GoBuild]:
+    k8s = rel.version
+    images = e2e_images(rel)
+    ginkgo = ginkgo_version(rel)
+    return [
+        GoBuild(
+            MODULE,
+            "e2e.test",
+            k8s,
+            # As the base bundle's binaries: e2e.test then reports the release, not
+            # v0.0.0-master, in its log and its JUnit.
+            kubernetes_ldflags(k8s),
+            (
+                GoBinary(
+                    "e2e.test",
+                    "k8s.io/kubernetes/test/e2e",
+                    "binary",
+                    k8s,
+                    VersionCheck(("--version",), k8s),
+                ),
+            ),
+            test=True,
+        ),
+        GoBuild(
+            MODULE,
+            "ginkgo",
+            ginkgo,
+            (),
+            (
+                GoBinary(
+                    "ginkgo",
+                    "github.com/onsi/ginkgo/v2/ginkgo",
+                    "binary",
+                    ginkgo,
+                    VersionCheck(("version",), f"Ginkgo Version {ginkgo.lstrip('v')}"),
+                ),
+            ),
+        ),
+        GoBuild(
+            MODULE,
+            "go-runner",
+            k8s,
+            (),
+            # It has no way to report a version: run, it starts the suite.
+            (
+                GoBinary(
+                    "go-runner",
+                    "k8s.io/kubernetes/test/conformance/image/go-runner",
+                    "binary",
+                    k8s,
+                    None,
+                ),
+            ),
+        ),
+        GoBuild(
+            MODULE,
+            "agnhost",
+            images.agnhost,
+            (f"-X main.Version={images.agnhost}",),
+            (
+                GoBinary(
+                    "agnhost",
+                    "k8s.io/kubernetes/test/images/agnhost",
+                    "binary",
+                    images.agnhost,
+                    VersionCheck(("--version",), images.agnhost),
+                ),
+            ),
+        ),
+        GoBuild(
+            SAMPLE_APISERVER_MODULE,
+            "sample-apiserver",
+            images.sample_apiserver_module,
+            (),
+            (
+                GoBinary(
+                    "sample-apiserver",
+                    "k8s.io/sample-apiserver",
+                    "binary",
+                    images.sample_apiserver_module,
+                    # No version flag; its help names what it is.
+                    VersionCheck(("--help",), "wardle"),
+                ),
+            ),
+        ),
+    ]
+
+
+def runner_image(rel: KubernetesRelease) -> str:
+    return f"{RUNNER_REPOSITORY}:{rel.version}"
+
+
+def images(rel: KubernetesRelease) -> list[ImageSpec]:
+    """The conformance image, then every image the [Conformance] specs run; agnhost before
+    nautilus, which is built on it."""
+    tags = e2e_images(rel)
+    agnhost = f"{E2E_REGISTRY}/agnhost:{tags.agnhost}"
+    ctx = CONTEXTS
+    return [
+        ImageSpec(
+            runner_image(rel),
+            f"{ctx}/runner",
+            ("e2e.test", "ginkgo", "go-runner", "kubectl", "cluster"),
+            debian_base=True,
+        ),
+        ImageSpec(
+            agnhost,
+            f"{ctx}/agnhost",
+            ("agnhost", "coredns", "localhost.crt", "localhost.key"),
+            debian_base=True,
+        ),
+        ImageSpec(
+            f"{E2E_REGISTRY}/nautilus:{tags.nautilus}",
+            f"{ctx}/nautilus",
+            ("nautilus.jpg", "data.json"),
+            base_image=agnhost,
+        ),
+        ImageSpec(f"{E2E_REGISTRY}/busybox:{tags.busybox}", f"{ctx}/busybox", (), True),
+        ImageSpec(f"{E2E_REGISTRY}/httpd:{tags.httpd}", f"{ctx}/httpd", (), True),
+        ImageSpec(f"{E2E_REGISTRY}/httpd:{tags.httpd_new}", f"{ctx}/httpd", (), True),
+        ImageSpec(f"{E2E_REGISTRY}/nginx:{tags.nginx}", f"{ctx}/nginx", (), True),
+        ImageSpec(
+            f"{E2E_REGISTRY}/jessie-dnsutils:{tags.jessie_dnsutils}",
+            f"{ctx}/jessie-dnsutils",
+            (),
+            True,
+        ),
+        ImageSpec(
+            f"{E2E_REGISTRY}/sample-apiserver:{tags.sample_apiserver}",
+            f"{ctx}/sample-apiserver",
+            ("sample-apiserver",),
+        ),
+        # The Aggregator spec's etcd sidecar runs /usr/local/bin/etcd and checks no
+        # version: the base bundle's etcd, under the tag the suite asks for.
+        ImageSpec(f"{REGISTRY}/etcd:{tags.etcd}", "etcd", ("etcd", "etcdctl", "etcdutl")),
+    ]
+
+
+def test_image_tags(rel: KubernetesRelease) -> list[str]:
+    """The images the specs run (every image of the part but the conformance image)."""
+    return [spec.tag for spec in images(rel) if spec.tag != runner_image(rel)]
+
+
+def components(rel: KubernetesRelease) -> dict[str, str]:
+    tags = e2e_images(rel)
+    return {
+        "kubernetes": rel.version,
+        "ginkgo": ginkgo_version(rel),
+        "agnhost": tags.agnhost,
+        "sample-apiserver": tags.sample_apiserver_module,
+        "debian": "trixie",
+    }
+
+
+def repo_list_text() -> str:
+    return yaml.safe_dump(REPO_LIST, sort_keys=True)
+
+
+# The base bundle's binaries the part's images carry.
+BASE_BINARIES = ("kubectl", "coredns", "etcd", "etcdctl", "etcdutl")
+# Files of the k8s.io/kubernetes module the images carry, by the name the build uses.
+MODULE_FILES = {
+    "cluster": "cluster",
+    "localhost.crt": "test/images/agnhost/porter/localhost.crt",
+    "localhost.key": "test/images/agnhost/porter/localhost.key",
+    "nautilus.jpg": "test/images/nautilus/html/nautilus.jpg",
+    "data.json": "test/images/nautilus/html/data.json",
+}
+
+
+def module_source(go: str, rel: KubernetesRelease, log: Path) -> Path:
+    """The k8s.io/kubernetes module's folder in the module cache (downloaded with the
+    part's Go modules)."""
+    folder = GOMOD_DIR / rel.minor / MODULE
+    try:
+        out = run(
+            [go, "mod", "download", "-json", f"k8s.io/kubernetes@{rel.version}"],
+            cwd=folder,
+            log=log,
+        )
+    except CommandError as exc:
+        raise BundleError(f"cannot find k8s.io/kubernetes@{rel.version}'s source: {exc}") from None
+    return Path(json.loads(out)["Dir"])
+
+
+def inputs(
+    go: str, rel: KubernetesRelease, base_folder: Path, base: Manifest, log: Path
+) -> dict[str, Path]:
+    """Everything the images copy that the part does not compile: the base bundle's
+    binaries and files of the Kubernetes source."""
+    found: dict[str, Path] = {}
+    by_name = {a.name: a for a in base.artifacts}
+    for name in BASE_BINARIES:
+        if name not in by_name:
+            raise BundleError(f"the base bundle {base_folder} has no {name}")
+        found[name] = base_folder / by_name[name].path
+    source = module_source(go, rel, log)
+    for name, relative in MODULE_FILES.items():
+        found[name] = source / relative
+    missing = [f"{name} ({path})" for name, path in found.items() if not path.exists()]
+    if missing:
+        raise BundleError(f"the conformance part's inputs are missing: {', '.join(missing)}")
+    return found
+
+
+def listed_images(e2e_test: Path, repo_list: Path) -> list[str]:
+    """The images the suite may use, as ``e2e.test --list-images`` names them under
+    ``repo_list``."""
+    result = subprocess.run(
+        [str(e2e_test), "--list-images"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "KUBE_TEST_REPO_LIST": str(repo_list)},
+    )
+    if result.returncode != 0:
+        tail = " ".join((result.stdout + result.stderr).split())[-300:]
+        raise BundleError(f"e2e.test --list-images exited {result.returncode}: {tail}")
+    return result.stdout.split()
+
+
+def names_problems(rel: KubernetesRelease, listed: list[str]) -> list[str]:
+    """The part's test images whose name e2e.test would not ask for: a wrong tag here
+    means a spec pulling a name nothing serves."""
+    wanted = set(listed)
+    return [
+        f"{tag}: e2e.test {rel.version} does not list this image (its --list-images with "
+        f"the part's repo list)"
+        for tag in test_image_tags(rel)
+        if tag not in wanted
+    ]
