@@ -30,6 +30,7 @@ COMMANDS = {
     "bundle": "toolkit.cli.bundle:bundle",
     "etcd": "toolkit.cli.etcd:etcd_group",
     "drill": "toolkit.cli.drill:drill",
+    "conformance": "toolkit.cli.conformance:conformance",
 }
 
 

@@ -174,6 +174,7 @@ def _run_playbook(
     tracker: EventTracker,
     failed_in: Callable[[], str],
     fix: str = "",
+    tags: tuple[str, ...] = (),
 ) -> ansible.RunStats:
     """Run one playbook with the tracker's progress; a ProvisionError if any host failed."""
     run = ansible.run_runner(
@@ -182,6 +183,7 @@ def _run_playbook(
         playbook=str(playbook),
         extravars={"k8slab_state_dir": str(state.root), **extravars},
         event_handler=tracker.handle,
+        **({"tags": ",".join(tags)} if tags else {}),
     )
     tracker.finish()
     stats = ansible.RunStats.from_runner(run.status, run.stats)
@@ -235,6 +237,30 @@ def reset(lab: Lab, progress: Progress = SILENT) -> ansible.RunStats:
         {"reset_confirmed": True},
         tracker,
         failed_in=lambda: "reset",
+    )
+
+
+def run_playbook(
+    lab: Lab,
+    phase: Phase,
+    extravars: dict[str, Any],
+    *,
+    tags: tuple[str, ...] = (),
+    progress: Progress = SILENT,
+) -> ansible.RunStats:
+    """One playbook besides the provisioning phases (the conformance part's images), with
+    their progress lines and failure report; only the tasks of ``tags`` when given."""
+    state = LabState.of(lab.name)
+    refresh_inventory(lab, state)
+    tracker = _EventTracker(progress, _phase_of_plays([phase]))
+    return _run_playbook(
+        state,
+        phase.name,
+        PLAYBOOKS_DIR / phase.playbook,
+        extravars,
+        tracker,
+        failed_in=lambda: phase.name,
+        tags=tags,
     )
 
 

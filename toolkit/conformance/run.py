@@ -1,0 +1,400 @@
+"""``k8slab conformance LAB``: upstream's conformance suite, run inside the lab.
+
+The steps: check that the lab is ready and the bundle has its conformance part; import
+the part's images onto the nodes; apply the run's objects (manifests.py); follow the
+suite's log for progress until go-runner exits; copy the results folder (e2e.log,
+junit_01.xml, go-runner's tarball) into ``<state>/reports/conformance-<UTC time>/``;
+delete the objects; summarize the JUnit report. Ctrl-C sends SIGINT to go-runner, which
+stops the suite and still writes its reports; a second Ctrl-C stops waiting for them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import contextlib
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from toolkit import kube
+from toolkit.bundle import conformance, parts
+from toolkit.conformance import junit, manifests, skips
+from toolkit.conformance.images import import_images
+from toolkit.conformance.logscan import LogScanner, SuiteProgress
+from toolkit.constants import NODE_STATE_DIR
+from toolkit.errors import HostError, K8slabError
+from toolkit.hosts import remote
+from toolkit.lab.spec import Lab, Node
+from toolkit.lab.state import LabState
+from toolkit.poll import poll, wait_until
+from toolkit.progress import SILENT, Progress
+from toolkit.versions import release
+
+# How often the log is read while the suite runs, and how often a progress line is
+# printed when nothing changed.
+POLL_INTERVAL_S = 15
+QUIET_REPORT_S = 120
+# go-runner gives ginkgo --timeout=24h; a run longer than that is stuck.
+RUN_TIMEOUT_S = 25 * 3600
+START_TIMEOUT_S = 300
+# After SIGINT: ginkgo runs the current spec's cleanup and writes its reports.
+INTERRUPT_TIMEOUT_S = 600
+CLEANUP_TIMEOUT_S = 300
+NODE_RESULTS = f"{NODE_STATE_DIR}/conformance-results.tar"
+# A container waiting for one of these will never start.
+HOPELESS = ("ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError")
+
+
+class ConformanceError(K8slabError):
+    """The suite could not be run (the lab or the bundle is not ready, the Pod failed)."""
+
+
+@dataclass(frozen=True)
+class Options:
+    focus: str = manifests.CONFORMANCE_FOCUS
+    skip: tuple[str, ...] = ()
+    parallel: int = 1
+    default_skips: bool = True
+    dry_run: bool = False
+
+
+@dataclass
+class Result:
+    lab: str
+    reports: Path
+    seconds: float
+    progress: SuiteProgress
+    exit_code: int | None = None  # go-runner's (ginkgo's); None: it never ended
+    interrupted: bool = False
+    summary: junit.Summary | None = None
+    problems: list[str] = field(default_factory=list)  # what went wrong around the suite
+
+    @property
+    def passed(self) -> bool:
+        return (
+            self.exit_code == 0
+            and not self.interrupted
+            and not self.problems
+            and self.summary is not None
+            and self.summary.ok
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lab": self.lab,
+            "passed": self.passed,
+            "seconds": round(self.seconds, 1),
+            "exit_code": self.exit_code,
+            "interrupted": self.interrupted,
+            "specs": {"will_run": self.progress.total, "in_suite": self.progress.suite},
+            "summary": self.summary.to_dict() if self.summary else None,
+            "problems": self.problems,
+        }
+
+
+def run_spec(lab: Lab, options: Options) -> manifests.RunSpec:
+    """The run's objects' inputs; a refusal (before anything changes) of a bad regex or a
+    bundle without its conformance part."""
+    if options.parallel < 1:
+        raise ConformanceError(f"--parallel must be 1 or more, not {options.parallel}")
+    focus = skips.check_regex(options.focus, "--focus")
+    skip = skips.skip_regex(list(options.skip), options.default_skips)
+    rel = release(lab.kubernetes_version)
+    part = parts.load_part(rel.version, conformance.NAME)
+    tags = {a.tag for a in part.by_kind("image")}
+    output_image = next((t for t in tags if "/busybox:" in t), "")
+    if conformance.runner_image(rel) not in tags or not output_image:
+        raise ConformanceError(
+            f"the conformance part of {rel.version} lacks its runner or busybox image: rebuild "
+            f"it with `k8slab bundle build --kubernetes {rel.version} --with conformance --force`"
+        )
+    repo_list = parts.part_dir(rel.version, conformance.NAME) / conformance.REPO_LIST_FILE
+    return manifests.RunSpec(
+        runner_image=conformance.runner_image(rel),
+        output_image=output_image,
+        node=runner_node(lab).name,
+        repo_list=repo_list.read_text(encoding="utf-8"),
+        focus=focus,
+        skip=skip,
+        parallel=options.parallel,
+        dry_run=options.dry_run,
+    )
+
+
+def runner_node(lab: Lab) -> Node:
+    """Where go-runner runs: the first control plane, so the workers keep their room."""
+    return lab.control_planes[0]
+
+
+def untainted_nodes(nodes: dict[str, Any]) -> list[str]:
+    """The nodes (kubectl's JSON list) Pods without tolerations may run on."""
+    return sorted(
+        node["metadata"]["name"]
+        for node in nodes.get("items", [])
+        if not any(
+            t.get("effect") in ("NoSchedule", "NoExecute")
+            for t in node.get("spec", {}).get("taints") or []
+        )
+        and not node.get("spec", {}).get("unschedulable")
+    )
+
+
+def preflight(lab: Lab, progress: Progress) -> None:
+    """Every node Ready and the system workloads rolled out, or a refusal; a warning when
+    fewer than two nodes take Pods (the suite's node-count specs then fail)."""
+    problems = [f"{name} not Ready" for name in kube.not_ready_nodes(lab)]
+    problems += kube.system_workloads_pending(lab)
+    if problems:
+        raise ConformanceError(
+            f"lab {lab.name} is not ready for the suite: {'; '.join(problems)} "
+            f"(`k8slab verify {lab.name}` tells more)"
+        )
+    untainted = untainted_nodes(kube.kubectl_json(lab, ["get", "nodes"], timeout=30))
+    if len(untainted) < 2:
+        progress.say(
+            "preflight",
+            f"warning: only {len(untainted)} node(s) take Pods ({', '.join(untainted) or 'none'});"
+            " the specs that need two will fail",
+        )
+
+
+def cleanup(lab: Lab, timeout_s: float = CLEANUP_TIMEOUT_S) -> None:
+    """Delete the run's objects (what the suite made lives in namespaces it deletes)."""
+    kube.kubectl_ok(
+        lab,
+        [
+            "delete",
+            f"namespace/{manifests.NAMESPACE}",
+            f"clusterrolebinding/{manifests.CLUSTER_ROLE}",
+            f"clusterrole/{manifests.CLUSTER_ROLE}",
+            "--ignore-not-found",
+            f"--timeout={int(timeout_s)}s",
+        ],
+        timeout=timeout_s + 30,
+    )
+
+
+@dataclass
+class PodState:
+    phase: str = ""
+    exit_code: int | None = None  # the runner container's, once it terminated
+    waiting: str = ""  # why a container waits (ErrImageNeverPull...)
+
+    @property
+    def finished(self) -> bool:
+        return self.exit_code is not None
+
+
+def pod_state(pod: dict[str, Any]) -> PodState:
+    """The run's Pod as kubectl's JSON shows it."""
+    status = pod.get("status", {})
+    found = PodState(phase=status.get("phase", ""))
+    for container in status.get("containerStatuses") or []:
+        state = container.get("state", {})
+        waiting = state.get("waiting", {}).get("reason", "")
+        if waiting:
+            found.waiting = f"{container['name']}: {waiting}"
+        if container["name"] == manifests.RUNNER and "terminated" in state:
+            found.exit_code = int(state["terminated"].get("exitCode", -1))
+    return found
+
+
+class LogFollower:
+    """Reads the suite's log a slice at a time (``tail -c +N``, base64 so that no byte is
+    lost), feeding the scanner."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab = lab
+        self.offset = 0
+        self.scanner = LogScanner()
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.progress = SuiteProgress()
+
+    def read(self) -> SuiteProgress:
+        status, output = kube.kubectl(self.lab, manifests.log_tail_args(self.offset), timeout=120)
+        if status != 0:
+            return self.progress  # no log yet, or the API hiccuped: the next read catches up
+        try:
+            data = base64.b64decode("".join(output.split()), validate=True)
+        except binascii.Error:
+            return self.progress
+        self.offset += len(data)
+        self.progress = self.scanner.feed(self.decoder.decode(data))
+        return self.progress
+
+
+def _follow(
+    lab: Lab,
+    follower: LogFollower,
+    timeout_s: float,
+    report: Callable[[SuiteProgress], None],
+) -> PodState:
+    """Read the log and the Pod until the runner container has exited (bounded)."""
+
+    def step() -> PodState:
+        report(follower.read())
+        state = pod_state(
+            kube.kubectl_json(lab, ["get", "pod", "-n", manifests.NAMESPACE, manifests.POD])
+        )
+        if state.finished:
+            report(follower.read())
+        return state
+
+    outcome = poll(step, lambda s: s.finished, timeout_s, POLL_INTERVAL_S)
+    return outcome.value
+
+
+def _reporter(progress: Progress) -> Callable[[SuiteProgress], None]:
+    """Says the progress when it changes, and every QUIET_REPORT_S when it does not."""
+    last: dict[str, Any] = {"line": "", "at": 0.0, "failed": 0}
+
+    def report(now: SuiteProgress) -> None:
+        line = now.line()
+        for name in now.failed[last["failed"] :]:
+            progress.say("suite", f"FAILED: {name}")
+        last["failed"] = len(now.failed)
+        if line != last["line"] or time.monotonic() - last["at"] >= QUIET_REPORT_S:
+            progress.say("suite", line)
+            last["line"], last["at"] = line, time.monotonic()
+
+    return report
+
+
+def _wait_started(lab: Lab) -> None:
+    """Until the Pod runs (or ran); a Pod that can never start fails at once."""
+
+    def state() -> PodState:
+        found = pod_state(
+            kube.kubectl_json(lab, ["get", "pod", "-n", manifests.NAMESPACE, manifests.POD])
+        )
+        if found.waiting.endswith(HOPELESS):
+            raise ConformanceError(
+                f"the conformance Pod cannot start ({found.waiting}): are the part's images "
+                "imported? (`k8slab kubectl LAB -- describe pod -n "
+                f"{manifests.NAMESPACE} {manifests.POD}`)"
+            )
+        return found
+
+    wait_until(
+        state,
+        lambda s: s.phase in ("Running", "Succeeded", "Failed"),
+        timeout_s=START_TIMEOUT_S,
+        interval_s=3,
+        what=f"lab {lab.name}: the conformance Pod running",
+        retry_on=(HostError, kube.ClusterError),
+    )
+
+
+def collect(lab: Lab, reports: Path) -> list[str]:
+    """Copy the results folder into ``reports`` (tar from the output container, through
+    the runner's node); the problems met, if any."""
+    node = runner_node(lab)
+    to_tar = kube.kubectl_command(
+        manifests.exec_args(manifests.OUTPUT, "tar", "-C", manifests.RESULTS_DIR, "-cf", "-", ".")
+    )
+    problems = []
+    try:
+        remote.root(
+            lab, node, f"mkdir -p {NODE_STATE_DIR} && {to_tar} > {NODE_RESULTS}", timeout=600
+        )
+        with tempfile.TemporaryDirectory(prefix="k8slab-conformance-") as tmp:
+            archive = Path(tmp) / "results.tar"
+            remote.fetch(lab, node, NODE_RESULTS, archive)
+            with tarfile.open(archive) as tar:
+                tar.extractall(reports, filter="data")
+    except (HostError, OSError, tarfile.TarError) as exc:
+        problems.append(f"the results could not be copied: {exc}")
+    finally:
+        with contextlib.suppress(HostError):
+            remote.try_root(lab, node, f"rm -f {NODE_RESULTS}", timeout=30)
+    return problems
+
+
+def run_conformance(lab: Lab, options: Options, progress: Progress = SILENT) -> Result:
+    """Run the suite on ``lab``; the result, with the reports written (see the module)."""
+    spec = run_spec(lab, options)
+    state = LabState.of(lab.name)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    reports = state.root / "reports" / f"conformance-{stamp}"
+    started = time.monotonic()
+    with progress.phase("preflight", f"lab {lab.name}, the bundle's conformance part"):
+        preflight(lab, progress)
+        cleanup(lab)  # what an earlier run that was killed left behind
+    with progress.phase("images", "the conformance part's images onto the nodes"):
+        import_images(lab, runner_node(lab), progress)
+    state.write_text(reports / "objects.yaml", manifests.render(spec))
+    state.write_text(reports / "skip.txt", f"{spec.skip}\n")
+    result = Result(lab.name, reports, 0.0, SuiteProgress())
+    try:
+        kube.apply(lab, manifests.render(spec))
+        _run_and_collect(lab, spec, result, progress)
+    finally:
+        with progress.phase("cleanup", f"namespace {manifests.NAMESPACE} and its cluster role"):
+            try:
+                cleanup(lab)
+            except (HostError, kube.ClusterError) as exc:
+                result.problems.append(f"cleanup: {exc}")
+        result.seconds = time.monotonic() - started
+        _summarize(state, result)
+    return result
+
+
+def _run_and_collect(lab: Lab, spec: manifests.RunSpec, result: Result, progress: Progress) -> None:
+    with progress.phase("start", f"the suite's Pod on {spec.node}"):
+        _wait_started(lab)
+    follower = LogFollower(lab)
+    report = _reporter(progress)
+    try:
+        with progress.phase("suite", f"focus {spec.focus!r}, {spec.parallel} process(es)"):
+            state = _follow(lab, follower, RUN_TIMEOUT_S, report)
+    except KeyboardInterrupt:
+        result.interrupted = True
+        progress.say("suite", "interrupted: SIGINT to go-runner, waiting for its reports")
+        kube.kubectl(lab, manifests.interrupt_args(), timeout=60)
+        try:
+            state = _follow(lab, follower, INTERRUPT_TIMEOUT_S, report)
+        except KeyboardInterrupt:
+            progress.say("suite", "interrupted again: collecting what is there")
+            state = PodState()
+    result.progress = follower.progress
+    result.exit_code = state.exit_code
+    if not state.finished:
+        result.problems.append("go-runner did not exit in time")
+    with progress.phase("collect", f"results into {result.reports}"):
+        result.problems += collect(lab, result.reports)
+
+
+def _summarize(state: LabState, result: Result) -> None:
+    try:
+        result.summary = junit.read_summary(result.reports / "junit_01.xml")
+    except junit.JUnitError as exc:
+        result.problems.append(str(exc))
+    state.write_json(result.reports / "summary.json", result.to_dict())
+    (result.reports / "summary.json").chmod(0o644)
+
+
+def summary_lines(result: Result, limit: int = 0) -> list[str]:
+    """The summary as the command prints it: counts, then each failure's first line."""
+    lines = []
+    s = result.summary
+    if s is not None:
+        lines.append(
+            f"{s.passed} passed, {len(s.failed)} failed, {len(s.skipped)} skipped "
+            f"({s.not_selected} not selected) in {result.seconds:.0f}s"
+        )
+        shown = s.failed[:limit] if limit else s.failed
+        lines += [f"  FAILED {f.name}\n         {f.first_line}" for f in shown]
+        if len(shown) < len(s.failed):
+            lines.append(f"  ... and {len(s.failed) - len(shown)} more in summary.json")
+        lines += [f"  skipped {name}: {why}" for name, why in s.skipped.items()]
+    lines += [f"  problem: {p}" for p in result.problems]
+    if result.interrupted:
+        lines.append("  interrupted: the reports cover the specs that ran")
+    lines.append(f"  reports: {result.reports}")
+    return lines
