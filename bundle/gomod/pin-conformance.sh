@@ -3,7 +3,7 @@
 # bundle/gomod/<minor>/ (toolkit/bundle/parts.py), then `go mod tidy` records every checksum:
 #   bundle/gomod/pin-conformance.sh v1.34 v1.34.4 v0.29.2
 # conformance/: e2e.test (`go test -c k8s.io/kubernetes/test/e2e`), go-runner, agnhost and
-#   ginkgo at the version k8s.io/kubernetes pins, with the staging modules pinned like
+#   ginkgo at the version k8s.io/kubernetes pins, with the staging modules pinned as in
 #   gomod/<minor>/kubernetes. `go test -c` of a dependency's package needs its test imports
 #   in go.sum: deps.go names them (build tag `tools`, never compiled), so tidy keeps them.
 # sample-apiserver/: the wardle API server the Aggregator spec runs; the tag e2e.test asks
@@ -13,25 +13,26 @@ set -eu
 minor=$1 k8s=$2 sample=$3
 here=$(cd "$(dirname "$0")" && pwd)
 go=${K8SLAB_GO:-go}
-staging=$(echo "$k8s" | sed 's/^v1\./v0./')
 src=$("$go" mod download -json "k8s.io/kubernetes@$k8s" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
 ginkgo=$(sed -n 's/^\tgithub.com\/onsi\/ginkgo\/v2 \(v[^ ]*\)$/\1/p' "$src/go.mod")
 
+# The go, godebug and replace lines are the kubernetes module's (pin.sh wrote them): the
+# same staging pins as the base bundle's binaries.
+kubernetes=$here/$minor/kubernetes/go.mod
+[ -f "$kubernetes" ] || { echo "$kubernetes is missing: run pin.sh for $minor first" >&2; exit 1; }
 dir=$here/$minor/conformance
 rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
 {
     echo "module k8slab.local/bundle/conformance"
     echo
-    grep -E '^(go|godebug) ' "$src/go.mod"
+    grep -E '^(go|godebug) ' "$kubernetes"
     echo
     echo "require ("
     echo "	k8s.io/kubernetes $k8s"
     echo "	github.com/onsi/ginkgo/v2 $ginkgo"
     echo ")"
     echo
-    echo "replace ("
-    grep '=> ./staging' "$src/go.mod" | awk -v v="$staging" '{print "\t" $1 " => " $1 " " v}'
-    echo ")"
+    sed -n '/^replace (/,/^)/p' "$kubernetes"
     echo
     echo "tool ("
     echo "	github.com/onsi/ginkgo/v2/ginkgo"

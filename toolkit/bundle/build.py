@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from toolkit.bundle import gobuild, images, recipe, upstream
-from toolkit.bundle.manifest import Artifact, Manifest, VersionCheck, sha256_of
+from toolkit.bundle.manifest import MANIFEST_NAME, Artifact, Manifest, VersionCheck, sha256_of
 from toolkit.bundle.store import (
     build_lock,
     bundle_dir,
     check_artifact,
-    is_complete,
     partial_dir,
     put_in_place,
 )
@@ -149,28 +149,60 @@ def build(
         raise BundleError(f"unknown source {source!r}; use one of: {', '.join(SOURCES)}")
     final = bundle_dir(rel.version)
     wanted = recipe.recipe_hash(rel, images.debian_base_tag())
-    current = _current(final, wanted, force, progress)
+    return build_once(
+        final,
+        wanted,
+        force,
+        rel.version,
+        progress,
+        lambda tools: _build_locked(
+            rel, source, tools, kubernetes_base, github_base, wanted, progress
+        ),
+    )
+
+
+def build_once(
+    final: Path,
+    wanted: str,
+    force: bool,
+    version: str,
+    progress: Progress,
+    make: Callable[[Toolchain], BuildResult],
+) -> BuildResult:
+    """Reuse the complete build in ``final`` if its recipe hash is ``wanted`` (and not
+    ``force``); else ``make`` it under the version's build lock, unless the build that
+    held the lock made it meanwhile."""
+    current = reusable(final, wanted, force, progress)
     if current:
         progress.say("bundle", f"{final} is complete; nothing to do")
         return BuildResult(final, current, reused=True)
     tools = preflight()
-    with build_lock(rel.version, progress):
-        current = _current(final, wanted, force, SILENT)
+    with build_lock(version, progress):
+        current = reusable(final, wanted, force, SILENT)
         if current:
             progress.say("bundle", f"{final} was completed by another build")
             return BuildResult(final, current, reused=True)
-        return _build_locked(rel, source, tools, kubernetes_base, github_base, wanted, progress)
+        return make(tools)
 
 
-def _current(final: Path, wanted: str, force: bool, progress: Progress) -> Manifest | None:
-    """The complete bundle's manifest if it can be reused as it is."""
-    if force or not is_complete(final.name):
+def reusable(final: Path, wanted: str, force: bool, progress: Progress) -> Manifest | None:
+    """The complete build's manifest in ``final`` if it can be reused as it is."""
+    if force or not (final / MANIFEST_NAME).is_file():
         return None
     manifest = Manifest.read(final)
     if manifest.recipe != wanted:
         progress.say("bundle", f"the recipe changed since {final} was built; rebuilding it")
         return None
     return manifest
+
+
+def fresh_work(work: Path, progress: Progress) -> Path:
+    """An empty work folder (an interrupted build's removed) with bin/; its build log."""
+    if work.exists():
+        progress.say("bundle", f"discarding an interrupted build in {work}")
+        shutil.rmtree(work)
+    (work / "bin").mkdir(parents=True)
+    return work / "build.log"
 
 
 def _build_locked(
@@ -183,11 +215,7 @@ def _build_locked(
     progress: Progress,
 ) -> BuildResult:
     work = partial_dir(rel.version)
-    if work.exists():
-        progress.say("bundle", f"discarding an interrupted build in {work}")
-        shutil.rmtree(work)
-    (work / "bin").mkdir(parents=True)
-    log = work / "build.log"
+    log = fresh_work(work, progress)
     progress.say("bundle", f"building {rel.version} from {source} in {work} (log: {log})")
 
     with ThreadPoolExecutor(max_workers=1) as pool:

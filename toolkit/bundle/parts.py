@@ -12,15 +12,21 @@ base bundle, which replaces the version's folder, takes its parts with it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
-import shutil
 from pathlib import Path
 
 from toolkit.bundle import conformance, images, recipe
-from toolkit.bundle.build import BuildResult, build_images, go_binaries, place_binary
+from toolkit.bundle.build import (
+    BuildResult,
+    build_images,
+    build_once,
+    fresh_work,
+    go_binaries,
+    place_binary,
+)
 from toolkit.bundle.manifest import MANIFEST_NAME, Artifact, Manifest, sha256_of
 from toolkit.bundle.store import (
-    build_lock,
     bundle_dir,
     check_artifact,
     is_complete,
@@ -28,7 +34,7 @@ from toolkit.bundle.store import (
     swap_in,
     verify,
 )
-from toolkit.bundle.tools import Toolchain, preflight
+from toolkit.bundle.tools import Toolchain
 from toolkit.errors import BundleError
 from toolkit.progress import SILENT, Progress
 from toolkit.versions import KubernetesRelease, release
@@ -129,43 +135,21 @@ def build_part(
     debian = images.debian_base_tag(conformance.DEBIAN_PACKAGES)
     wanted = recipe_hash(rel, base, debian)
     final = part_dir(rel.version, name)
-    current = _current(final, wanted, force, progress)
-    if current:
-        progress.say("bundle", f"{final} is complete; nothing to do")
-        return BuildResult(final, current, reused=True)
-    tools = preflight()
-    with build_lock(rel.version, progress):
-        current = _current(final, wanted, force, SILENT)
-        if current:
-            return BuildResult(final, current, reused=True)
-        return _build_locked(rel, name, base, tools, wanted, progress)
-
-
-def _current(final: Path, wanted: str, force: bool, progress: Progress) -> Manifest | None:
-    if force or not (final / MANIFEST_NAME).is_file():
-        return None
-    manifest = Manifest.read(final)
-    if manifest.recipe != wanted:
-        progress.say("bundle", f"the recipe of {final} changed since it was built; rebuilding")
-        return None
-    return manifest
+    make = functools.partial(_build_locked, rel, name, base, wanted, progress)
+    return build_once(final, wanted, force, rel.version, progress, make)
 
 
 def _build_locked(
     rel: KubernetesRelease,
     name: str,
     base: Manifest,
-    tools: Toolchain,
     recipe_hash: str,
     progress: Progress,
+    tools: Toolchain,
 ) -> BuildResult:
     base_folder = bundle_dir(rel.version)
     work = base_folder / f".{name}.partial"
-    if work.exists():
-        progress.say("bundle", f"discarding an interrupted build in {work}")
-        shutil.rmtree(work)
-    (work / "bin").mkdir(parents=True)
-    log = work / "build.log"
+    log = fresh_work(work, progress)
     progress.say("bundle", f"building the {name} part of {rel.version} in {work} (log: {log})")
 
     with progress.phase("base", f"Debian minbase + {', '.join(conformance.DEBIAN_PACKAGES)}"):

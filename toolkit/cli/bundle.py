@@ -109,5 +109,5 @@ def list_() -> None:
     click.echo(f"{'VERSION':<10} {'STATE':<10} {'ARTIFACTS':>9} {'SIZE':>9}  NOTE")
     for b in found:
         state = "complete" if b.complete else "INCOMPLETE"
-        note = f"{b.note}; with {', '.join(b.parts)}" if b.parts else b.note
+        note = f"{b.note}, with {', '.join(b.parts)}" if b.parts else b.note
         click.echo(f"{b.version:<10} {state:<10} {b.artifacts:>9} {_size(b.size):>9}  {note}")

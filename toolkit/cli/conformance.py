@@ -12,30 +12,11 @@ from toolkit.progress import Progress
 
 @click.command("conformance")
 @click.argument("lab", type=LAB)
-@click.option(
-    "--focus",
-    default=Options.focus,
-    show_default=True,
-    help="Run the specs whose name matches this regex (ginkgo's --focus).",
-)
-@click.option(
-    "--skip", "skip", multiple=True, help="Skip the specs matching this regex (repeatable)."
-)
-@click.option(
-    "--parallel",
-    type=click.IntRange(1, 8),
-    default=1,
-    show_default=True,
-    help="ginkgo processes ([Serial] specs still run alone, at the end).",
-)
-@click.option(
-    "--no-default-skips",
-    is_flag=True,
-    help="Run the specs k8slab skips by default (toolkit/conformance/default-skips.txt).",
-)
-@click.option(
-    "--dry-run", is_flag=True, help="List the specs the run would run (ginkgo's --dry-run)."
-)
+@click.option("--focus", default=Options.focus, help="Run the specs matching this regex.")
+@click.option("--skip", multiple=True, help="Skip the specs matching this regex (repeatable).")
+@click.option("--parallel", type=click.IntRange(1, 8), default=1, help="ginkgo processes.")
+@click.option("--no-default-skips", is_flag=True, help="Run the specs skipped by default too.")
+@click.option("--dry-run", is_flag=True, help="List the specs a run would run, run none.")
 @changes_lab
 def conformance(
     lab: str,
@@ -47,6 +28,9 @@ def conformance(
 ) -> None:
     """Run the Kubernetes conformance suite in LAB; exit 1 unless every spec passes.
 
+    The specs are the [Conformance] ones unless --focus says otherwise, less those of
+    toolkit/conformance/default-skips.txt (--no-default-skips keeps them) and --skip.
+    With --parallel N, ginkgo runs N processes, and the [Serial] specs alone at the end.
     Needs the bundle's conformance part (`k8slab bundle build --with conformance`).
     Ctrl-C stops the suite and still collects its reports.
     """
