@@ -36,10 +36,12 @@ from toolkit.poll import poll, wait_until
 from toolkit.progress import SILENT, Progress
 from toolkit.versions import release
 
-# How often the log is read while the suite runs, and how often a progress line is
-# printed when nothing changed.
+# How often the log is read while the suite runs; a progress line at most every
+# REPORT_EVERY_S (a failure and the end are said at once).
 POLL_INTERVAL_S = 15
-QUIET_REPORT_S = 120
+REPORT_EVERY_S = 60
+# How long the lab may not answer (SSH, the API) before a run is given up.
+UNREACHABLE_S = 600
 # go-runner gives ginkgo --timeout=24h; a run longer than that is stuck.
 RUN_TIMEOUT_S = 25 * 3600
 START_TIMEOUT_S = 300
@@ -72,18 +74,14 @@ class Result:
     progress: SuiteProgress
     exit_code: int | None = None  # go-runner's (ginkgo's); None: it never ended
     interrupted: bool = False
+    dry_run: bool = False  # ginkgo listed the specs and ran none: no JUnit report
     summary: junit.Summary | None = None
     problems: list[str] = field(default_factory=list)  # what went wrong around the suite
 
     @property
     def passed(self) -> bool:
-        return (
-            self.exit_code == 0
-            and not self.interrupted
-            and not self.problems
-            and self.summary is not None
-            and self.summary.ok
-        )
+        summarized = self.dry_run or (self.summary is not None and self.summary.ok)
+        return self.exit_code == 0 and not self.interrupted and not self.problems and summarized
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -237,13 +235,25 @@ def _follow(
 ) -> PodState:
     """Read the log and the Pod until the runner container has exited (bounded)."""
 
+    answered = time.monotonic()
+
     def step() -> PodState:
-        report(follower.read())
-        state = pod_state(
-            kube.kubectl_json(lab, ["get", "pod", "-n", manifests.NAMESPACE, manifests.POD])
-        )
-        if state.finished:
+        nonlocal answered
+        try:
             report(follower.read())
+            state = pod_state(
+                kube.kubectl_json(lab, ["get", "pod", "-n", manifests.NAMESPACE, manifests.POD])
+            )
+            if state.finished:
+                report(follower.read())
+        except (HostError, kube.ClusterError) as exc:
+            # A hiccup must not end a run of hours; a lab gone for good must.
+            if time.monotonic() - answered > UNREACHABLE_S:
+                raise ConformanceError(
+                    f"lab {lab.name} has not answered for {UNREACHABLE_S}s: {exc}"
+                ) from None
+            return PodState()
+        answered = time.monotonic()
         return state
 
     outcome = poll(step, lambda s: s.finished, timeout_s, POLL_INTERVAL_S)
@@ -251,15 +261,20 @@ def _follow(
 
 
 def _reporter(progress: Progress) -> Callable[[SuiteProgress], None]:
-    """Says the progress when it changes, and every QUIET_REPORT_S when it does not."""
-    last: dict[str, Any] = {"line": "", "at": 0.0, "failed": 0}
+    """Says each new failure at once, and the progress line every REPORT_EVERY_S (at
+    once when the suite has just started or finished)."""
+    last: dict[str, Any] = {"line": "", "at": -REPORT_EVERY_S, "failed": 0}
 
     def report(now: SuiteProgress) -> None:
         line = now.line()
         for name in now.failed[last["failed"] :]:
             progress.say("suite", f"FAILED: {name}")
         last["failed"] = len(now.failed)
-        if line != last["line"] or time.monotonic() - last["at"] >= QUIET_REPORT_S:
+        due = time.monotonic() - last["at"] >= REPORT_EVERY_S
+        milestone = now.ran is not None or (
+            now.total is not None and last["line"].startswith("starting")
+        )
+        if line != last["line"] and (due or milestone):
             progress.say("suite", line)
             last["line"], last["at"] = line, time.monotonic()
 
@@ -291,6 +306,25 @@ def _wait_started(lab: Lab) -> None:
     )
 
 
+def extract_files(archive: Path, into: Path) -> list[str]:
+    """The regular files of a tar, under ``into`` (nothing outside it, no links, no
+    modes: what tarfile's "data" filter does, which Python 3.11.2 lacks); their names."""
+    written = []
+    with tarfile.open(archive) as tar:
+        for member in tar.getmembers():
+            name = Path(member.name)
+            if not member.isfile() or name.is_absolute() or ".." in name.parts:
+                continue
+            source = tar.extractfile(member)
+            if source is None:
+                continue
+            target = into / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(source.read())
+            written.append(name.as_posix())
+    return written
+
+
 def collect(lab: Lab, reports: Path) -> list[str]:
     """Copy the results folder into ``reports`` (tar from the output container, through
     the runner's node); the problems met, if any."""
@@ -306,8 +340,7 @@ def collect(lab: Lab, reports: Path) -> list[str]:
         with tempfile.TemporaryDirectory(prefix="k8slab-conformance-") as tmp:
             archive = Path(tmp) / "results.tar"
             remote.fetch(lab, node, NODE_RESULTS, archive)
-            with tarfile.open(archive) as tar:
-                tar.extractall(reports, filter="data")
+            extract_files(archive, reports)
     except (HostError, OSError, tarfile.TarError) as exc:
         problems.append(f"the results could not be copied: {exc}")
     finally:
@@ -330,7 +363,7 @@ def run_conformance(lab: Lab, options: Options, progress: Progress = SILENT) -> 
         import_images(lab, runner_node(lab), progress)
     state.write_text(reports / "objects.yaml", manifests.render(spec))
     state.write_text(reports / "skip.txt", f"{spec.skip}\n")
-    result = Result(lab.name, reports, 0.0, SuiteProgress())
+    result = Result(lab.name, reports, 0.0, SuiteProgress(), dry_run=options.dry_run)
     try:
         kube.apply(lab, manifests.render(spec))
         _run_and_collect(lab, spec, result, progress)
@@ -374,7 +407,8 @@ def _summarize(state: LabState, result: Result) -> None:
     try:
         result.summary = junit.read_summary(result.reports / "junit_01.xml")
     except junit.JUnitError as exc:
-        result.problems.append(str(exc))
+        if not result.dry_run:
+            result.problems.append(str(exc))
     state.write_json(result.reports / "summary.json", result.to_dict())
     (result.reports / "summary.json").chmod(0o644)
 
@@ -383,6 +417,8 @@ def summary_lines(result: Result, limit: int = 0) -> list[str]:
     """The summary as the command prints it: counts, then each failure's first line."""
     lines = []
     s = result.summary
+    if result.dry_run:
+        lines.append(f"dry run: {result.progress.line()}")
     if s is not None:
         lines.append(
             f"{s.passed} passed, {len(s.failed)} failed, {len(s.skipped)} skipped "
