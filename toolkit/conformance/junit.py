@@ -65,12 +65,20 @@ class Summary:
         }
 
 
+FIRST_LINE_CHARS = 300
+
+
 def first_line(text: str) -> str:
-    """The failure's first non-empty line (``[FAILED] ...``), without its markers' padding."""
+    """The failure's message on one line: its text up to where ginkgo says where it
+    happened (``In [It] at: ...``). A gomega message spans lines (``[FAILED] Expected`` /
+    ``<int>: 1`` / ``to equal`` / ...): they are joined."""
+    words: list[str] = []
     for line in text.splitlines():
-        if line.strip():
-            return line.strip()
-    return "(no failure text)"
+        if line.strip().startswith("In [") and words:
+            break
+        words += line.split()
+    joined = " ".join(words) or "(no failure text)"
+    return joined if len(joined) <= FIRST_LINE_CHARS else joined[: FIRST_LINE_CHARS - 3] + "..."
 
 
 def summarize(xml_text: str) -> Summary:
@@ -81,7 +89,8 @@ def summarize(xml_text: str) -> Summary:
         raise JUnitError(f"the JUnit report is not XML: {exc}") from None
     summary = Summary()
     for case in root.iter("testcase"):
-        name = case.get("name", "")
+        # Specs are named "[It] <full text>"; the suite's own nodes "[SynchronizedBeforeSuite]"...
+        name = case.get("name", "").removeprefix("[It] ")
         status = case.get("status", "")
         seconds = float(case.get("time") or 0)
         summary.seconds += seconds

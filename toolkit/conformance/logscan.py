@@ -1,8 +1,10 @@
 """Progress of a running suite, read from its log (go-runner's e2e.log: ginkgo's output).
 
 Ginkgo's default (succinct, ``--no-color``) reporter prints, after ``Will run N of M
-specs``, one mark per finished spec on lines of marks (``•`` passed, ``S`` skipped, ``P``
-pending) and a block for a spec worth a look, between lines of dashes:
+specs``, one mark per spec of the suite on lines of marks: ``•`` passed, ``S`` skipped,
+which the specs left out by the focus are too (e2e.test's dry run of the sig-network
+focus printed 45 ``•`` among 7,099 ``S``), so only ``•`` counts. A spec worth a look gets
+a block, between lines of dashes:
 ``• [FAILED] [12.3 seconds]`` (or ``[PANICKED]``, ``[TIMEDOUT]``, ``[INTERRUPTED]``) or a
 slow pass ``• [31.2 seconds]``, then the spec's name on the next line. It ends with
 ``Ran N of M Specs in ...`` and a summary that names the failures again.
@@ -34,8 +36,9 @@ class SuiteProgress:
         if self.total is None:
             return "starting (no spec list yet)"
         failures = f", {len(self.failed)} failed" if self.failed else ""
-        finished = " (finished)" if self.ran is not None else ""
-        return f"{self.done}/{self.total} specs done{failures}{finished}"
+        if self.ran is not None:  # a spec skipped while running is not among those that ran
+            return f"finished: {self.ran}/{self.total} specs ran{failures}"
+        return f"{self.done}/{self.total} specs done{failures}"
 
 
 class LogScanner:
@@ -58,7 +61,7 @@ class LogScanner:
         done = self.progress.done
         open_marks = MARKS.match(self._partial.strip())
         if open_marks and self.progress.total is not None and not self._in_summary:
-            done += len(open_marks[1])
+            done += open_marks[1].count("•")
         return replace(self.progress, done=done, failed=list(self.progress.failed))
 
     def _line(self, line: str) -> None:
@@ -66,24 +69,27 @@ class LogScanner:
         stripped = line.strip()
         if self._name_of is not None:
             if stripped:
-                p.failed.append(stripped)
+                # "[sig-x] Thing [It] does [Conformance]": as the JUnit report names it.
+                p.failed.append(stripped.replace(" [It] ", " "))
                 self._name_of = None
             return
         if match := WILL_RUN.search(line):
             p.total, p.suite = int(match[1]), int(match[2])
             return
-        if p.total is None or self._in_summary:
+        if p.total is None:
             return
-        if match := RAN.match(stripped):
+        if match := RAN.match(stripped):  # after the summary of failures
             p.ran = int(match[1])
+            return
+        if self._in_summary:
             return
         if SUMMARY.match(stripped):
             self._in_summary = True
             return
         if match := MARKS.match(stripped):
-            p.done += len(match[1])
+            p.done += match[1].count("•")
             return
         if match := BLOCK.match(stripped):
-            p.done += 1
+            p.done += match[1] == "•"
             if match[2] in BAD:
                 self._name_of = match[2]

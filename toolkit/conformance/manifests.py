@@ -71,10 +71,11 @@ def runner_env(spec: RunSpec) -> list[dict[str, str]]:
     }
     # go-runner reads E2E_PARALLEL as a yes/no that also skips [Serial] specs; a number
     # of processes goes to ginkgo itself, which runs [Serial] specs last, on one process.
-    if spec.parallel > 1:
-        env["E2E_EXTRA_GINKGO_ARGS"] = f"--procs={spec.parallel}"
+    # ginkgo refuses a dry run in parallel ("only performs -dryRun in serial mode").
     if spec.dry_run:
         env["E2E_DRYRUN"] = "true"
+    elif spec.parallel > 1:
+        env["E2E_EXTRA_GINKGO_ARGS"] = f"--procs={spec.parallel}"
     return [{"name": k, "value": v} for k, v in env.items()]
 
 

@@ -1,0 +1,179 @@
+"""The bundle's optional parts (`bundle build --with conformance`), without Go or docker:
+the base bundle's hash ignores them, their recipe hangs together, a part lives in its own
+folder with its own manifest, and verify and list see it."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from toolkit.bundle import conformance, images, parts, recipe
+from toolkit.bundle.manifest import Artifact, Manifest, VersionCheck
+from toolkit.bundle.store import bundle_dir, list_bundles
+from toolkit.cli import main
+from toolkit.errors import BundleError
+from toolkit.versions import release
+
+VERSION = "v1.34.4"
+REL = release(VERSION)
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("K8SLAB_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+@pytest.fixture
+def recipe_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The recipe folders copied, so files can be added to them."""
+    root = tmp_path / "bundle"
+    shutil.copytree(recipe.RECIPE_DIR, root)
+    monkeypatch.setattr(recipe, "RECIPE_DIR", root)
+    monkeypatch.setattr(recipe, "GOMOD_DIR", root / "gomod")
+    monkeypatch.setattr(recipe, "IMAGES_DIR", root / "images")
+    monkeypatch.setattr(recipe, "PAUSE_SOURCE", root / "pause" / "pause.c")
+    return root
+
+
+def test_the_parts_are_the_ones_bundle_build_offers() -> None:
+    assert parts.NAMES == tuple(recipe.PARTS) == ("conformance",)
+    assert conformance.MODULE in recipe.PARTS["conformance"].modules
+    assert conformance.SAMPLE_APISERVER_MODULE in recipe.PARTS["conformance"].modules
+
+
+def test_a_part_s_recipe_files_change_its_hash_not_the_base_bundle_s(recipe_copy: Path) -> None:
+    base = recipe.recipe_hash(REL, images.debian_base_tag())
+    (recipe_copy / "gomod" / REL.minor / "conformance" / "extra.txt").write_text("x")
+    (recipe_copy / "images" / "conformance" / "agnhost" / "Dockerfile").write_text("changed")
+    assert recipe.recipe_hash(REL, images.debian_base_tag()) == base
+    (recipe_copy / "gomod" / REL.minor / "kubernetes" / "extra.txt").write_text("x")
+    assert recipe.recipe_hash(REL, images.debian_base_tag()) != base
+
+
+def test_the_part_s_hash_follows_its_files_and_the_base_artifacts_it_copies(
+    recipe_copy: Path,
+) -> None:
+    kubectl = Artifact("kubectl", "binary", VERSION, "t", "a" * 64, 1, "bin/kubectl")
+    base = Manifest(VERSION, "gomod", {}, [kubectl])
+    first = parts.recipe_hash(REL, base, "debian")
+    (recipe_copy / "images" / "conformance" / "httpd" / "httpd.conf").write_text("Listen 8080")
+    second = parts.recipe_hash(REL, base, "debian")
+    assert second != first
+    rebuilt = Manifest(VERSION, "gomod", {}, [Artifact(**{**kubectl.__dict__, "sha256": "b" * 64})])
+    assert parts.recipe_hash(REL, rebuilt, "debian") != second
+    (recipe_copy / "images" / "etcd" / "Dockerfile").write_text("changed")  # a borrowed context
+    assert parts.recipe_hash(REL, rebuilt, "debian") != parts.recipe_hash(REL, base, "debian")
+
+
+def test_the_conformance_module_has_a_tool_or_a_deps_import_for_each_binary() -> None:
+    for build in conformance.go_builds(REL):
+        folder = build.module_dir(REL.minor)
+        known = (folder / "go.mod").read_text()
+        if (folder / "deps.go").is_file():
+            known += (folder / "deps.go").read_text()
+        for binary in build.binaries:
+            tool = re.search(rf"^\s*(tool\s+)?{re.escape(binary.package)}$", known, re.M)
+            assert tool or f'"{binary.package}"' in known, binary
+
+
+def test_e2e_test_is_a_test_build_stamped_with_the_release() -> None:
+    (e2e,) = [b for b in conformance.go_builds(REL) if b.test]
+    assert e2e.binaries[0].name == "e2e.test"
+    assert f"-X k8s.io/component-base/version.gitVersion={VERSION}" in e2e.ldflags
+    assert conformance.ginkgo_version(REL) == "v2.21.0"
+
+
+def test_the_images_are_named_as_e2e_test_names_them_through_the_repo_list() -> None:
+    tags = conformance.test_image_tags(REL)
+    assert "k8slab.test/e2e-test-images/agnhost:2.56" in tags
+    assert "k8slab.test/etcd:3.6.4-0" in tags
+    assert conformance.runner_image(REL) not in tags
+    assert conformance.names_problems(REL, [*tags, "registry.k8s.io/pause:3.10.1"]) == []
+    problems = conformance.names_problems(REL, [t for t in tags if "/nginx:" not in t])
+    assert len(problems) == 1 and "nginx" in problems[0]
+    assert conformance.REPO_LIST["promoterE2eRegistry"] == "k8slab.test/e2e-test-images"
+
+
+def test_nautilus_is_built_on_agnhost_after_it() -> None:
+    specs = conformance.images(REL)
+    order = [s.tag for s in specs]
+    (nautilus,) = [s for s in specs if "/nautilus:" in s.tag]
+    assert order.index(nautilus.base_image) < order.index(nautilus.tag)
+
+
+def test_every_image_context_of_the_part_exists() -> None:
+    for image in conformance.images(REL):
+        assert (recipe.IMAGES_DIR / image.context / "Dockerfile").is_file(), image.context
+
+
+def test_a_version_without_the_part_s_recipe_is_refused_with_the_pin_command() -> None:
+    with pytest.raises(BundleError, match=r"pin-conformance\.sh v1\.35"):
+        conformance.require_recipe(release("v1.35.4"))
+
+
+def _fake_part(cache: Path) -> Path:
+    base = bundle_dir(VERSION)
+    base.mkdir(parents=True)
+    Manifest(VERSION, "gomod", {}, []).write(base)
+    folder = parts.part_dir(VERSION, "conformance")
+    (folder / "bin").mkdir(parents=True)
+    tool = folder / "bin" / "ginkgo"
+    tool.write_text("#!/bin/sh\necho 'Ginkgo Version 2.21.0'\n")
+    tool.chmod(0o755)
+    artifact = Artifact(
+        "ginkgo",
+        "binary",
+        "v2.21.0",
+        "test",
+        hashlib.sha256(tool.read_bytes()).hexdigest(),
+        tool.stat().st_size,
+        "bin/ginkgo",
+        VersionCheck(("version",), "Ginkgo Version 2.21.0"),
+    )
+    Manifest(VERSION, "gomod", {}, [artifact], part="conformance").write(folder)
+    return folder
+
+
+def test_a_part_is_verified_listed_and_loaded_beside_its_bundle(cache: Path) -> None:
+    folder = _fake_part(cache)
+    assert parts.present(VERSION) == ["conformance"]
+    assert parts.verify_all(VERSION) == ["conformance"]
+    assert parts.load_part(VERSION, "conformance").part == "conformance"
+    (status,) = list_bundles()
+    assert status.parts == ("conformance",)
+    (folder / "bin" / "ginkgo").write_text("#!/bin/sh\necho tampered\n")
+    with pytest.raises(BundleError, match="conformance/ginkgo: sha256"):
+        parts.verify_all(VERSION)
+
+
+def test_cli_verify_and_list_name_the_part(cache: Path) -> None:
+    _fake_part(cache)
+    verified = CliRunner().invoke(main, ["bundle", "verify"])
+    assert verified.exit_code == 0, verified.output
+    assert "and its conformance part verified" in verified.output
+    listed = CliRunner().invoke(main, ["bundle", "list"])
+    assert "with conformance" in listed.output
+
+
+def test_a_missing_part_names_the_command_that_builds_it(cache: Path) -> None:
+    with pytest.raises(BundleError, match="--with conformance"):
+        parts.load_part(VERSION, "conformance")
+    with pytest.raises(BundleError, match="no optional bundle part 'nope'"):
+        parts.load_part(VERSION, "nope")
+
+
+def test_a_part_is_built_only_into_a_complete_bundle(cache: Path) -> None:
+    with pytest.raises(BundleError, match=r"`k8slab bundle build --kubernetes v1\.34\.4` first"):
+        parts.build_part(VERSION, "conformance")
+
+
+def test_bundle_build_offers_with_and_refuses_an_unknown_part(cache: Path) -> None:
+    result = CliRunner().invoke(main, ["bundle", "build", "--with", "nope"])
+    assert result.exit_code == 2
+    assert "'nope' is not 'conformance'" in result.output or "invalid choice" in result.output
