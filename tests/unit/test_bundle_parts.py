@@ -177,3 +177,16 @@ def test_bundle_build_offers_with_and_refuses_an_unknown_part(cache: Path) -> No
     result = CliRunner().invoke(main, ["bundle", "build", "--with", "nope"])
     assert result.exit_code == 2
     assert "'nope' is not 'conformance'" in result.output or "invalid choice" in result.output
+
+
+def test_a_rebuilt_base_bundle_keeps_its_parts(cache: Path) -> None:
+    from toolkit.bundle.store import partial_dir, put_in_place
+
+    _fake_part(cache)
+    work = partial_dir(VERSION)
+    work.mkdir(parents=True)
+    Manifest(VERSION, "gomod", {}, [], recipe="new").write(work)
+    final = put_in_place(work, VERSION)
+    assert Manifest.read(final).recipe == "new"
+    assert parts.present(VERSION) == ["conformance"]
+    assert parts.verify_all(VERSION) == ["conformance"]

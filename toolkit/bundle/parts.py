@@ -5,8 +5,8 @@ own manifest (``<bundle>/<name>/bundle.json``, naming the part) and its own reci
 so the base bundle, its manifest and its hash stay as they are. It is built in
 ``<bundle>/.<name>.partial/`` and renamed into place when every artifact has passed its
 checks, under the version's build lock. A part may use the base bundle's artifacts (the
-conformance image carries its kubectl): its hash covers their checksums, and a rebuilt
-base bundle, which replaces the version's folder, takes its parts with it.
+conformance image carries its kubectl): its hash covers their checksums, so a rebuilt
+base bundle (which keeps the parts it had) makes a part rebuild only if those changed.
 """
 
 from __future__ import annotations

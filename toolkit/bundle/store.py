@@ -41,8 +41,17 @@ def put_in_place(work: Path, version: str) -> Path:
     one renamed in (the old one goes back if that fails), and only then is the old one
     deleted; a build killed at any point leaves a complete bundle, old or new, and at
     worst a hidden folder that the next build deletes.
+
+    The old bundle's optional parts (toolkit/bundle/parts.py) move into the new one first:
+    each part's own recipe hash, which covers the base artifacts it copies, then decides
+    whether it is still good, rather than a rebuilt base costing every part a rebuild.
     """
-    return swap_in(work, bundle_dir(version))
+    final = bundle_dir(version)
+    if final.is_dir():
+        for name in _parts(final):
+            if not (work / name).exists():
+                (final / name).rename(work / name)
+    return swap_in(work, final)
 
 
 def swap_in(work: Path, final: Path) -> Path:
