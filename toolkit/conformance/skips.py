@@ -23,19 +23,23 @@ class Skip:
 
 
 def parse(text: str, where: str = "the skip list") -> list[Skip]:
-    """One regex a line; the comment lines right above it are its reason."""
+    """One regex a line; the comment lines right above a run of regex lines are the
+    reason of each of them."""
     skips: list[Skip] = []
     comments: list[str] = []
+    after_regex = False
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line:
-            comments = []
+            comments, after_regex = [], False
         elif line.startswith("#"):
+            if after_regex:
+                comments, after_regex = [], False
             comments.append(line.lstrip("#").strip())
         else:
             check_regex(line, f"{where} line {number}")
             skips.append(Skip(line, " ".join(comments)))
-            comments = []
+            after_regex = True
     return skips
 
 
