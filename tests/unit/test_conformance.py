@@ -138,7 +138,7 @@ def test_the_skip_regex_joins_user_and_default_patterns(
     assert skips.skip_regex([r"\[Serial\]"]) == r"(?:\[Serial\])|(?:HostPort.*different hostIP)"
 
 
-@pytest.mark.parametrize("bad", ["[unclosed", "(?=ahead)", r"(a)\1"])
+@pytest.mark.parametrize("bad", ["[unclosed", "(?=ahead)", r"(a)\1", "two\nlines"])
 def test_a_regex_ginkgo_would_refuse_is_refused_first(bad: str) -> None:
     with pytest.raises(skips.SkipListError, match="--skip"):
         skips.skip_regex([bad])

@@ -51,6 +51,8 @@ def check_regex(regex: str, what: str) -> str:
     """``regex`` if Python can compile it. Go's RE2, which ginkgo uses, accepts less than
     Python (no look-around, no backreferences): those are refused here too, so that a bad
     pattern fails now, not after the images are imported."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in regex):
+        raise SkipListError(f"{what}: {regex!r} holds a control character (a line break?)")
     if re.search(r"\(\?<?[=!]|\\[1-9]", regex):
         raise SkipListError(f"{what}: {regex!r} uses look-around or a backreference (not RE2)")
     try:
