@@ -389,7 +389,10 @@ def _run_and_collect(lab: Lab, spec: manifests.RunSpec, result: Result, progress
     except KeyboardInterrupt:
         result.interrupted = True
         progress.say("suite", "interrupted: SIGINT to go-runner, waiting for its reports")
-        kube.kubectl(lab, manifests.interrupt_args(), timeout=60)
+        try:
+            kube.kubectl(lab, manifests.interrupt_args(), timeout=60)
+        except HostError as exc:
+            result.problems.append(f"SIGINT to go-runner: {exc}")
         try:
             state = _follow(lab, follower, INTERRUPT_TIMEOUT_S, report)
         except KeyboardInterrupt:
@@ -410,7 +413,6 @@ def _summarize(state: LabState, result: Result) -> None:
         if not result.dry_run:
             result.problems.append(str(exc))
     state.write_json(result.reports / "summary.json", result.to_dict())
-    (result.reports / "summary.json").chmod(0o644)
 
 
 def summary_lines(result: Result, limit: int = 0) -> list[str]:
