@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from toolkit.bundle import conformance, images, parts, recipe
@@ -42,9 +43,32 @@ def recipe_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_the_parts_are_the_ones_bundle_build_offers() -> None:
-    assert parts.NAMES == tuple(recipe.PARTS) == ("conformance",)
-    assert conformance.MODULE in recipe.PARTS["conformance"].modules
-    assert conformance.SAMPLE_APISERVER_MODULE in recipe.PARTS["conformance"].modules
+    assert parts.NAMES == tuple(parts.PARTS) == ("conformance",)
+    assert parts.get("conformance") is conformance.PART
+    assert conformance.MODULE in conformance.PART.modules
+    assert conformance.SAMPLE_APISERVER_MODULE in conformance.PART.modules
+
+
+@pytest.mark.parametrize("name", parts.NAMES)
+def test_each_part_owns_its_module_folders_and_its_builds_use_only_those(name: str) -> None:
+    part = parts.get(name)
+    rel = REL
+    for build in part.go_builds(rel):
+        assert build.module in part.modules, build
+        assert not build.own_source, build
+    for folder in part.folders(rel.minor):
+        assert folder.is_dir(), folder
+
+
+def test_a_new_part_s_folders_leave_the_base_recipe_hash_alone(recipe_copy: Path) -> None:
+    # The base hashes only the folders its own builds and images name: a part added later
+    # rebuilds no bundle built before it.
+    base = recipe.recipe_hash(REL, images.debian_base_tag())
+    (recipe_copy / "gomod" / REL.minor / "new-part").mkdir()
+    (recipe_copy / "gomod" / REL.minor / "new-part" / "go.mod").write_text("module x\n")
+    (recipe_copy / "images" / "new-part").mkdir()
+    (recipe_copy / "images" / "new-part" / "Dockerfile").write_text("FROM scratch\n")
+    assert recipe.recipe_hash(REL, images.debian_base_tag()) == base
 
 
 def test_a_part_s_recipe_files_change_its_hash_not_the_base_bundle_s(recipe_copy: Path) -> None:
@@ -61,14 +85,15 @@ def test_the_part_s_hash_follows_its_files_and_the_base_artifacts_it_copies(
 ) -> None:
     kubectl = Artifact("kubectl", "binary", VERSION, "t", "a" * 64, 1, "bin/kubectl")
     base = Manifest(VERSION, "gomod", {}, [kubectl])
-    first = parts.recipe_hash(REL, base, "debian")
+    part = conformance.PART
+    first = parts.recipe_hash(part, REL, base)
     (recipe_copy / "images" / "conformance" / "httpd" / "httpd.conf").write_text("Listen 8080")
-    second = parts.recipe_hash(REL, base, "debian")
+    second = parts.recipe_hash(part, REL, base)
     assert second != first
     rebuilt = Manifest(VERSION, "gomod", {}, [Artifact(**{**kubectl.__dict__, "sha256": "b" * 64})])
-    assert parts.recipe_hash(REL, rebuilt, "debian") != second
+    assert parts.recipe_hash(part, REL, rebuilt) != second
     (recipe_copy / "images" / "etcd" / "Dockerfile").write_text("changed")  # a borrowed context
-    assert parts.recipe_hash(REL, rebuilt, "debian") != parts.recipe_hash(REL, base, "debian")
+    assert parts.recipe_hash(part, REL, rebuilt) != parts.recipe_hash(part, REL, base)
 
 
 def test_the_conformance_module_has_a_tool_or_a_deps_import_for_each_binary() -> None:
@@ -114,7 +139,7 @@ def test_every_image_context_of_the_part_exists() -> None:
 
 def test_a_version_without_the_part_s_recipe_is_refused_with_the_pin_command() -> None:
     with pytest.raises(BundleError, match=r"pin-conformance\.sh v1\.35"):
-        conformance.require_recipe(release("v1.35.4"))
+        parts.require_recipe(conformance.PART, release("v1.35.4"))
 
 
 def _fake_part(cache: Path) -> Path:
@@ -190,3 +215,11 @@ def test_a_rebuilt_base_bundle_keeps_its_parts(cache: Path) -> None:
     assert Manifest.read(final).recipe == "new"
     assert parts.present(VERSION) == ["conformance"]
     assert parts.verify_all(VERSION) == ["conformance"]
+
+
+def test_a_part_s_configuration_is_written_into_it_as_a_checked_file(tmp_path: Path) -> None:
+    artifact = parts._config_artifact(conformance.PART, REL, tmp_path)
+    written = tmp_path / conformance.REPO_LIST_FILE
+    assert yaml.safe_load(written.read_text()) == conformance.REPO_LIST
+    assert (artifact.kind, artifact.path) == ("file", conformance.REPO_LIST_FILE)
+    assert artifact.sha256 == hashlib.sha256(written.read_bytes()).hexdigest()

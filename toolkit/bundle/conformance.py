@@ -17,14 +17,14 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from toolkit.bundle.manifest import Manifest, VersionCheck
+from toolkit.bundle.manifest import VersionCheck
 from toolkit.bundle.recipe import (
     GOMOD_DIR,
     GoBinary,
     GoBuild,
     ImageSpec,
+    Part,
+    PartCheck,
     kubernetes_ldflags,
 )
 from toolkit.bundle.tools import run
@@ -91,7 +91,7 @@ E2E_IMAGES = {
         sample_apiserver_module="v0.29.2",
     ),
 }
-# The recipe folders this part owns (toolkit/bundle/recipe.py PARTS lists them).
+# The recipe folders this part owns (PART, at the end, declares them).
 MODULE = "conformance"
 SAMPLE_APISERVER_MODULE = "sample-apiserver"
 CONTEXTS = "conformance"
@@ -108,16 +108,11 @@ def e2e_images(rel: KubernetesRelease) -> E2EImages:
         ) from None
 
 
-def require_recipe(rel: KubernetesRelease) -> None:
-    """Refuse a version whose Go modules for this part were never pinned."""
-    e2e_images(rel)
-    for module in (MODULE, SAMPLE_APISERVER_MODULE):
-        if not (GOMOD_DIR / rel.minor / module / "go.mod").is_file():
-            raise BundleError(
-                f"the conformance part has no Go module folder {GOMOD_DIR / rel.minor / module}:"
-                f" run `bundle/gomod/pin-conformance.sh {rel.minor} {rel.version} "
-                f"{e2e_images(rel).sample_apiserver_module}`"
-            )
+def _pin_command(rel: KubernetesRelease) -> str:
+    return (
+        f"bundle/gomod/pin-conformance.sh {rel.minor} {rel.version} "
+        f"{e2e_images(rel).sample_apiserver_module}"
+    )
 
 
 def ginkgo_version(rel: KubernetesRelease) -> str:
@@ -285,10 +280,6 @@ def components(rel: KubernetesRelease) -> dict[str, str]:
     }
 
 
-def repo_list_text() -> str:
-    return yaml.safe_dump(REPO_LIST, sort_keys=True)
-
-
 # The base bundle's binaries the part's images carry.
 BASE_BINARIES = ("kubectl", "coredns", "etcd", "etcdctl", "etcdutl")
 # Files of the k8s.io/kubernetes module the images carry, by the name the build uses.
@@ -316,24 +307,10 @@ def module_source(go: str, rel: KubernetesRelease, log: Path) -> Path:
     return Path(json.loads(out)["Dir"])
 
 
-def inputs(
-    go: str, rel: KubernetesRelease, base_folder: Path, base: Manifest, log: Path
-) -> dict[str, Path]:
-    """Everything the images copy that the part does not compile: the base bundle's
-    binaries and files of the Kubernetes source."""
-    found: dict[str, Path] = {}
-    by_name = {a.name: a for a in base.artifacts}
-    for name in BASE_BINARIES:
-        if name not in by_name:
-            raise BundleError(f"the base bundle {base_folder} has no {name}")
-        found[name] = base_folder / by_name[name].path
+def module_files(go: str, rel: KubernetesRelease, log: Path) -> dict[str, Path]:
+    """The files of the Kubernetes source the images copy, by the name the build uses."""
     source = module_source(go, rel, log)
-    for name, relative in MODULE_FILES.items():
-        found[name] = source / relative
-    missing = [f"{name} ({path})" for name, path in found.items() if not path.exists()]
-    if missing:
-        raise BundleError(f"the conformance part's inputs are missing: {', '.join(missing)}")
-    return found
+    return {name: source / relative for name, relative in MODULE_FILES.items()}
 
 
 def listed_images(e2e_test: Path, repo_list: Path) -> list[str]:
@@ -363,3 +340,25 @@ def names_problems(rel: KubernetesRelease, listed: list[str]) -> list[str]:
         for tag in test_image_tags(rel)
         if tag not in wanted
     ]
+
+
+def _names_problems(rel: KubernetesRelease, placed: dict[str, Path]) -> list[str]:
+    return names_problems(rel, listed_images(placed["e2e.test"], placed[REPO_LIST_FILE]))
+
+
+PART = Part(
+    NAME,
+    "the conformance suite and every image its [Conformance] specs run",
+    modules=(MODULE, SAMPLE_APISERVER_MODULE),
+    go_builds=go_builds,
+    components=components,
+    pin_command=_pin_command,
+    contexts=(CONTEXTS,),
+    images=images,
+    debian_packages=DEBIAN_PACKAGES,
+    base_artifacts=BASE_BINARIES,
+    sources=module_files,
+    config_file=REPO_LIST_FILE,
+    config=REPO_LIST,
+    check=PartCheck("the images' names against e2e.test --list-images", _names_problems),
+)

@@ -1,5 +1,8 @@
 """Optional parts of a bundle, built only when asked (``k8slab bundle build --with NAME``).
 
+A part is declared once, as a :class:`toolkit.bundle.recipe.Part` in its own module (what
+it builds and from which pins); this module is the one machinery every part shares.
+
 A part lives in its own folder inside its version's bundle, ``<bundle>/<name>/``, with its
 own manifest (``<bundle>/<name>/bundle.json``, naming the part) and its own recipe hash,
 so the base bundle, its manifest and its hash stay as they are. It is built in
@@ -16,6 +19,8 @@ import functools
 import hashlib
 from pathlib import Path
 
+import yaml
+
 from toolkit.bundle import conformance, images, recipe
 from toolkit.bundle.build import (
     BuildResult,
@@ -26,6 +31,7 @@ from toolkit.bundle.build import (
     place_binary,
 )
 from toolkit.bundle.manifest import MANIFEST_NAME, Artifact, Manifest, sha256_of
+from toolkit.bundle.recipe import Part
 from toolkit.bundle.store import (
     bundle_dir,
     check_artifact,
@@ -39,17 +45,25 @@ from toolkit.errors import BundleError
 from toolkit.progress import SILENT, Progress
 from toolkit.versions import KubernetesRelease, release
 
-# The parts, by the name `--with` takes (their folders: recipe.PARTS).
-NAMES = tuple(recipe.PARTS)
+# Every part, by the name `--with` takes.
+PARTS: dict[str, Part] = {part.name: part for part in (conformance.PART,)}
+NAMES = tuple(PARTS)
 
 
 def part_dir(version: str, name: str) -> Path:
     return bundle_dir(version) / name
 
 
-def _check_name(name: str) -> None:
-    if name not in NAMES:
+def get(name: str) -> Part:
+    """The declaration of part ``name``; an error listing the parts otherwise."""
+    if name not in PARTS:
         raise BundleError(f"no optional bundle part {name!r}; the parts are: {', '.join(NAMES)}")
+    return PARTS[name]
+
+
+def build_command(version: str, name: str) -> str:
+    """The command that builds part ``name`` (and the base bundle, if missing) of ``version``."""
+    return f"k8slab bundle build --kubernetes {version} --with {name}"
 
 
 def present(version: str) -> list[str]:
@@ -59,13 +73,13 @@ def present(version: str) -> list[str]:
 
 def load_part(version: str, name: str) -> Manifest:
     """The manifest of a complete part, or an error naming the command that builds it."""
-    _check_name(name)
+    get(name)
     rel = release(version)
     folder = part_dir(rel.version, name)
     if not (folder / MANIFEST_NAME).is_file():
         raise BundleError(
             f"the bundle of {rel.version} has no {name} part ({folder}): run "
-            f"`k8slab bundle build --kubernetes {rel.version} --with {name}`"
+            f"`{build_command(rel.version, name)}`"
         )
     return Manifest.read(folder)
 
@@ -96,26 +110,39 @@ def verify_all(version: str, progress: Progress = SILENT) -> list[str]:
     return found
 
 
-def recipe_hash(rel: KubernetesRelease, base: Manifest, debian_base: str) -> str:
-    """A hash of everything the conformance part is made from: its builds and images
-    (every field), its recipe folders and the base contexts it reuses, its Debian base,
-    the repo list, and the base bundle's artifacts it copies."""
+def require_recipe(part: Part, rel: KubernetesRelease) -> None:
+    """Refuse a version whose Go modules for ``part`` were never pinned."""
+    for module in part.modules:
+        folder = recipe.GOMOD_DIR / rel.minor / module
+        if not (folder / "go.mod").is_file():
+            raise BundleError(
+                f"the {part.name} part has no Go module folder {folder}: run "
+                f"`{part.pin_command(rel)}`"
+            )
+
+
+def _debian_base(part: Part) -> str:
+    """The tag of the part's Debian base; none for a part without one."""
+    return images.debian_base_tag(part.debian_packages) if part.debian_packages else ""
+
+
+def recipe_hash(part: Part, rel: KubernetesRelease, base: Manifest) -> str:
+    """A hash of everything ``part`` is made from: its builds and images (every field), its
+    components and configuration, its Debian base, the base bundle's artifacts it copies,
+    its recipe folders and the base contexts its images reuse."""
     digest = hashlib.sha256()
     described = (
-        [dataclasses.asdict(b) for b in conformance.go_builds(rel)],
-        [dataclasses.asdict(s) for s in conformance.images(rel)],
-        conformance.components(rel),
-        conformance.REPO_LIST,
-        debian_base,
-        sorted((a.name, a.sha256) for a in base.artifacts if a.name in conformance.BASE_BINARIES),
+        [dataclasses.asdict(b) for b in part.go_builds(rel)],
+        [dataclasses.asdict(s) for s in part.images(rel)],
+        part.components(rel),
+        dict(part.config),
+        _debian_base(part),
+        sorted((a.name, a.sha256) for a in base.artifacts if a.name in part.base_artifacts),
     )
     digest.update(repr(described).encode())
-    contexts = {spec.context.split("/")[0] for spec in conformance.images(rel)}
-    folders = recipe.part_folders(rel.minor, conformance.NAME) + [
-        recipe.IMAGES_DIR / c
-        for c in sorted(contexts - set(recipe.PARTS[conformance.NAME].contexts))
-    ]
-    recipe.hash_files(digest, folders, set())
+    contexts = {spec.context.split("/")[0] for spec in part.images(rel)}
+    borrowed = [recipe.IMAGES_DIR / c for c in sorted(contexts - set(part.contexts))]
+    recipe.hash_files(digest, part.folders(rel.minor) + borrowed)
     return digest.hexdigest()[:16]
 
 
@@ -123,72 +150,95 @@ def build_part(
     version: str, name: str, *, force: bool = False, progress: Progress = SILENT
 ) -> BuildResult:
     """Build (or reuse) one optional part of the complete bundle of ``version``."""
-    _check_name(name)
+    part = get(name)
     rel = release(version)
-    conformance.require_recipe(rel)
+    require_recipe(part, rel)
     if not is_complete(rel.version):
         raise BundleError(
             f"the {name} part is built into a complete bundle: run "
             f"`k8slab bundle build --kubernetes {rel.version}` first"
         )
     base = load(rel.version)
-    debian = images.debian_base_tag(conformance.DEBIAN_PACKAGES)
-    wanted = recipe_hash(rel, base, debian)
+    wanted = recipe_hash(part, rel, base)
     final = part_dir(rel.version, name)
-    make = functools.partial(_build_locked, rel, name, base, wanted, progress)
+    make = functools.partial(_build_locked, part, rel, base, wanted, progress)
     return build_once(final, wanted, force, rel.version, progress, make)
 
 
+def _inputs(
+    part: Part, go: str, rel: KubernetesRelease, base: Manifest, log: Path
+) -> dict[str, Path]:
+    """Everything the part's images copy that it does not compile: the base bundle's
+    artifacts it names and its other sources."""
+    base_folder = bundle_dir(rel.version)
+    by_name = {a.name: a for a in base.artifacts}
+    missing = [name for name in part.base_artifacts if name not in by_name]
+    if missing:
+        raise BundleError(f"the base bundle {base_folder} has no {', '.join(missing)}")
+    found = {name: base_folder / by_name[name].path for name in part.base_artifacts}
+    found |= part.sources(go, rel, log)
+    absent = [f"{name} ({path})" for name, path in found.items() if not path.exists()]
+    if absent:
+        raise BundleError(f"the {part.name} part's inputs are missing: {', '.join(absent)}")
+    return found
+
+
+def _config_artifact(part: Part, rel: KubernetesRelease, work: Path) -> Artifact:
+    path = work / part.config_file
+    path.write_text(yaml.safe_dump(dict(part.config), sort_keys=True))
+    return Artifact(
+        part.config_file,
+        "file",
+        rel.version,
+        f"k8slab:the {part.name} part's configuration",
+        sha256_of(path),
+        path.stat().st_size,
+        part.config_file,
+    )
+
+
 def _build_locked(
+    part: Part,
     rel: KubernetesRelease,
-    name: str,
     base: Manifest,
     recipe_hash: str,
     progress: Progress,
     tools: Toolchain,
 ) -> BuildResult:
-    base_folder = bundle_dir(rel.version)
-    work = base_folder / f".{name}.partial"
+    name = part.name
+    work = bundle_dir(rel.version) / f".{name}.partial"
     log = fresh_work(work, progress)
     progress.say("bundle", f"building the {name} part of {rel.version} in {work} (log: {log})")
 
-    with progress.phase("base", f"Debian minbase + {', '.join(conformance.DEBIAN_PACKAGES)}"):
-        debian = images.ensure_debian_base(
-            tools, work / "base.log", progress, conformance.DEBIAN_PACKAGES
-        )
-    binaries = go_binaries(rel, conformance.go_builds(rel), tools, work / "bin", log, progress)
+    debian = ""
+    if part.debian_packages:
+        with progress.phase("base", f"Debian minbase + {', '.join(part.debian_packages)}"):
+            debian = images.ensure_debian_base(
+                tools, work / "base.log", progress, part.debian_packages
+            )
+    binaries = go_binaries(rel, part.go_builds(rel), tools, work / "bin", log, progress)
     artifacts = [place_binary(work, n, b) for n, b in binaries.items()]
     placed = {a.name: work / a.path for a in artifacts}
-    placed |= conformance.inputs(tools.go, rel, base_folder, base, log)
+    placed |= _inputs(part, tools.go, rel, base, log)
+    if part.config_file:
+        artifacts.append(_config_artifact(part, rel, work))
+        placed[part.config_file] = work / part.config_file
+    if part.check is not None:
+        with progress.phase("check", part.check.what):
+            problems = part.check.problems(rel, placed)
+        if problems:
+            raise BundleError(f"the {name} part is wrong: {'; '.join(problems)}")
 
-    repo_list = work / conformance.REPO_LIST_FILE
-    repo_list.write_text(conformance.repo_list_text())
-    artifacts.append(
-        Artifact(
-            conformance.REPO_LIST_FILE,
-            "file",
-            rel.version,
-            f"k8slab:{conformance.__name__}",
-            sha256_of(repo_list),
-            repo_list.stat().st_size,
-            conformance.REPO_LIST_FILE,
-        )
-    )
-    with progress.phase("check", "the images' names against e2e.test --list-images"):
-        listed = conformance.listed_images(placed["e2e.test"], repo_list)
-        problems = conformance.names_problems(rel, listed)
-    if problems:
-        raise BundleError(f"the {name} part is wrong: {'; '.join(problems)}")
-
-    specs = conformance.images(rel)
-    artifacts += build_images(tools, specs, placed, debian, work, log, progress)
+    specs = part.images(rel)
+    if specs:
+        artifacts += build_images(tools, specs, placed, debian, work, log, progress)
 
     with progress.phase("check", "every artifact against its sha256 and version"):
         problems = [p for a in artifacts for p in check_artifact(work, a)]
     if problems:
         raise BundleError(f"the built {name} part is wrong: {'; '.join(problems)}")
     manifest = Manifest(
-        rel.version, "gomod", conformance.components(rel), artifacts, recipe_hash, part=name
+        rel.version, "gomod", part.components(rel), artifacts, recipe_hash, part=name
     )
     manifest.write(work)
     final = swap_in(work, part_dir(rel.version, name))

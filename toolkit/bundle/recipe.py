@@ -8,6 +8,7 @@ list of binaries and images to produce from them.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -285,45 +286,75 @@ def components(rel: KubernetesRelease) -> dict[str, str]:
     }
 
 
+def _no_images(rel: KubernetesRelease) -> list[ImageSpec]:
+    return []
+
+
+def _no_sources(go: str, rel: KubernetesRelease, log: Path) -> dict[str, Path]:
+    return {}
+
+
 @dataclass(frozen=True)
-class PartFolders:
-    """The recipe folders one optional part of the bundle owns."""
+class PartCheck:
+    """A check of a part's own, run on its built binaries before its images are built."""
 
-    modules: tuple[str, ...]  # folders under bundle/gomod/<minor>/
-    contexts: tuple[str, ...]  # folders under bundle/images/
-
-
-# The optional parts of a bundle, built only when asked (`k8slab bundle build --with NAME`;
-# toolkit/bundle/parts.py builds them into <bundle>/<NAME>/). The base bundle's hash leaves
-# their folders out, so adding or changing a part never rebuilds the base.
-PARTS: dict[str, PartFolders] = {
-    "conformance": PartFolders(("conformance", "sample-apiserver"), ("conformance",)),
-}
+    what: str  # for the progress line
+    problems: Callable[[KubernetesRelease, dict[str, Path]], list[str]]
 
 
-def hash_files(digest: hashlib._Hash, folders: list[Path], leave_out: set[Path]) -> None:
-    """Feed every file under ``folders`` (names and bytes, in order) into ``digest``,
-    except those under ``leave_out``."""
+@dataclass(frozen=True)
+class Part:
+    """An optional part of the bundle, built only when asked (``k8slab bundle build --with
+    NAME``): a declaration of what it builds and from which pins. toolkit/bundle/parts.py
+    builds, hashes, verifies and loads every part alike, into ``<bundle>/<name>/`` with its
+    own manifest; the base bundle's recipe hash never sees a part's folders."""
+
+    name: str
+    what: str  # one line: what it holds, for --help
+    modules: tuple[str, ...]  # its Go module folders under bundle/gomod/<minor>/
+    go_builds: Callable[[KubernetesRelease], list[GoBuild]]
+    components: Callable[[KubernetesRelease], dict[str, str]]
+    # The command that writes its module folders for a minor that has none.
+    pin_command: Callable[[KubernetesRelease], str]
+    contexts: tuple[str, ...] = ()  # its image contexts under bundle/images/
+    images: Callable[[KubernetesRelease], list[ImageSpec]] = _no_images
+    debian_packages: tuple[str, ...] = ()  # its images' Debian base (images.ensure_debian_base)
+    base_artifacts: tuple[str, ...] = ()  # the base bundle's artifacts its images copy
+    # Other files its images copy, by name (``go`` the toolchain, ``log`` the build log).
+    sources: Callable[[str, KubernetesRelease, Path], dict[str, Path]] = _no_sources
+    # A YAML file written into the part from ``config`` (a "file" artifact of its manifest).
+    config_file: str = ""
+    config: Mapping[str, str] = field(default_factory=dict)
+    check: PartCheck | None = None
+
+    def folders(self, minor: str) -> list[Path]:
+        """The recipe folders it owns: its Go modules of ``minor``, its image contexts."""
+        return [GOMOD_DIR / minor / m for m in self.modules] + [
+            IMAGES_DIR / c for c in self.contexts
+        ]
+
+
+def hash_files(digest: hashlib._Hash, folders: list[Path]) -> None:
+    """Feed every file under ``folders`` (names and bytes, in order) into ``digest``."""
     for folder in folders:
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            if any(path.is_relative_to(skipped) for skipped in leave_out):
-                continue
             digest.update(str(path.relative_to(RECIPE_DIR)).encode() + b"\0")
             digest.update(path.read_bytes())
 
 
-def part_folders(minor: str, name: str) -> list[Path]:
-    part = PARTS[name]
-    return [GOMOD_DIR / minor / m for m in part.modules] + [IMAGES_DIR / c for c in part.contexts]
-
-
 def recipe_hash(rel: KubernetesRelease, base_image: str) -> str:
     """A hash of everything a bundle of ``rel`` is made from: the pins and flags above, the
-    userland base image and the recipe files (its minor's Go modules, own sources, image
-    contexts), the optional parts' folders left out."""
+    userland base image and the recipe files its builds and images name (their Go modules
+    of its minor, own sources, pause.c, image contexts). Only those: the optional parts'
+    folders beside them never change it, so adding or changing a part rebuilds no bundle."""
     digest = hashlib.sha256()
     digest.update(repr((go_builds(rel), images(rel), components(rel), base_image)).encode())
-    folders = [GOMOD_DIR / rel.minor, RECIPE_DIR / "src", PAUSE_SOURCE.parent, IMAGES_DIR]
-    parts = {folder for name in PARTS for folder in part_folders(rel.minor, name)}
-    hash_files(digest, folders, parts)
+    modules = sorted({b.module for b in go_builds(rel) if not b.own_source})
+    contexts = sorted({spec.context for spec in images(rel)})
+    hash_files(
+        digest,
+        [GOMOD_DIR / rel.minor / m for m in modules]
+        + [RECIPE_DIR / "src", PAUSE_SOURCE.parent]
+        + [IMAGES_DIR / c for c in contexts],
+    )
     return digest.hexdigest()[:16]
