@@ -13,12 +13,12 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from toolkit.bundle import conformance, images, parts, recipe
+from toolkit.bundle import conformance, cri_dockerd, images, parts, recipe
 from toolkit.bundle.manifest import Artifact, Manifest, VersionCheck
 from toolkit.bundle.store import bundle_dir, list_bundles
 from toolkit.cli import main
 from toolkit.errors import BundleError
-from toolkit.versions import release
+from toolkit.versions import release, supported_versions
 
 VERSION = "v1.34.4"
 REL = release(VERSION)
@@ -43,7 +43,7 @@ def recipe_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_the_parts_are_the_ones_bundle_build_offers() -> None:
-    assert parts.NAMES == tuple(parts.PARTS) == ("conformance",)
+    assert parts.NAMES == tuple(parts.PARTS) == ("conformance", "cri-dockerd")
     assert parts.get("conformance") is conformance.PART
     assert conformance.MODULE in conformance.PART.modules
     assert conformance.SAMPLE_APISERVER_MODULE in conformance.PART.modules
@@ -58,6 +58,39 @@ def test_each_part_owns_its_module_folders_and_its_builds_use_only_those(name: s
         assert not build.own_source, build
     for folder in part.folders(rel.minor):
         assert folder.is_dir(), folder
+
+
+@pytest.mark.parametrize("version", supported_versions())
+def test_cri_dockerd_has_its_go_module_for_each_version(version: str) -> None:
+    rel = release(version)
+    parts.require_recipe(cri_dockerd.PART, rel)
+    (build,) = cri_dockerd.go_builds(rel)
+    folder = build.module_dir(rel.minor)
+    assert (folder / "go.sum").is_file()
+    assert f"tool {build.binaries[0].package}\n" in (folder / "go.mod").read_text()
+
+
+def test_cri_dockerd_carries_its_own_replace_block_and_reports_its_tag() -> None:
+    (build,) = cri_dockerd.go_builds(REL)
+    go_mod = (build.module_dir(REL.minor) / "go.mod").read_text()
+    # Without these the proxy refuses k8s.io/kubelet@v0.0.0 and k8s.io/cri-api/v1alpha2.
+    assert "\tk8s.io/kubelet => k8s.io/kubelet v0.29.10\n" in go_mod
+    assert "\tk8s.io/cri-api/v1alpha2 => k8s.io/cri-api v0.25.16\n" in go_mod
+    assert "github.com/Mirantis/cri-dockerd v0.4.0" in go_mod
+    (binary,) = build.binaries
+    assert binary.check == VersionCheck(("--version",), "cri-dockerd 0.4.0 (a8698e9)")
+    assert "-X github.com/Mirantis/cri-dockerd/cmd/version.Version=0.4.0" in build.ldflags
+
+
+def test_cri_dockerd_s_hash_follows_its_module_and_not_the_base_bundle(
+    recipe_copy: Path,
+) -> None:
+    base = Manifest(VERSION, "gomod", {}, [])
+    first = parts.recipe_hash(cri_dockerd.PART, REL, base)
+    rebuilt = Manifest(VERSION, "gomod", {}, [], recipe="another")
+    assert parts.recipe_hash(cri_dockerd.PART, REL, rebuilt) == first
+    (recipe_copy / "gomod" / REL.minor / "cri-dockerd" / "go.sum").write_text("changed\n")
+    assert parts.recipe_hash(cri_dockerd.PART, REL, base) != first
 
 
 def test_a_new_part_s_folders_leave_the_base_recipe_hash_alone(recipe_copy: Path) -> None:
@@ -201,7 +234,9 @@ def test_a_part_is_built_only_into_a_complete_bundle(cache: Path) -> None:
 def test_bundle_build_offers_with_and_refuses_an_unknown_part(cache: Path) -> None:
     result = CliRunner().invoke(main, ["bundle", "build", "--with", "nope"])
     assert result.exit_code == 2
-    assert "'nope' is not 'conformance'" in result.output or "invalid choice" in result.output
+    assert "'nope' is not one of 'conformance', 'cri-dockerd'" in result.output
+    offered = CliRunner().invoke(main, ["bundle", "build", "--help"])
+    assert "cri-dockerd, Docker Engine's CRI server" in " ".join(offered.output.split())
 
 
 def test_a_rebuilt_base_bundle_keeps_its_parts(cache: Path) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import yaml
 
-from toolkit.bundle import conformance, images, recipe
+from toolkit.bundle import conformance, cri_dockerd, images, recipe
 from toolkit.bundle.build import (
     BuildResult,
     build_images,
@@ -46,7 +46,7 @@ from toolkit.progress import SILENT, Progress
 from toolkit.versions import KubernetesRelease, release
 
 # Every part, by the name `--with` takes.
-PARTS: dict[str, Part] = {part.name: part for part in (conformance.PART,)}
+PARTS: dict[str, Part] = {part.name: part for part in (conformance.PART, cri_dockerd.PART)}
 NAMES = tuple(PARTS)
 
 

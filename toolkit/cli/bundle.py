@@ -51,7 +51,9 @@ def bundle() -> None:
     "with_parts",
     multiple=True,
     type=click.Choice(parts.NAMES),
-    help="Also build this optional part into the bundle (repeatable).",
+    help="Also build this optional part into the bundle (repeatable): "
+    + "; ".join(f"{part.name}, {part.what}" for part in parts.PARTS.values())
+    + ".",
 )
 @click.option("--force", is_flag=True, help="Rebuild even if the bundle is complete.")
 def build(
