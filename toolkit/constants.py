@@ -7,6 +7,7 @@ roles as inputs. A value changed here changes on the nodes at the next provision
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 # The port every kube-apiserver binds on its node (kubeadm's default); the load balancer
@@ -33,6 +34,40 @@ DRILL_DIR = f"{NODE_STATE_DIR}/drill"
 OFFLINE_REGISTRY = "https://127.0.0.1:1"
 # Where the artifacts role installs the bundle's binaries (kubeadm, kubelet, etcdctl...).
 BIN_DIR = "/usr/local/bin"
+
+
+@dataclass(frozen=True)
+class CriRuntime:
+    """A container runtime as the kubelet reaches it: the CRI socket and the unit serving it,
+    and the optional bundle part it needs, if any (toolkit/bundle/parts.py)."""
+
+    socket: str
+    service: str
+    bundle_part: str = ""
+
+    @property
+    def endpoint(self) -> str:
+        """The socket as kubeadm's criSocket and crictl's --runtime-endpoint name it."""
+        return f"unix://{self.socket}"
+
+
+# Each runtime a spec's container_runtime may name (toolkit/lab/schema.py accepts these).
+CRI_RUNTIMES = {
+    "containerd": CriRuntime("/run/containerd/containerd.sock", "containerd.service"),
+    # Docker Engine behind cri-dockerd, as Kubernetes supports it since dockershim's removal.
+    "docker": CriRuntime("/run/cri-dockerd.sock", "cri-docker.service", "cri-dockerd"),
+}
+CONTAINERD = CRI_RUNTIMES["containerd"]
+
+
+def node_runtime_vars(runtime: str) -> dict[str, Any]:
+    """One node's runtime as the rendered inventory gives it to that host."""
+    cri = CRI_RUNTIMES[runtime]
+    return {
+        "k8slab_cri_socket": cri.socket,
+        "k8slab_cri_endpoint": cri.endpoint,
+        "k8slab_cri_service": cri.service,
+    }
 
 
 def inventory_vars() -> dict[str, Any]:

@@ -52,6 +52,8 @@ def external(data: dict[str, Any]) -> None:
     data["nodes"]["etcd"] = [{"name": f"etcd{i}", "address": f"172.30.9.3{i}"} for i in (1, 2, 3)]
 
 
+# A declared table: one row a refused spec (its id, the change, the message expected),
+# alike in shape by design (duplicates lists the rows).
 INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     (
         "name-with-trailing-newline",
@@ -92,12 +94,23 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     (
         "unknown-runtime",
         lambda d: d.update(container_runtime="rkt"),
-        "container_runtime: unknown value 'rkt'; use one of: containerd",
+        "container_runtime: unknown value 'rkt'; use one of: containerd, docker",
     ),
     (
         "unknown-node-runtime",
-        lambda d: d["nodes"]["workers"][0].update(container_runtime="docker"),
-        "nodes.workers[0].container_runtime: unknown value 'docker'",
+        lambda d: d["nodes"]["workers"][0].update(container_runtime="rkt"),
+        "nodes.workers[0].container_runtime: unknown value 'rkt'",
+    ),
+    (
+        "refused-node-runtime",
+        lambda d: d["nodes"]["workers"][0].update(container_runtime="cri-o"),
+        "nodes.workers[0].container_runtime: 'cri-o' is not offered: CRI-O ",
+    ),
+    (
+        "docker-control-planes",
+        lambda d: d.update(container_runtime="docker"),
+        "nodes.control_planes[0].container_runtime: is 'docker' (from the top-level "
+        "container_runtime); control planes run containerd",
     ),
     ("unknown-cni", lambda d: d.update(cni="weave"), "cni: unknown value 'weave'; use one of:"),
     (

@@ -3,15 +3,23 @@ and idempotence from Ansible's own stats."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from click.testing import CliRunner
 
+from tests.helpers.lab_specs import mutated, write_spec
 from toolkit import constants, kube
-from toolkit.errors import K8slabError
-from toolkit.lab.spec import load_lab
+from toolkit.bundle.manifest import Manifest
+from toolkit.bundle.parts import part_dir
+from toolkit.bundle.store import bundle_dir
+from toolkit.cli import main
+from toolkit.errors import BundleError, K8slabError
+from toolkit.hosts import lifecycle
+from toolkit.lab.spec import Lab, load_lab
 from toolkit.lab.state import LabState
 from toolkit.paths import PLAYBOOKS_DIR, ROLES_DIR
 from toolkit.progress import SILENT
@@ -21,6 +29,8 @@ from toolkit.provision.run import (
     ProvisionReport,
     _phase_of_plays,
     _write_run_playbook,
+    check_bundle_parts,
+    check_ready_to_provision,
     refresh_inventory,
     select_phases,
 )
@@ -202,3 +212,79 @@ def test_up_waits_for_every_replica_of_the_clusters_own_workloads() -> None:
     ]
     settled = {"items": [deployment("kube-system", "coredns", 2, 2)]}
     assert kube.not_rolled_out(settled) == []
+
+
+def _docker_worker(data: dict[str, Any]) -> None:
+    data["nodes"]["workers"].append(
+        {"name": "w2", "address": "172.30.9.22", "container_runtime": "docker"}
+    )
+
+
+@pytest.fixture
+def docker_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
+    """A lab with a docker worker, and a complete base bundle without any part."""
+    monkeypatch.setenv("K8SLAB_CACHE_DIR", str(tmp_path / "cache"))
+    lab = load_lab(write_spec(tmp_path, mutated(_docker_worker)))
+    folder = bundle_dir(lab.kubernetes_version)
+    folder.mkdir(parents=True)
+    Manifest(lab.kubernetes_version, "gomod", {}, []).write(folder)
+    return lab
+
+
+def _refusal(lab: Lab) -> str:
+    return (
+        f"{lab.source}: nodes.workers[1].container_runtime is 'docker' (node w2), which needs "
+        "the bundle's cri-dockerd part: build it with `k8slab bundle build --kubernetes "
+        f"{lab.kubernetes_version} --with cri-dockerd`"
+    )
+
+
+def test_provision_refuses_a_lab_that_needs_a_part_the_bundle_lacks(
+    isolated_state: Path, docker_lab: Lab
+) -> None:
+    state = LabState.of(docker_lab.name)
+    state.write_text(state.inventory, "# rendered by `up`\n")
+    with pytest.raises(BundleError) as refused:
+        check_ready_to_provision(docker_lab, state)
+    assert str(refused.value) == _refusal(docker_lab)
+
+
+def test_up_refuses_a_lab_that_needs_a_part_before_any_host_exists(
+    isolated_state: Path, docker_lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created: list[str] = []
+    monkeypatch.setattr(lifecycle, "up_hosts", lambda lab, progress: created.append(lab.name))
+    result = CliRunner().invoke(main, ["up", str(docker_lab.source)])
+    assert result.exit_code == 1
+    assert _refusal(docker_lab) in " ".join(result.output.split())
+    assert created == []
+
+
+def test_a_lab_whose_parts_are_built_passes_and_one_of_containerd_needs_none(
+    docker_lab: Lab, tmp_path: Path
+) -> None:
+    part = part_dir(docker_lab.kubernetes_version, "cri-dockerd")
+    part.mkdir()
+    Manifest(docker_lab.kubernetes_version, "gomod", {}, [], part="cri-dockerd").write(part)
+    check_bundle_parts(docker_lab)
+    shutil.rmtree(part)
+    check_bundle_parts(load_lab(write_spec(tmp_path / "plain", mutated(lambda d: None))))
+
+
+def test_a_runtime_inherited_from_the_top_level_names_that_field(
+    docker_lab: Lab, tmp_path: Path
+) -> None:
+    def docker_workers(data: dict[str, Any]) -> None:
+        data["container_runtime"] = "docker"
+        for node in data["nodes"]["control_planes"]:
+            node["container_runtime"] = "containerd"
+        _docker_worker(data)
+
+    lab = load_lab(write_spec(tmp_path / "top", mutated(docker_workers)))
+    with pytest.raises(BundleError) as refused:
+        check_bundle_parts(lab)
+    message = str(refused.value)
+    assert (
+        "container_runtime is 'docker', nodes.workers[1].container_runtime is 'docker'" in message
+    )
+    assert "(nodes w1, w2)" in message

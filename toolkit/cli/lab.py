@@ -15,7 +15,7 @@ from toolkit.hosts import lifecycle
 from toolkit.lab import spec
 from toolkit.lab.state import LabState
 from toolkit.progress import Progress
-from toolkit.provision.run import up_cluster
+from toolkit.provision.run import check_bundle_parts, up_cluster
 
 
 @click.command()
@@ -25,6 +25,8 @@ from toolkit.provision.run import up_cluster
 def up(lab: str, hosts_only: bool) -> None:
     """Create the lab's hosts and provision them into a cluster whose nodes are all Ready."""
     model = spec.load_lab(lab)
+    if not hosts_only:
+        check_bundle_parts(model)  # before any host exists
     progress = Progress()
     lifecycle.up_hosts(model, progress)
     state = LabState.of(model.name)

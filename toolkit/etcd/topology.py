@@ -12,12 +12,13 @@ import shlex
 from dataclasses import dataclass
 from importlib import resources
 
-from toolkit.constants import ETCD_DATA_DIR, MANIFESTS_DIR, PARKED_MANIFESTS_DIR
+from toolkit.constants import CONTAINERD, ETCD_DATA_DIR, MANIFESTS_DIR, PARKED_MANIFESTS_DIR
 from toolkit.lab.spec import Lab, Node
 
 CLIENT_PORT = 2379
 PEER_PORT = 2380
-RUNTIME_ENDPOINT = "unix:///run/containerd/containerd.sock"
+# Control planes run containerd (toolkit/lab/rules.py): the restore drives it.
+RUNTIME_ENDPOINT = CONTAINERD.endpoint
 CRICTL = f"crictl --runtime-endpoint {RUNTIME_ENDPOINT}"
 
 # The shell programs of backup and restore, run on the members with quoted arguments.

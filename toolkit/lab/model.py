@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from toolkit.constants import CRI_RUNTIMES
 from toolkit.errors import SpecError
 
 
@@ -27,6 +28,8 @@ class Node:
     cpus: int
     memory_mb: int
     container_runtime: str
+    # The spec field its runtime comes from: its own, or the top-level one it inherits.
+    runtime_field: str = field(default="container_runtime", compare=False)
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,17 @@ class Lab:
     def etcd_members(self) -> list[Node]:
         """The nodes that run etcd: control planes when stacked, etcd hosts when external."""
         return self.control_planes if self.etcd_topology == "stacked" else self.etcd_hosts
+
+    @property
+    def bundle_parts(self) -> dict[str, list[Node]]:
+        """The optional bundle parts its Kubernetes nodes' runtimes need, by name, each with
+        the nodes that need it (etcd hosts run no container runtime)."""
+        needs: dict[str, list[Node]] = {}
+        for node in self.control_planes + self.workers:
+            part = CRI_RUNTIMES[node.container_runtime].bundle_part
+            if part:
+                needs.setdefault(part, []).append(node)
+        return dict(sorted(needs.items()))
 
     def node(self, name: str) -> Node:
         for node in self.nodes:

@@ -77,6 +77,7 @@ def _host_vars(node: Node) -> dict[str, Any]:
         "ansible_host": str(node.address),
         "k8slab_node_address": str(node.address),
         "k8slab_container_runtime": node.container_runtime,
+        **constants.node_runtime_vars(node.container_runtime),
     }
 
 

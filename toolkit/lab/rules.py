@@ -36,6 +36,8 @@ MAX_POD_CIDR_BITS = 16
 # kubernetes Service the first address and the cluster DNS the tenth.
 MAX_SERVICE_HOST_BITS = 20
 DNS_SERVICE_INDEX = 10
+# The runtime of every control plane: see check_control_plane_runtime.
+CONTROL_PLANE_RUNTIME = "containerd"
 # kubeadm's preflight minimums for a control plane (ControlPlaneNumCPU, ControlPlaneMem).
 CONTROL_PLANE_MINIMUMS = {"cpus": 2, "memory_mb": 1700}
 # What a message suggests instead of an unusable range, per key of network:.
@@ -112,6 +114,20 @@ def check_control_plane_minimums(
             f"is {value}{source}; kubeadm's preflight wants at least {minimum} on a control "
             f"plane; set {key}: {minimum} or more",
         )
+
+
+def check_control_plane_runtime(runtime: str, own: bool, where: str, problems: Problems) -> None:
+    """A control plane runs containerd: the etcd restore and the drills stop, start and pin
+    its static Pods through containerd's crictl socket and ctr (toolkit/etcd/)."""
+    if runtime == CONTROL_PLANE_RUNTIME:
+        return
+    source = "" if own else " (from the top-level container_runtime)"
+    problems.add(
+        f"{where}.container_runtime",
+        f"is {runtime!r}{source}; control planes run {CONTROL_PLANE_RUNTIME}, which the etcd "
+        f"restore and drills drive; give {runtime!r} to workers instead (container_runtime on "
+        f"each worker, or set it on the control planes to {CONTROL_PLANE_RUNTIME!r})",
+    )
 
 
 def _check_range_sizes(ranges: dict[str, ipaddress.IPv4Network], problems: Problems) -> None:

@@ -222,7 +222,12 @@ def _parse_nodes(
             if name is None or address is None:
                 continue
             node_runtime = values.get("container_runtime", runtime or RUNTIMES[0])
-            nodes.append((Node(name, role, address, cpus, memory, node_runtime), where))
+            own_runtime = "container_runtime" in values
+            runtime_field = f"{where}.container_runtime" if own_runtime else "container_runtime"
+            if role == Role.CONTROL_PLANE:
+                rules.check_control_plane_runtime(node_runtime, own_runtime, where, problems)
+            node = Node(name, role, address, cpus, memory, node_runtime, runtime_field)
+            nodes.append((node, where))
     return nodes
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from toolkit import ansible
-from toolkit.bundle import store
+from toolkit.bundle import parts, store
 from toolkit.bundle.build import build
 from toolkit.errors import BundleError, HostError, K8slabError
 from toolkit.hosts.lifecycle import record_host_keys, record_up_timings
@@ -96,16 +96,38 @@ def select_phases(names: list[str] | None) -> list[Phase]:
     return [phase for phase in PHASES if phase.name in names]
 
 
+def check_bundle_parts(lab: Lab) -> None:
+    """Refuse a lab whose nodes need an optional bundle part its bundle lacks (a node whose
+    container_runtime is docker needs cri-dockerd), naming the spec field that asks for it
+    and the command that builds it; `up` asks before any host exists."""
+    built = parts.present(lab.kubernetes_version)
+    problems = []
+    for part, nodes in lab.bundle_parts.items():
+        if part in built:
+            continue
+        fields = dict.fromkeys(f"{n.runtime_field} is {n.container_runtime!r}" for n in nodes)
+        names = ("node " if len(nodes) == 1 else "nodes ") + ", ".join(n.name for n in nodes)
+        problems.append(
+            f"{', '.join(fields)} ({names}), which needs the "
+            f"bundle's {part} part: build it with "
+            f"`{parts.build_command(lab.kubernetes_version, part)}`"
+        )
+    if problems:
+        raise BundleError(f"{lab.source}: {'; '.join(problems)}")
+
+
 def check_ready_to_provision(lab: Lab, state: LabState, progress: Progress = SILENT) -> None:
     """Everything a run needs, checked before any host is changed."""
     if not state.inventory.exists():
         raise HostError(f"lab {lab.name} has no hosts yet; run `k8slab up {lab.name}`")
     refresh_inventory(lab, state)
+    with_parts = "".join(f" --with {part}" for part in lab.bundle_parts)
     if not store.is_complete(lab.kubernetes_version):
         raise BundleError(
             f"no complete bundle for Kubernetes {lab.kubernetes_version}; build it with "
-            f"`k8slab bundle build --kubernetes {lab.kubernetes_version}`"
+            f"`k8slab bundle build --kubernetes {lab.kubernetes_version}{with_parts}`"
         )
+    check_bundle_parts(lab)
     record_host_keys(lab, state)
     tracker = EventTracker(progress, _phase_of_plays([PREFLIGHT]))
     run = ansible.run_runner(

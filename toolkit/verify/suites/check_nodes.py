@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from toolkit.constants import CONTAINERD
 from toolkit.lab.spec import Lab, Node
 from toolkit.verify.checks import expect, fail
 from toolkit.verify.cluster import Cluster
@@ -21,7 +22,7 @@ CNI_CONF_DIR = "/etc/cni/net.d"
 CNI_BIN_DIR = "/opt/cni/bin"
 
 
-DEFAULT_CRI_ENDPOINT = "unix:///run/containerd/containerd.sock"
+DEFAULT_CRI_ENDPOINT = CONTAINERD.endpoint
 KUBELET_HEALTHZ = "curl -sS --max-time 5 http://127.0.0.1:10248/healthz"
 KUBELET_ANONYMOUS = (
     "curl -sk --max-time 5 -o /dev/null -w '%{http_code}' https://127.0.0.1:10250/pods"
