@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit import constants
+from toolkit.bundle import parts
 from toolkit.bundle.store import bundle_dir
 from toolkit.hosts import engine
 from toolkit.hosts.image import image_present, node_image
@@ -22,6 +23,8 @@ from toolkit.paths import ROLES_DIR
 from toolkit.versions import DEFAULT_KUBERNETES_VERSION, release
 
 MOLECULE = Path(sys.executable).parent / "molecule"
+# The roles whose scenario installs an optional part of the bundle (toolkit/bundle/parts.py).
+SCENARIO_PARTS = {"docker_engine": "cri-dockerd"}
 
 
 class MoleculeSetupError(Exception):
@@ -59,6 +62,8 @@ def scenario_settings(kubernetes_version: str = DEFAULT_KUBERNETES_VERSION) -> d
         "fail_cgroup_v1": not release(kubernetes_version).needs_fail_cgroup_v1_false,
         # The node paths and ports a rendered inventory gives every host.
         "constants": constants.inventory_vars(),
+        # What a rendered inventory gives each node for its container runtime.
+        "runtimes": {name: constants.node_runtime_vars(name) for name in constants.CRI_RUNTIMES},
     }
 
 
@@ -77,13 +82,24 @@ def molecule_env(kubernetes_version: str = DEFAULT_KUBERNETES_VERSION) -> dict[s
     }
 
 
-def run_molecule(role: str, arguments: list[str], env: dict[str, str]) -> int:
+def run_molecule(
+    role: str,
+    arguments: list[str],
+    env: dict[str, str],
+    kubernetes_version: str = DEFAULT_KUBERNETES_VERSION,
+) -> int:
     """Run `molecule ARGUMENTS` (default: test) in the role's folder; return its exit code."""
     role_dir = ROLES_DIR / role
     if role not in roles_with_scenarios():
         raise MoleculeSetupError(
             f"role {role!r} has no molecule scenario (roles/{role}/molecule/default); "
             f"roles with one: {', '.join(roles_with_scenarios())}"
+        )
+    part = SCENARIO_PARTS.get(role)
+    if part and part not in parts.present(kubernetes_version):
+        raise MoleculeSetupError(
+            f"role {role}'s scenario installs the bundle's {part} part, which is not built: "
+            f"run `{parts.build_command(kubernetes_version, part)}`"
         )
     command = [str(MOLECULE), *(arguments or ["test"])]
     return subprocess.run(command, cwd=role_dir, env=env, check=False).returncode

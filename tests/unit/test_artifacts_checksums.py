@@ -3,8 +3,8 @@ imports it (issue 11, finding 10), as it does each binary before it installs it,
 mismatch names the file and both digests.
 
 The role's own scripts are rendered from ``roles/artifacts/tasks/`` with manifest entries
-and run here by bash, with a ``ctr`` that only records its arguments; the e2e suite runs
-the same tasks on real nodes.
+and run here by bash, with a ``ctr`` (or ``docker``, on a node whose runtime is Docker
+Engine) that only records its arguments; the e2e suite runs the same tasks on real nodes.
 """
 
 from __future__ import annotations
@@ -26,20 +26,24 @@ TASKS = ROLES_DIR / "artifacts" / "tasks"
 
 
 def role_script(tasks_file: str, task_name: str, **variables: object) -> str:
-    """The shell script of one task of the role, rendered as Ansible would."""
+    """The shell script of one task of the role, rendered as Ansible would (with the task's
+    own vars)."""
     tasks = yaml.safe_load((TASKS / tasks_file).read_text(encoding="utf-8"))
     [task] = [t for t in tasks if t["name"] == task_name]
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, trim_blocks=True)  # as Ansible
     env.filters["quote"] = shlex.quote
-    return env.from_string(task["ansible.builtin.shell"]).render(**variables)
+    return env.from_string(task["ansible.builtin.shell"]).render(
+        **{**task.get("vars", {}), **variables}
+    )
 
 
-def import_script(item: Artifact, source: Path) -> str:
+def import_script(item: Artifact, source: Path, store: str = "containerd") -> str:
     return role_script(
         "images.yml",
-        "Import the missing images into containerd, each archive checked first",
+        "Import the missing images into the runtime, each archive checked first",
         item=asdict(item),
         __artifacts_source=str(source),
+        artifacts_image_store=store,
     )
 
 
@@ -52,16 +56,20 @@ def image(path: str, sha256: str) -> Artifact:
 
 @pytest.fixture
 def node(tmp_path: Path) -> tuple[Path, Path, dict[str, str]]:
-    """A bundle folder (with a space and a quote in its path), and a ctr that records."""
+    """A bundle folder (with a space and a quote in its path), and a ctr and a docker that
+    record their arguments."""
     bundle = tmp_path / "bundle o'dir"
     (bundle / "images").mkdir(parents=True)
     (bundle / "images" / "pause.tar").write_bytes(b"an image archive")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     calls = tmp_path / "ctr-calls"
-    ctr = bin_dir / "ctr"
-    ctr.write_text(f'#!/bin/bash\nprintf "%s\\n" "$*" >> {shlex.quote(str(calls))}\n')
-    ctr.chmod(0o755)
+    for command in ("ctr", "docker"):
+        fake = bin_dir / command
+        fake.write_text(
+            f'#!/bin/bash\nprintf "{command} %s\\n" "$*" >> {shlex.quote(str(calls))}\n'
+        )
+        fake.chmod(0o755)
     env = {"PATH": f"{bin_dir}:/usr/bin:/bin"}
     return bundle, calls, env
 
@@ -72,15 +80,23 @@ def run(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.parametrize(
+    ("store", "command"),
+    [
+        ("containerd", "ctr --namespace k8s.io images import"),
+        # A node whose runtime is Docker Engine loads the checked archive into the engine.
+        ("docker", "docker load --input"),
+    ],
+)
 def test_an_archive_that_matches_the_manifest_is_imported(
-    node: tuple[Path, Path, dict[str, str]],
+    node: tuple[Path, Path, dict[str, str]], store: str, command: str
 ) -> None:
     bundle, calls, env = node
     digest = hashlib.sha256(b"an image archive").hexdigest()
-    result = run(import_script(image("images/pause.tar", digest), bundle), env)
+    result = run(import_script(image("images/pause.tar", digest), bundle, store), env)
     assert result.returncode == 0, result.stderr
     archive = bundle / "images" / "pause.tar"
-    assert calls.read_text() == f"--namespace k8s.io images import {archive}\n"
+    assert calls.read_text() == f"{command} {archive}\n"
 
 
 def test_an_archive_that_differs_is_refused_naming_the_file_and_both_digests(

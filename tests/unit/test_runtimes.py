@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.lab_specs import mutated, write_spec
+from tests.molecule import MoleculeSetupError, run_molecule
 from toolkit import constants
 from toolkit.bundle import parts
 from toolkit.errors import SpecError
@@ -102,3 +103,13 @@ def test_each_node_gets_its_runtime_socket_and_unit(tmp_path: Path) -> None:
     for node in (w1, cp1):
         assert node["k8slab_cri_endpoint"] == "unix:///run/containerd/containerd.sock"
         assert node["k8slab_cri_service"] == "containerd.service"
+
+
+def test_the_docker_engine_scenario_is_refused_without_its_part(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("K8SLAB_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(
+        MoleculeSetupError, match=r"`k8slab bundle build --kubernetes v1\.34\.4 --with cri-dockerd`"
+    ):
+        run_molecule("docker_engine", ["test"], {})

@@ -1,6 +1,7 @@
 """The conformance part's images onto a lab's nodes: the bundle's own import (the
-artifacts role's selection and checked ``ctr images import``, playbooks/conformance_images.yml),
-so that every Pod of the suite finds its image without a registry."""
+artifacts role's selection and checked ``ctr images import``, or ``docker load`` on a
+Docker Engine node; playbooks/conformance_images.yml), so that every Pod of the suite finds
+its image without a registry."""
 
 from __future__ import annotations
 

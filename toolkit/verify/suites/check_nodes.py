@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from toolkit.constants import CONTAINERD
+from toolkit.constants import CRI_RUNTIMES
 from toolkit.lab.spec import Lab, Node
 from toolkit.verify.checks import expect, fail
 from toolkit.verify.cluster import Cluster
@@ -21,8 +21,6 @@ KUBEADM_FLAGS = "/var/lib/kubelet/kubeadm-flags.env"
 CNI_CONF_DIR = "/etc/cni/net.d"
 CNI_BIN_DIR = "/opt/cni/bin"
 
-
-DEFAULT_CRI_ENDPOINT = CONTAINERD.endpoint
 KUBELET_HEALTHZ = "curl -sS --max-time 5 http://127.0.0.1:10248/healthz"
 KUBELET_ANONYMOUS = (
     "curl -sk --max-time 5 -o /dev/null -w '%{http_code}' https://127.0.0.1:10250/pods"
@@ -30,7 +28,13 @@ KUBELET_ANONYMOUS = (
 KUBE_PROXY_RUNNING = "crictl ps --name '^kube-proxy$' --state running -q"
 KUBE_PROXY_MODE = "curl -sS --max-time 5 http://127.0.0.1:10249/proxyMode"
 KUBE_SERVICES_RULES = "iptables -t nat -S KUBE-SERVICES"
-SANDBOX_CONTAINERS = "ctr -n k8s.io containers list"
+# Each runtime's own list of containers with their images, a header line first: a Pod
+# sandbox's ID is its pause container's (containerd), or its sandbox container's in Docker
+# Engine (cri-dockerd).
+SANDBOX_CONTAINERS = {
+    "containerd": "ctr -n k8s.io containers list",
+    "docker": "docker ps --no-trunc --format 'table {{.ID}}\t{{.Image}}'",
+}
 NO_ANSWER_ATTEMPTS = 3
 NO_ANSWER_RETRY_S = 5
 
@@ -39,7 +43,7 @@ def prefetch(lab: Lab, node: Node) -> list[str]:
     """The read-only commands this suite runs on a node (run ahead, all nodes at once)."""
     if node not in lab.control_planes + lab.workers:
         return []
-    cri = crictl(DEFAULT_CRI_ENDPOINT)
+    cri = crictl(CRI_RUNTIMES[node.container_runtime].endpoint)
     return [
         "systemctl is-active kubelet",
         KUBELET_HEALTHZ,
@@ -52,7 +56,7 @@ def prefetch(lab: Lab, node: Node) -> list[str]:
         f"{cri} ps -q",
         f"{cri} pods --state ready -q",
         f"{cri} ps --state running -o json",
-        SANDBOX_CONTAINERS,
+        SANDBOX_CONTAINERS[node.container_runtime],
         KUBE_PROXY_RUNNING,
         KUBE_PROXY_MODE,
         KUBE_SERVICES_RULES,
@@ -194,7 +198,7 @@ def test_every_pod_has_a_pause_sandbox(cluster: Cluster, kube_node: Node) -> Non
     endpoint, _ = cri_endpoint(cluster, kube_node)
     ready = cluster.run(kube_node, f"{crictl(endpoint)} pods --state ready -q")
     running = cluster.run(kube_node, f"{crictl(endpoint)} ps --state running -o json")
-    sandboxes = cluster.run(kube_node, SANDBOX_CONTAINERS)
+    sandboxes = cluster.run(kube_node, SANDBOX_CONTAINERS[kube_node.container_runtime])
     expect(
         ready.ok and running.ok and sandboxes.ok,
         "cannot list sandboxes",
