@@ -113,3 +113,13 @@ def test_the_docker_engine_scenario_is_refused_without_its_part(
         MoleculeSetupError, match=r"`k8slab bundle build --kubernetes v1\.34\.4 --with cri-dockerd`"
     ):
         run_molecule("docker_engine", ["test"], {})
+
+
+def test_the_runtimes_lab_needs_the_cri_dockerd_part_for_its_docker_worker() -> None:
+    lab = load_lab("runtimes")
+    (docker,) = lab.bundle_parts["cri-dockerd"]
+    assert (docker.name, docker.runtime_field) == (
+        "w-docker",
+        "nodes.workers[1].container_runtime",
+    )
+    assert [n.container_runtime for n in lab.control_planes] == ["containerd"]
