@@ -258,3 +258,23 @@ def test_a_part_s_configuration_is_written_into_it_as_a_checked_file(tmp_path: P
     assert yaml.safe_load(written.read_text()) == conformance.REPO_LIST
     assert (artifact.kind, artifact.path) == ("file", conformance.REPO_LIST_FILE)
     assert artifact.sha256 == hashlib.sha256(written.read_bytes()).hexdigest()
+
+
+def test_a_built_part_is_reused_and_the_base_bundle_is_left_as_it_was(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base_dir = bundle_dir(VERSION)
+    base_dir.mkdir(parents=True)
+    Manifest(VERSION, "gomod", {}, [], recipe.recipe_hash(REL, images.debian_base_tag())).write(
+        base_dir
+    )
+    before = (base_dir / "bundle.json").read_bytes()
+    folder = parts.part_dir(VERSION, "cri-dockerd")
+    folder.mkdir()
+    wanted = parts.recipe_hash(cri_dockerd.PART, REL, Manifest.read(base_dir))
+    Manifest(VERSION, "gomod", {}, [], wanted, part="cri-dockerd").write(folder)
+    monkeypatch.setenv("PATH", "/nonexistent")  # a build would fail in preflight
+    result = CliRunner().invoke(main, ["bundle", "build", "--with", "cri-dockerd"])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("already built") == 2, result.output
+    assert (base_dir / "bundle.json").read_bytes() == before

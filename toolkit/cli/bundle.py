@@ -95,7 +95,8 @@ def verify(version: str) -> None:
     parts' too."""
     verified = parts.verify_all(version, Progress())
     manifest = core.load(version)
-    with_parts = f" and its {', '.join(verified)} part" if verified else ""
+    noun = "part" if len(verified) == 1 else "parts"
+    with_parts = f" and its {' and '.join(verified)} {noun}" if verified else ""
     click.echo(
         f"bundle {manifest.kubernetes}: {len(manifest.artifacts)} artifacts{with_parts} verified"
     )
