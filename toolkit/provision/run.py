@@ -274,7 +274,7 @@ def run_playbook(
     their progress lines and failure report; only the tasks of ``tags`` when given."""
     state = LabState.of(lab.name)
     refresh_inventory(lab, state)
-    tracker = _EventTracker(progress, _phase_of_plays([phase]))
+    tracker = EventTracker(progress, _phase_of_plays([phase]))
     return _run_playbook(
         state,
         phase.name,
