@@ -56,3 +56,6 @@ chmod 0440 "/etc/sudoers.d/$login_user"
 
 apt-get clean
 rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/*.log /etc/hostname
+# Emptied lists must not look fresh: Ansible's apt cache_valid_time reads this folder's
+# mtime, and would skip the update a role's first package install needs.
+touch --date=@0 /var/lib/apt/lists
