@@ -29,7 +29,7 @@ from toolkit.verify.workload import Layout, Workload
 SUITES_DIR = Path(__file__).parent / "suites"
 # In the order they run: a broken control plane explains failures further down.
 GROUPS = ("control-plane", "etcd", "nodes", "network", "scheduling")
-WORKLOAD_GROUPS = {"network", "scheduling"}
+WORKLOAD_GROUPS = {"nodes", "network", "scheduling"}
 CONTEXT_KEY = pytest.StashKey["VerifyContext"]()
 
 
@@ -107,7 +107,8 @@ def layout_for(cluster: Cluster) -> Layout:
         else f"the kernel ({kernel}) of {candidates[0].name} offers no SCTP "
         "(/proc/net/sctp is missing; a container node cannot load modules)"
     )
-    return Layout(candidates[0], candidates[1], images[0], sctp, reason)
+    kube_nodes = tuple(n.name for n in lab.control_planes + lab.workers)
+    return Layout(candidates[0], candidates[1], images[0], sctp, reason, kube_nodes)
 
 
 @contextlib.contextmanager

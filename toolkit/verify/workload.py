@@ -57,6 +57,8 @@ class Layout:
     image: str
     sctp: bool = False  # whether the nodes' kernel offers SCTP
     sctp_reason: str = ""
+    # Every node that runs Pods: each gets a Pod of its own, run through its runtime.
+    kube_nodes: tuple[str, ...] = ()
 
     @property
     def a_tolerates_control_plane(self) -> bool:
@@ -271,6 +273,33 @@ spec:
 """
 
 
+def lifecycle_pod(node: str) -> str:
+    """The name of the Pod that the nodes suite runs, logs, execs into and deletes on
+    ``node``, through whichever runtime the node has."""
+    return f"lifecycle-{node}"
+
+
+LIFECYCLE_GREETING = "k8slab lifecycle Pod on"
+
+
+def _lifecycle_pod(node: str, layout: Layout) -> str:
+    return f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: {lifecycle_pod(node)}, namespace: {NAMESPACE}, labels: {{app: lifecycle}}}}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 0
+  tolerations: [{{operator: Exists}}]
+  containers:
+    - name: main
+      image: {layout.image}
+      imagePullPolicy: Never
+      env: [{{name: NODE, valueFrom: {{fieldRef: {{fieldPath: spec.nodeName}}}}}}]
+      command: [sh, -c, 'echo "{LIFECYCLE_GREETING} $NODE"; exec sleep infinity']
+"""
+
+
 def manifests(layout: Layout) -> str:
     a, b = layout.a.name, layout.b.name
     documents = [
@@ -303,5 +332,6 @@ def manifests(layout: Layout) -> str:
             layout,
             replicas=1,
         ),
+        *(_lifecycle_pod(node, layout) for node in layout.kube_nodes),
     ]
     return "\n---\n".join(d.strip("\n") for d in documents)

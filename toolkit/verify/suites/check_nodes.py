@@ -13,8 +13,15 @@ import yaml
 from toolkit.constants import CRI_RUNTIMES
 from toolkit.lab.spec import Lab, Node
 from toolkit.verify.checks import expect, fail
-from toolkit.verify.cluster import Cluster
+from toolkit.verify.cluster import Cluster, eventually
 from toolkit.verify.report import NOTE_PROPERTY
+from toolkit.verify.workload import (
+    LIFECYCLE_GREETING,
+    NAMESPACE,
+    Workload,
+    describe_pods,
+    lifecycle_pod,
+)
 
 KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"
 KUBEADM_FLAGS = "/var/lib/kubelet/kubeadm-flags.env"
@@ -52,6 +59,7 @@ def prefetch(lab: Lab, node: Node) -> list[str]:
         KUBELET_ANONYMOUS,
         "ss -Hxpn",
         f"{cri} images -q",
+        f"{cri} version",
         f"{cri} pods -q",
         f"{cri} ps -q",
         f"{cri} pods --state ready -q",
@@ -184,6 +192,18 @@ def test_cri_image_service(cluster: Cluster, kube_node: Node) -> None:
 
 def test_cri_runtime_service(cluster: Cluster, kube_node: Node) -> None:
     endpoint, _ = cri_endpoint(cluster, kube_node)
+    version = cluster.run(kube_node, f"{crictl(endpoint)} version")
+    answer = dict(line.split(":", 1) for line in version.stdout.splitlines() if ":" in line)
+    name = answer.get("RuntimeName", "").strip()
+    # Each runtime names itself as the spec does: containerd, and docker (cri-dockerd).
+    expect(
+        version.ok
+        and name == kube_node.container_runtime
+        and answer.get("RuntimeVersion", "").strip(),
+        f"the CRI on {kube_node.name} says it is {name or 'nothing'!r}, "
+        f"not the spec's {kube_node.container_runtime!r} with a version",
+        version.evidence,
+    )
     pods = cluster.run(kube_node, f"{crictl(endpoint)} pods -q")
     containers = cluster.run(kube_node, f"{crictl(endpoint)} ps -q")
     expect(
@@ -300,4 +320,47 @@ def test_coredns_ready(cluster: Cluster) -> None:
         wanted > 0 and ready == wanted,
         f"CoreDNS: {ready} of {wanted} replicas ready",
         json.dumps(deployment["status"], indent=1),
+    )
+
+
+# After its deletion, how long the runtime may take to stop the Pod's sandbox and containers.
+SANDBOX_GONE_TIMEOUT_S = 45
+
+
+def test_pod_runs_logs_execs_and_is_deleted(
+    cluster: Cluster, workload: Workload, kube_node: Node
+) -> None:
+    """A Pod on this node, through whichever runtime the node has: it runs, its log and an
+    exec answer, and once deleted the runtime keeps nothing of it running."""
+    name = lifecycle_pod(kube_node.name)
+    ready, pods = workload.wait_pods_ready([name])
+    expect(ready, f"{name} is not Ready on {kube_node.name}", describe_pods(pods))
+    logs = cluster.kubectl("logs", "-n", NAMESPACE, name)
+    expect(
+        logs.ok and f"{LIFECYCLE_GREETING} {kube_node.name}" in logs.stdout,
+        f"the log of {name} lacks its greeting",
+        logs.evidence,
+    )
+    exec_run = cluster.kubectl("exec", "-n", NAMESPACE, name, "--", "sh", "-c", 'echo "$NODE"')
+    expect(
+        exec_run.ok and exec_run.stdout.strip() == kube_node.name,
+        f"exec in {name} did not answer with its node's name",
+        exec_run.evidence,
+    )
+    deleted = cluster.kubectl("delete", "pod", "-n", NAMESPACE, name, "--wait", "--timeout=60s")
+    expect(deleted.ok, f"{name} was not deleted", deleted.evidence)
+    endpoint, _ = cri_endpoint(cluster, kube_node)
+    left = f"{crictl(endpoint)} ps -q --label io.kubernetes.pod.name={name}; " + (
+        f"{crictl(endpoint)} pods -q --state ready --label io.kubernetes.pod.name={name}"
+    )
+    gone, run = eventually(
+        lambda: cluster.run(kube_node, left, fresh=True),
+        lambda run: run.ok and not run.stdout.strip(),
+        SANDBOX_GONE_TIMEOUT_S,
+    )
+    expect(
+        gone,
+        f"{kube_node.name}'s runtime still runs {name}'s containers or sandbox "
+        f"{SANDBOX_GONE_TIMEOUT_S}s after its deletion",
+        run.evidence,
     )
