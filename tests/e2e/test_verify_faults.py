@@ -194,16 +194,22 @@ def kubelet_expected(scene: Scene) -> set[str]:
         # Its configuration says anonymous auth is off, but nothing answers to show the 401.
         f"nodes/kubelet_anonymous_auth_off[{w}]",
         f"nodes/kubelet_talks_to_configured_cri_socket[{w}]",
-        # The test Pods bound to the worker never start: echo-b and the other namespace's peer.
+        f"nodes/pod_runs_logs_execs_and_is_deleted[{w}]",
+    }
+    return expected | node_b_pods_missing(scene) | coredns_failures(scene, w)
+
+
+def node_b_pods_missing(scene: Scene) -> set[str]:
+    """What fails when no new Pod starts on the layout's node b: echo-b and the other
+    namespace's peer are missing, and disk=ssd is on b while a carries the verify taint."""
+    return {
         "network/test_pods_ready[-]",
         "network/pod_to_pod_without_nat[other-node]",
         "network/pod_to_service[cluster-ip-other-namespace]",
         "network/pod_to_service[dns-other-namespace]",
-        # disk=ssd is on that worker; the other worker carries the verify taint.
         "scheduling/node_selector_places_pods_on_labelled_node[-]",
         "scheduling/taint_keeps_untolerating_pods_off[-]",
     }
-    return expected | coredns_failures(scene, w)
 
 
 # --- kube-proxy stopped and its rules flushed on a node ------------------------------------
@@ -284,8 +290,13 @@ def restore_cni_config(scene: Scene) -> None:
 
 def cni_expected(scene: Scene) -> set[str]:
     node = scene.other_control_plane.name
-    # Without a CNI configuration the runtime reports its network not ready: NotReady.
-    expected = {f"nodes/cni_configuration_and_plugins[{node}]", f"nodes/node_ready[{node}]"}
+    # Without a CNI configuration the runtime reports its network not ready: NotReady, and
+    # no new Pod gets a network there.
+    expected = {
+        f"nodes/cni_configuration_and_plugins[{node}]",
+        f"nodes/node_ready[{node}]",
+        f"nodes/pod_runs_logs_execs_and_is_deleted[{node}]",
+    }
     return expected | coredns_failures(scene, node)
 
 
@@ -425,6 +436,91 @@ def coredns_expected(scene: Scene) -> set[str]:
     return {"nodes/coredns_ready[-]", *DNS_CHECKS}
 
 
+# --- a node's container runtime stopped (the unit serving the kubelet's CRI socket) --------
+
+# cri-dockerd is socket-activated: its socket unit would start it again at the next call.
+RUNTIME_UNITS = {
+    "containerd": "containerd.service",
+    "docker": "cri-docker.socket cri-docker.service",
+}
+
+
+def without_runtime(runtime: str) -> Callable[[Lab], str]:
+    def unfit(lab: Lab) -> str:
+        if not any(n.container_runtime == runtime for n in lab.control_planes + lab.workers):
+            return f"no node runs {runtime}"
+        return ""
+
+    return unfit
+
+
+def runtime_node(scene: Scene, runtime: str) -> Node:
+    """Where the runtime is stopped: node b when it runs it (the kubelet fault's cascade),
+    else a worker, else a control plane; node a, which holds the test client, last."""
+    a, b = scene.layout.a, scene.layout.b
+    candidates = [n for n in [b, *scene.lab.workers, *scene.lab.control_planes] if n != a]
+    return next(n for n in [*candidates, a] if n.container_runtime == runtime)
+
+
+def stop_runtime(runtime: str) -> Callable[[Scene], None]:
+    def inject(scene: Scene) -> None:
+        node = runtime_node(scene, runtime)
+        run(scene, node, f"systemctl stop {RUNTIME_UNITS[runtime]}")
+        # The kubelet sees its runtime gone at its next status sync.
+        settle(f"{node.name} NotReady", lambda: not node_ready(scene, node.name))
+
+    return inject
+
+
+def start_runtime(runtime: str) -> Callable[[Scene], None]:
+    def heal(scene: Scene) -> None:
+        node = runtime_node(scene, runtime)
+        run(scene, node, f"systemctl start {RUNTIME_UNITS[runtime]}")
+        settle(f"{node.name} Ready", lambda: node_ready(scene, node.name))
+
+    return heal
+
+
+def runtime_expected(runtime: str) -> Callable[[Scene], set[str]]:
+    def expected(scene: Scene) -> set[str]:
+        node = runtime_node(scene, runtime)
+        failing = {
+            f"nodes/node_ready[{node.name}]",
+            f"nodes/kubelet_talks_to_configured_cri_socket[{node.name}]",
+            f"nodes/cri_image_service[{node.name}]",
+            f"nodes/cri_runtime_service[{node.name}]",
+            f"nodes/every_pod_has_a_pause_sandbox[{node.name}]",
+            f"nodes/kube_proxy_running_and_mode[{node.name}]",
+            f"nodes/pod_runs_logs_execs_and_is_deleted[{node.name}]",
+        }
+        if node == scene.layout.b:
+            failing |= node_b_pods_missing(scene)
+        if node in scene.lab.control_planes:
+            # Its static Pods keep running (the shims outlive the runtime), but nothing
+            # can list them: each control-plane component's container check fails there.
+            failing |= {
+                f"control-plane/{check}[{node.name}]"
+                for check in (
+                    "apiserver_running",
+                    "controller_manager_running_and_healthy",
+                    "scheduler_running_and_healthy",
+                )
+            }
+        return failing
+
+    return expected
+
+
+def runtime_may_fail(runtime: str) -> Callable[[Scene], set[str]]:
+    """The kubelet itself reports its node NotReady at once; whether CoreDNS's replicas there
+    are marked not ready before the suite looks depends on the node controller's timing."""
+
+    def may_fail(scene: Scene) -> set[str]:
+        return coredns_failures(scene, runtime_node(scene, runtime).name)
+
+    return may_fail
+
+
 # --- keepalived stopped where the VIP lives -------------------------------------------
 
 
@@ -468,6 +564,17 @@ FAULTS = [
     ),
     Fault("scheduler-stopped-everywhere", stop_schedulers, start_schedulers, scheduler_expected),
     Fault("coredns-scaled-to-zero", stop_coredns, start_coredns, coredns_expected),
+    *(
+        Fault(
+            f"{runtime}-stopped",
+            stop_runtime(runtime),
+            start_runtime(runtime),
+            runtime_expected(runtime),
+            runtime_may_fail(runtime),
+            unfit=without_runtime(runtime),
+        )
+        for runtime in RUNTIME_UNITS
+    ),
     Fault(
         "keepalived-stopped-on-vip-holder",
         stop_keepalived,
