@@ -23,6 +23,7 @@ from toolkit.kube import COMPONENT_PORTS, healthz_command
 from toolkit.lab.spec import Lab, Node
 from toolkit.verify import run_verify
 from toolkit.verify.cluster import Cluster, eventually
+from toolkit.verify.ranges import contained_commands
 from toolkit.verify.report import VerifyReport, render_table
 from toolkit.verify.run import layout_for
 from toolkit.verify.vip import vip_holders
@@ -521,6 +522,23 @@ def runtime_may_fail(runtime: str) -> Callable[[Scene], set[str]]:
     return may_fail
 
 
+# --- the lab's ranges let off a worker by its default route --------------------------------
+
+
+def uncontain_ranges(scene: Scene) -> None:
+    _, drop = contained_commands(scene.lab)
+    run(
+        scene,
+        scene.worker,
+        f"ip route delete unreachable {scene.lab.network.pod_cidr} && "
+        f"{drop.replace(' -C ', ' -D ', 1)}",
+    )
+
+
+def contain_ranges(scene: Scene) -> None:
+    run(scene, scene.worker, "systemctl restart k8slab-contain-ranges")
+
+
 # --- keepalived stopped where the VIP lives -------------------------------------------
 
 
@@ -574,6 +592,12 @@ FAULTS = [
             unfit=without_runtime(runtime),
         )
         for runtime in RUNTIME_UNITS
+    ),
+    Fault(
+        "ranges-routed-off-a-worker",
+        uncontain_ranges,
+        contain_ranges,
+        lambda scene: {f"nodes/cluster_ranges_stay_on_the_node[{scene.worker.name}]"},
     ),
     Fault(
         "keepalived-stopped-on-vip-holder",

@@ -14,6 +14,7 @@ from toolkit.constants import CRI_RUNTIMES
 from toolkit.lab.spec import Lab, Node
 from toolkit.verify.checks import expect, fail
 from toolkit.verify.cluster import Cluster, eventually
+from toolkit.verify.ranges import contained_commands
 from toolkit.verify.report import NOTE_PROPERTY
 from toolkit.verify.workload import (
     LIFECYCLE_GREETING,
@@ -69,6 +70,7 @@ def prefetch(lab: Lab, node: Node) -> list[str]:
         KUBE_PROXY_MODE,
         KUBE_SERVICES_RULES,
         f"ls {CNI_CONF_DIR}",
+        *contained_commands(lab),
     ]
 
 
@@ -288,6 +290,24 @@ def test_cni_configuration_and_plugins(cluster: Cluster, kube_node: Node) -> Non
         types and not missing,
         f"{files[0]} names plugins {types}; missing from {CNI_BIN_DIR}: {missing}",
         run.evidence,
+    )
+
+
+def test_cluster_ranges_stay_on_the_node(cluster: Cluster, lab: Lab, kube_node: Node) -> None:
+    route_command, drop_command = contained_commands(lab)
+    route = cluster.run(kube_node, route_command)
+    drop = cluster.run(kube_node, drop_command)
+    expect(
+        not route.ok and ("unreachable" in route.output or "No route" in route.output),
+        f"{kube_node.name} routes Pod addresses no node claims off the node (by its default "
+        "route) instead of refusing them",
+        route.evidence,
+    )
+    expect(
+        drop.ok,
+        f"{kube_node.name} lets packets still addressed into the Service range "
+        f"{lab.network.service_cidr} leave by its default route",
+        drop.evidence,
     )
 
 
