@@ -113,7 +113,7 @@ def test_each_default_skip_names_one_conformance_spec_and_why() -> None:
     for skip in listed:
         assert [n for n in names if re.search(skip.regex, n)] != [], skip.regex
         assert len([n for n in names if re.search(skip.regex, n)]) == 1, skip.regex
-        assert "Docker Hub" in skip.reason, skip.regex
+        assert skip.reason, skip.regex
 
 
 def test_a_skip_list_keeps_each_regex_with_the_comments_above_its_run() -> None:
