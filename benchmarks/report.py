@@ -257,6 +257,45 @@ def bundle_tables(data: dict[str, Any]) -> list[Table]:
     tables: list[Table] = [(["what", "measured"], rows)]
     if artifacts:
         tables.append((["artifact", "size"], artifacts))
+    parts = [
+        [
+            f"`{name}`",
+            seconds(part["rebuild_seconds"]),
+            size(part["size_bytes"]),
+            ", ".join(f"`{a}` {size(n)}" for a, n in part.get("artifacts", {}).items()),
+        ]
+        for name, part in data.get("parts", {}).items()
+    ]
+    if parts:
+        tables.append((["optional part", "rebuild (Go caches warm)", "size", "artifacts"], parts))
+    return tables
+
+
+def conformance_tables(data: dict[str, Any]) -> list[Table]:
+    runs, failures = [], []
+    for subset, run in data.items():
+        summary = run.get("summary") or {}
+        runs.append(
+            [
+                subset,
+                f"{fmt(run['lab'])} ({fmt(run['nodes'])} nodes, {fmt(run['kubernetes'])})",
+                f"{fmt(run['recorded_at'])}, {fmt(run['commit'])}",
+                seconds(run["seconds"]),
+                fmt(run["parallel"]),
+                f"{fmt(run['specs']['will_run'])} of {fmt(run['specs']['in_suite'])}",
+                fmt(summary.get("passed")),
+                fmt(len(summary.get("failed", []))),
+                fmt(len(summary.get("skipped", {}))),
+                fmt(len(run["default_skips"])),
+                fmt(run["goal_met"]),
+            ]
+        )
+        failures += [[subset, f["name"], f["first_line"]] for f in summary.get("failed", [])]
+    header = ["focus", "lab", "recorded", "time", "processes", "specs run", "passed"]
+    header += ["failed", "skipped while running", "default skips", "goal met"]
+    tables: list[Table] = [(header, runs)]
+    if failures:
+        tables.append((["focus", "failed spec", "first line"], failures))
     return tables
 
 
@@ -266,6 +305,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[Table]]] = {
     "verify": verify_tables,
     "etcd": etcd_tables,
     "bundle": bundle_tables,
+    "conformance": conformance_tables,
 }
 
 
