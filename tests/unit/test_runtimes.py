@@ -1,8 +1,10 @@
 """Container runtimes per node: what the spec accepts and refuses, what each node renders,
-and which optional bundle parts a lab needs (the parts themselves: test_bundle.py)."""
+and which optional bundle parts a lab needs (the parts themselves: test_bundle.py); the
+sandboxed runtime classes the spec refuses."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +16,7 @@ from toolkit import constants
 from toolkit.bundle import parts
 from toolkit.errors import SpecError
 from toolkit.lab import render
-from toolkit.lab.schema import REFUSED_RUNTIMES, RUNTIMES
+from toolkit.lab.schema import REFUSED_RUNTIME_CLASSES, REFUSED_RUNTIMES, RUNTIMES
 from toolkit.lab.spec import load_lab
 from toolkit.lab.state import LabState
 
@@ -123,3 +125,42 @@ def test_the_runtimes_lab_needs_the_cri_dockerd_part_for_its_docker_worker() -> 
         "nodes.workers[1].container_runtime",
     )
     assert [n.container_runtime for n in lab.control_planes] == ["containerd"]
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED_RUNTIME_CLASSES))
+def test_a_runtime_class_is_refused_with_its_reason(tmp_path: Path, name: str) -> None:
+    spec = mutated(lambda d: d.update(runtime_classes=[name]))
+    with pytest.raises(SpecError) as refused:
+        load_lab(write_spec(tmp_path, spec))
+    expected = f"runtime_classes[0]: {name!r} is not offered: {REFUSED_RUNTIME_CLASSES[name]}"
+    assert expected in str(refused.value)
+
+
+def test_gvisor_is_refused_for_what_was_measured_wherever_a_spec_asks_for_it() -> None:
+    # The two routes tried in a lab node, each without patching gVisor or containerd.
+    reason = REFUSED_RUNTIME_CLASSES["gvisor"]
+    assert REFUSED_RUNTIMES["gvisor"] == reason
+    assert "failed to set OOM Score on shim" in reason
+    assert "CAP_SYS_RESOURCE" in reason
+    assert "runc shim never finishes starting a Pod's containers" in reason
+
+
+@pytest.mark.parametrize(
+    ("classes", "expected"),
+    [
+        (["nosuch"], "runtime_classes[0]: unknown value 'nosuch'; no runtime class is offered"),
+        ([1], "runtime_classes[0]: is int 1, expected a class name"),
+        ("gvisor", "runtime_classes: is str 'gvisor', expected a list"),
+    ],
+)
+def test_a_wrong_runtime_classes_is_refused_by_field(
+    tmp_path: Path, classes: Any, expected: str
+) -> None:
+    spec = mutated(lambda d: d.update(runtime_classes=classes))
+    with pytest.raises(SpecError, match=re.escape(expected)):
+        load_lab(write_spec(tmp_path, spec))
+
+
+def test_an_empty_runtime_classes_asks_for_none(tmp_path: Path) -> None:
+    lab = load_lab(write_spec(tmp_path, mutated(lambda d: d.update(runtime_classes=[]))))
+    assert lab.name == "demo"

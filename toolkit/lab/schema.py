@@ -20,6 +20,15 @@ PROVIDERS = ("docker", "libvirt", "virtualbox")
 TOPOLOGIES = ("stacked", "external")
 # The runtimes provisioning installs (toolkit/constants.py: their CRI sockets and units).
 RUNTIMES = tuple(CRI_RUNTIMES)
+# gVisor, measured in a lab node for issue 13 (docs/labs.md): refused as a node's runtime
+# and as a RuntimeClass, since k8slab never patches third-party source.
+GVISOR_REFUSAL = (
+    "gVisor runs no Pod on these lab hosts unpatched: its containerd shim "
+    "(containerd-shim-runsc-v1) fails every sandbox with 'failed to set OOM Score on shim: "
+    "... permission denied' (the hosts lack CAP_SYS_RESOURCE), and runsc under containerd's "
+    "runc shim never finishes starting a Pod's containers nor reports their exit (it hands "
+    "them the stdio of `runsc start` and names the sandbox's PID for each)"
+)
 # Runtimes the architecture names that these labs cannot have, each with the reason
 # (measured on the project's machines for issue 13: the refusals and compile errors).
 REFUSED_RUNTIMES = {
@@ -34,6 +43,16 @@ REFUSED_RUNTIMES = {
     "frakti": (
         "frakti is archived upstream and runs each Pod in a virtual machine; lab hosts here "
         "have no usable hypervisor (/dev/kvm is a paravirtual KVM that boots nothing)"
+    ),
+    "gvisor": GVISOR_REFUSAL,
+}
+# Sandboxed runtimes a lab might offer beside runc as RuntimeClasses (the spec's
+# runtime_classes): none runs on these hosts, each refused with the reason.
+REFUSED_RUNTIME_CLASSES = {
+    "gvisor": GVISOR_REFUSAL,
+    "kata": (
+        "Kata Containers runs each Pod in a virtual machine; lab hosts here have no usable "
+        "hypervisor (/dev/kvm is a paravirtual KVM that boots nothing)"
     ),
 }
 CNIS = ("flannel", "bridge")
@@ -76,6 +95,11 @@ TOP_KEYS: dict[str, Key] = {
     "api_endpoint": Key(dict),
     "node_defaults": Key(dict, required=False),
     "nodes": Key(dict),
+    "runtime_classes": Key(
+        list,
+        required=False,
+        hint="sandboxed runtimes beside runc; none is offered on these hosts (docs/labs.md)",
+    ),
 }
 NETWORK_KEYS: dict[str, Key] = {
     "subnet": Key(str, hint="the lab network in CIDR form, e.g. 172.30.2.0/24"),

@@ -30,6 +30,7 @@ from toolkit.lab.schema import (
     NETWORK_KEYS,
     NODE_KEYS,
     NODES_KEYS,
+    REFUSED_RUNTIME_CLASSES,
     RUNTIMES,
     TOP_KEYS,
     Problems,
@@ -120,6 +121,7 @@ def parse_lab(data: dict[str, Any], path: Path) -> Lab:
     nodes = _parse_nodes(top.get("nodes"), defaults, top.get("container_runtime"), problems)
 
     rules.check_lab(top.get("etcd_topology"), network, api_vip, api_port, nodes, problems)
+    _check_runtime_classes(top.get("runtime_classes"), problems)
 
     problems.raise_if_any()
     assert network is not None and api_vip is not None  # guaranteed: no problems were found
@@ -174,6 +176,23 @@ def _parse_api(
             values["vip"], ipaddress.IPv4Address, "api_endpoint.vip", "an IPv4 address", problems
         )
     return vip, port
+
+
+def _check_runtime_classes(raw: list[Any] | None, problems: Problems) -> None:
+    """No sandboxed runtime class runs on these hosts: each one asked for is refused, a
+    known one with the measured reason. An empty list asks for none."""
+    for index, name in enumerate(raw or []):
+        where = f"runtime_classes[{index}]"
+        if not isinstance(name, str):
+            problems.add(where, f"is {type(name).__name__} {name!r}, expected a class name")
+        elif name in REFUSED_RUNTIME_CLASSES:
+            problems.add(where, f"{name!r} is not offered: {REFUSED_RUNTIME_CLASSES[name]}")
+        else:
+            problems.add(
+                where,
+                f"unknown value {name!r}; no runtime class is offered on these hosts "
+                f"(refused, each with its reason: {', '.join(REFUSED_RUNTIME_CLASSES)})",
+            )
 
 
 def _parse_nodes(
