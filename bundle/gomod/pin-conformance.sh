@@ -2,10 +2,11 @@
 # Writes the consuming Go modules of the bundle's optional `conformance` part under
 # bundle/gomod/<minor>/ (toolkit/bundle/parts.py), then `go mod tidy` records every checksum:
 #   bundle/gomod/pin-conformance.sh v1.34 v1.34.4 v0.29.2
-# conformance/: e2e.test (`go test -c k8s.io/kubernetes/test/e2e`), go-runner, agnhost and
-#   ginkgo at the version k8s.io/kubernetes pins, with the staging modules pinned as in
-#   gomod/<minor>/kubernetes. `go test -c` of a dependency's package needs its test imports
-#   in go.sum: deps.go names them (build tag `tools`, never compiled), so tidy keeps them.
+# conformance/: e2e.test (`go test -c k8s.io/kubernetes/test/e2e`), go-runner, agnhost,
+#   nonewprivs' nnp and ginkgo at the version k8s.io/kubernetes pins, with the staging
+#   modules pinned as in gomod/<minor>/kubernetes. `go test -c` of a dependency's package
+#   needs its test imports in go.sum: deps.go names them (build tag `tools`, never
+#   compiled), so tidy keeps them.
 # sample-apiserver/: the wardle API server the Aggregator spec runs; the tag e2e.test asks
 #   for (test/utils/image/manifest.go) is what upstream built it from.
 set -eu
@@ -38,6 +39,7 @@ rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
     echo "	github.com/onsi/ginkgo/v2/ginkgo"
     echo "	k8s.io/kubernetes/test/conformance/image/go-runner"
     echo "	k8s.io/kubernetes/test/images/agnhost"
+    echo "	k8s.io/kubernetes/test/images/nonewprivs"
     echo ")"
 } > go.mod
 {

@@ -165,6 +165,45 @@ def test_nautilus_is_built_on_agnhost_after_it() -> None:
     assert order.index(nautilus.base_image) < order.index(nautilus.tag)
 
 
+def test_nonewprivs_is_nnp_built_like_agnhost_setuid_and_tagged_as_e2e_test_asks() -> None:
+    # The AllowPrivilegeEscalation [Conformance] spec runs it (common/node/security_context.go).
+    (build,) = [b for b in conformance.go_builds(REL) if b.component == "nonewprivs"]
+    (nnp,) = build.binaries
+    assert (build.module, nnp.name) == (conformance.MODULE, "nnp")
+    assert nnp.package == "k8s.io/kubernetes/test/images/nonewprivs"
+    assert not build.test and not build.cgo  # a static go build, as agnhost
+    (spec,) = [s for s in conformance.images(REL) if "/nonewprivs:" in s.tag]
+    assert spec.tag == "k8slab.test/e2e-test-images/nonewprivs:1.3"
+    assert spec.binaries == ("nnp",)
+    dockerfile = (recipe.IMAGES_DIR / spec.context / "Dockerfile").read_text()
+    assert "chmod 4755 /out/usr/local/bin/nnp" in dockerfile
+    assert 'CMD ["nnp"]' in dockerfile
+
+
+def test_busybox_is_upstream_s_release_from_debian_s_archive_not_debian_s_build() -> None:
+    (busybox,) = conformance.kconfig_builds(REL)
+    assert busybox.name == "busybox" and busybox.version == "1.37.0"
+    # Debian's .orig tarball is busybox.net's release: its published sha256.
+    assert busybox.url == (
+        "http://deb.debian.org/debian/pool/main/b/busybox/busybox_1.37.0.orig.tar.bz2"
+    )
+    assert busybox.sha256 == "3311dff32e746499f4df0d5df04d7eb396382d7e108bb9250e7b519b837043a4"
+    assert busybox.options == ("CONFIG_STATIC=y",)  # defconfig otherwise: FROM scratch
+    assert busybox.check == VersionCheck(("--help",), "BusyBox v1.37.0 ")
+    assert "busybox-static" not in conformance.DEBIAN_PACKAGES
+    (spec,) = [s for s in conformance.images(REL) if "/busybox:" in s.tag]
+    assert spec.binaries == ("busybox",)
+    assert "/usr/bin/busybox" not in (recipe.IMAGES_DIR / spec.context / "Dockerfile").read_text()
+    assert conformance.components(REL)["busybox"] == "1.37.0"
+
+
+def test_the_part_s_hash_follows_its_c_programs(monkeypatch: pytest.MonkeyPatch) -> None:
+    base = Manifest(VERSION, "gomod", {}, [])
+    first = parts.recipe_hash(conformance.PART, REL, base)
+    monkeypatch.setitem(conformance.BUSYBOX_SHA256, "1.37.0", "0" * 64)
+    assert parts.recipe_hash(conformance.PART, REL, base) != first
+
+
 def test_every_image_context_of_the_part_exists() -> None:
     for image in conformance.images(REL):
         assert (recipe.IMAGES_DIR / image.context / "Dockerfile").is_file(), image.context

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from toolkit.bundle import gobuild, images, recipe, upstream
+from toolkit.bundle import gobuild, images, kconfig, recipe, upstream
 from toolkit.bundle.manifest import MANIFEST_NAME, Artifact, Manifest, VersionCheck, sha256_of
 from toolkit.bundle.store import (
     build_lock,
@@ -77,6 +77,18 @@ def go_binaries(
         source = f"gomod:{build.module_dir(rel.minor).relative_to(recipe.RECIPE_DIR.parent)}"
         for b in build.binaries:
             found[b.name] = _Binary(paths[b.name], b.kind, b.version, source, b.check)
+    return found
+
+
+def kconfig_binaries(
+    builds: list[recipe.KconfigBuild], work: Path, log: Path, progress: Progress
+) -> dict[str, _Binary]:
+    """Each C program compiled from its release tarball (:mod:`toolkit.bundle.kconfig`)."""
+    found: dict[str, _Binary] = {}
+    for build in builds:
+        with progress.phase("compile", f"{build.name} {build.version} from {build.url}"):
+            path = kconfig.build(build, work, log)
+        found[build.name] = _Binary(path, "binary", build.version, f"make:{build.url}", build.check)
     return found
 
 

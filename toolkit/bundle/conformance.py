@@ -17,12 +17,14 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from toolkit.bundle.images import DEBIAN_MIRROR
 from toolkit.bundle.manifest import VersionCheck
 from toolkit.bundle.recipe import (
     GOMOD_DIR,
     GoBinary,
     GoBuild,
     ImageSpec,
+    KconfigBuild,
     Part,
     PartCheck,
     kubernetes_ldflags,
@@ -42,13 +44,12 @@ REPO_LIST_FILE = "repo-list.yaml"
 RUNNER_REPOSITORY = f"{REGISTRY}/conformance"
 # The part's Debian base: what the test images run besides their own program. dig
 # (bind9-dnsutils), curl, nc, ss (iproute2), iperf and bash for agnhost and the DNS
-# probes; Apache's server alone (apache2-bin: the image has its own configuration),
-# nginx, and busybox-static for the busybox image.
+# probes; Apache's server alone (apache2-bin: the image has its own configuration) and
+# nginx. Not Debian's busybox (see BUSYBOX_SHA256).
 DEBIAN_PACKAGES = (
     "apache2-bin",
     "bash",
     "bind9-dnsutils",
-    "busybox-static",
     "curl",
     "iperf",
     "iproute2",
@@ -73,8 +74,11 @@ class E2EImages:
     nautilus: str
     sample_apiserver: str
     etcd: str
+    nonewprivs: str
     # The module k8s.io/sample-apiserver that upstream built sample_apiserver from.
     sample_apiserver_module: str
+    # The busybox release upstream's busybox image carries (docker-library busybox:X).
+    busybox_release: str
 
 
 E2E_IMAGES = {
@@ -88,8 +92,23 @@ E2E_IMAGES = {
         nautilus="1.7",
         sample_apiserver="1.29.2",
         etcd="3.6.4-0",
+        nonewprivs="1.3",
         sample_apiserver_module="v0.29.2",
+        busybox_release="1.37.0",
     ),
+}
+# busybox is upstream's release, unpatched, compiled here from its defconfig, static (the
+# image is FROM scratch); docker-library's busybox image, upstream's base for
+# e2e-test-images/busybox, is made from defconfig too (with a few more applets and build
+# fixes). Not Debian's busybox-static: Debian reverts upstream's commit 9c143ce5
+# (revert-9c143ce52da11ec3d21a3491c3749841d3dc10f0.patch) and brings its behaviour back
+# only behind FEATURE_DI_ENV_HACK, which only its installer build sets, so Debian's ash
+# drops every environment entry whose name is not a shell identifier, and the Secret and
+# ConfigMap specs that pass `data-1=value-1` to `sh -c env` fail. The tarball is the one
+# Debian's archive keeps as busybox's .orig.tar.bz2: byte for byte busybox.net's release,
+# whose published sha256 is pinned here.
+BUSYBOX_SHA256 = {
+    "1.37.0": "3311dff32e746499f4df0d5df04d7eb396382d7e108bb9250e7b519b837043a4",
 }
 # The recipe folders this part owns (PART, at the end, declares them).
 MODULE = "conformance"
@@ -196,6 +215,22 @@ def go_builds(rel: KubernetesRelease) -> list[GoBuild]:
             ),
         ),
         GoBuild(
+            MODULE,
+            "nonewprivs",
+            images.nonewprivs,
+            (),
+            (
+                GoBinary(
+                    "nnp",
+                    "k8s.io/kubernetes/test/images/nonewprivs",
+                    "binary",
+                    images.nonewprivs,
+                    # No version to report: run, it prints the uid it runs as.
+                    VersionCheck((), "Effective uid: "),
+                ),
+            ),
+        ),
+        GoBuild(
             SAMPLE_APISERVER_MODULE,
             "sample-apiserver",
             images.sample_apiserver_module,
@@ -211,6 +246,21 @@ def go_builds(rel: KubernetesRelease) -> list[GoBuild]:
                 ),
             ),
         ),
+    ]
+
+
+def kconfig_builds(rel: KubernetesRelease) -> list[KconfigBuild]:
+    """busybox, from its release tarball in Debian's archive (see BUSYBOX_SHA256)."""
+    version = e2e_images(rel).busybox_release
+    return [
+        KconfigBuild(
+            "busybox",
+            version,
+            f"{DEBIAN_MIRROR}/pool/main/b/busybox/busybox_{version}.orig.tar.bz2",
+            BUSYBOX_SHA256[version],
+            ("CONFIG_STATIC=y",),
+            VersionCheck(("--help",), f"BusyBox v{version} "),
+        )
     ]
 
 
@@ -243,7 +293,7 @@ def images(rel: KubernetesRelease) -> list[ImageSpec]:
             ("nautilus.jpg", "data.json"),
             base_image=agnhost,
         ),
-        ImageSpec(f"{E2E_REGISTRY}/busybox:{tags.busybox}", f"{ctx}/busybox", (), True),
+        ImageSpec(f"{E2E_REGISTRY}/busybox:{tags.busybox}", f"{ctx}/busybox", ("busybox",), True),
         ImageSpec(f"{E2E_REGISTRY}/httpd:{tags.httpd}", f"{ctx}/httpd", (), True),
         ImageSpec(f"{E2E_REGISTRY}/httpd:{tags.httpd_new}", f"{ctx}/httpd", (), True),
         ImageSpec(f"{E2E_REGISTRY}/nginx:{tags.nginx}", f"{ctx}/nginx", (), True),
@@ -252,6 +302,12 @@ def images(rel: KubernetesRelease) -> list[ImageSpec]:
             f"{ctx}/jessie-dnsutils",
             (),
             True,
+        ),
+        ImageSpec(
+            f"{E2E_REGISTRY}/nonewprivs:{tags.nonewprivs}",
+            f"{ctx}/nonewprivs",
+            ("nnp",),
+            debian_base=True,
         ),
         ImageSpec(
             f"{E2E_REGISTRY}/sample-apiserver:{tags.sample_apiserver}",
@@ -275,6 +331,8 @@ def components(rel: KubernetesRelease) -> dict[str, str]:
         "kubernetes": rel.version,
         "ginkgo": ginkgo_version(rel),
         "agnhost": tags.agnhost,
+        "busybox": tags.busybox_release,
+        "nonewprivs": tags.nonewprivs,
         "sample-apiserver": tags.sample_apiserver_module,
         "debian": "trixie",
     }
@@ -352,6 +410,7 @@ PART = Part(
     modules=(MODULE, SAMPLE_APISERVER_MODULE),
     go_builds=go_builds,
     components=components,
+    kconfig_builds=kconfig_builds,
     pin_command=_pin_command,
     contexts=(CONTEXTS,),
     images=images,

@@ -21,13 +21,14 @@ from pathlib import Path
 
 import yaml
 
-from toolkit.bundle import conformance, cri_dockerd, images, recipe
+from toolkit.bundle import conformance, cri_dockerd, images, kconfig, recipe
 from toolkit.bundle.build import (
     BuildResult,
     build_images,
     build_once,
     fresh_work,
     go_binaries,
+    kconfig_binaries,
     place_binary,
 )
 from toolkit.bundle.manifest import MANIFEST_NAME, Artifact, Manifest, sha256_of
@@ -131,7 +132,7 @@ def recipe_hash(part: Part, rel: KubernetesRelease, base: Manifest) -> str:
     components and configuration, its Debian base, the base bundle's artifacts it copies,
     its recipe folders and the base contexts its images reuse."""
     digest = hashlib.sha256()
-    described = (
+    described: tuple[object, ...] = (
         [dataclasses.asdict(b) for b in part.go_builds(rel)],
         [dataclasses.asdict(s) for s in part.images(rel)],
         part.components(rel),
@@ -139,6 +140,11 @@ def recipe_hash(part: Part, rel: KubernetesRelease, base: Manifest) -> str:
         _debian_base(part),
         sorted((a.name, a.sha256) for a in base.artifacts if a.name in part.base_artifacts),
     )
+    # Only when it has some: a part without C programs keeps the hash it had before
+    # parts could have them, so it is not rebuilt for nothing.
+    kconfig = [dataclasses.asdict(b) for b in part.kconfig_builds(rel)]
+    if kconfig:
+        described += (kconfig,)
     digest.update(repr(described).encode())
     contexts = {spec.context.split("/")[0] for spec in part.images(rel)}
     borrowed = [recipe.IMAGES_DIR / c for c in sorted(contexts - set(part.contexts))]
@@ -206,6 +212,8 @@ def _build_locked(
     tools: Toolchain,
 ) -> BuildResult:
     name = part.name
+    if part.kconfig_builds(rel):
+        kconfig.find_make(part.kconfig_builds(rel))
     work = bundle_dir(rel.version) / f".{name}.partial"
     log = fresh_work(work, progress)
     progress.say("bundle", f"building the {name} part of {rel.version} in {work} (log: {log})")
@@ -217,6 +225,7 @@ def _build_locked(
                 tools, work / "base.log", progress, part.debian_packages
             )
     binaries = go_binaries(rel, part.go_builds(rel), tools, work / "bin", log, progress)
+    binaries |= kconfig_binaries(part.kconfig_builds(rel), work / "bin", log, progress)
     artifacts = [place_binary(work, n, b) for n, b in binaries.items()]
     placed = {a.name: work / a.path for a in artifacts}
     placed |= _inputs(part, tools.go, rel, base, log)

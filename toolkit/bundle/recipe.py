@@ -79,6 +79,20 @@ class GoBuild:
 
 
 @dataclass(frozen=True)
+class KconfigBuild:
+    """A C program compiled here from its release tarball, unpatched, configured by its own
+    defaults (``make defconfig``, Kconfig) with a few options set on top; ``make NAME``
+    writes the program as ``NAME`` (toolkit/bundle/kconfig.py)."""
+
+    name: str  # the make target, the file it writes and the artifact (bin/<name>)
+    version: str
+    url: str  # the release tarball, from a registry this machine may use
+    sha256: str  # the release's published sha256: the download must match it
+    options: tuple[str, ...]  # .config lines set after defconfig ("CONFIG_STATIC=y")
+    check: VersionCheck
+
+
+@dataclass(frozen=True)
 class ImageSpec:
     tag: str
     context: str  # folder under bundle/images/
@@ -294,6 +308,10 @@ def _no_sources(go: str, rel: KubernetesRelease, log: Path) -> dict[str, Path]:
     return {}
 
 
+def _no_kconfig_builds(rel: KubernetesRelease) -> list[KconfigBuild]:
+    return []
+
+
 @dataclass(frozen=True)
 class PartCheck:
     """A check of a part's own, run on its built binaries before its images are built."""
@@ -316,6 +334,8 @@ class Part:
     components: Callable[[KubernetesRelease], dict[str, str]]
     # The command that writes its module folders for a minor that has none.
     pin_command: Callable[[KubernetesRelease], str]
+    # C programs it compiles from their release tarballs (into bin/, like its Go builds).
+    kconfig_builds: Callable[[KubernetesRelease], list[KconfigBuild]] = _no_kconfig_builds
     contexts: tuple[str, ...] = ()  # its image contexts under bundle/images/
     images: Callable[[KubernetesRelease], list[ImageSpec]] = _no_images
     debian_packages: tuple[str, ...] = ()  # its images' Debian base (images.ensure_debian_base)

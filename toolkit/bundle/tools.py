@@ -24,12 +24,14 @@ def run(
     env: Mapping[str, str] | None = None,
     log: Path | None = None,
 ) -> str:
-    """Run ``argv`` and return its combined output; a failure raises with its tail."""
+    """Run ``argv`` and return its combined output; a failure raises with its tail. Its
+    input is empty, never the terminal: a build step that would ask a question fails."""
     try:
         result = subprocess.run(
             list(argv),
             cwd=cwd,
             env={**os.environ, **env} if env else None,
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

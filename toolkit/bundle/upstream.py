@@ -102,6 +102,12 @@ def published_sha256(sha256_url: str, file_name: str) -> str:
 def fetch_verified(url: str, sha256_url: str, dest: Path) -> str:
     """Download ``url`` to ``dest`` and return its sha256; a mismatch deletes it and fails."""
     expected = published_sha256(sha256_url, url.rsplit("/", 1)[-1])
+    return fetch_pinned(url, expected, dest, "the published")
+
+
+def fetch_pinned(url: str, expected: str, dest: Path, whose: str = "the recipe's") -> str:
+    """Download ``url`` to ``dest``, which must have the sha256 ``expected``; a mismatch
+    deletes it and fails."""
     digest = hashlib.sha256()
     partial = dest.with_name(dest.name + ".download")
     with _open(url) as response, partial.open("wb") as out:
@@ -111,9 +117,7 @@ def fetch_verified(url: str, sha256_url: str, dest: Path) -> str:
     actual = digest.hexdigest()
     if actual != expected:
         partial.unlink()
-        raise BundleError(
-            f"{url}: sha256 {actual} does not match the published {expected}; refusing it"
-        )
+        raise BundleError(f"{url}: sha256 {actual} does not match {whose} {expected}; refusing it")
     partial.replace(dest)
     return actual
 
