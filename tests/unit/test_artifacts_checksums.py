@@ -44,7 +44,13 @@ def import_script(item: Artifact, source: Path, store: str = "containerd") -> st
         item=asdict(item),
         __artifacts_source=str(source),
         artifacts_image_store=store,
+        artifacts_imported_dir=str(imported_dir(source)),
     )
+
+
+def imported_dir(source: Path) -> Path:
+    """Where the rendered script records the archives it imported (beside the bundle)."""
+    return source.parent / "imported"
 
 
 def image(path: str, sha256: str) -> Artifact:
@@ -93,10 +99,14 @@ def test_an_archive_that_matches_the_manifest_is_imported(
 ) -> None:
     bundle, calls, env = node
     digest = hashlib.sha256(b"an image archive").hexdigest()
+    imported_dir(bundle).mkdir()
     result = run(import_script(image("images/pause.tar", digest), bundle, store), env)
     assert result.returncode == 0, result.stderr
     archive = bundle / "images" / "pause.tar"
     assert calls.read_text() == f"{command} {archive}\n"
+    # The archive is recorded by its digest: a later bundle's archive under the same tag is
+    # imported again.
+    assert [p.name for p in imported_dir(bundle).iterdir()] == [digest]
 
 
 def test_an_archive_that_differs_is_refused_naming_the_file_and_both_digests(
@@ -112,6 +122,7 @@ def test_an_archive_that_differs_is_refused_naming_the_file_and_both_digests(
         f"the bundle's manifest says {expected}\n"
     )
     assert not calls.exists(), "nothing was imported"
+    assert not imported_dir(bundle).exists(), "nothing was recorded"
 
 
 def test_a_missing_archive_fails_before_ctr_runs(
