@@ -15,10 +15,11 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from test_run import commit  # this folder: the scripts run as files
 
 from toolkit.conformance import skips
 from toolkit.conformance.run import Options, run_conformance, summary_lines
@@ -36,13 +37,6 @@ SUBSETS = {
 GOAL_MAX_SKIPS = 10
 # Where --up keeps the reports of a lab it destroys.
 KEPT_REPORTS_DIR = state_root().with_name("k8slab-benchmark-reports")
-
-
-def commit() -> str:
-    out = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    )
-    return out.stdout.strip() or "unknown"
 
 
 def main() -> None:
