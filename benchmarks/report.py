@@ -299,6 +299,34 @@ def conformance_tables(data: dict[str, Any]) -> list[Table]:
     return tables
 
 
+def test_run_tables(data: dict[str, Any]) -> list[Table]:
+    """A scripts/test run stage by stage: each stage's end, time, exit and test counts
+    (a record from before per-stage counts has its counts for the whole run only)."""
+    keys = ("passed", "failures", "errors", "skipped")
+    rows = []
+    for stage in data["stages"]:
+        tests = stage.get("tests") or {}
+        rows.append(
+            [
+                f"`{stage['stage']}`",
+                fmt(stage.get("finished_at")),
+                seconds(stage["seconds"]),
+                fmt(stage["exit"]),
+                *(fmt(tests[key]) if tests else "" for key in keys),
+            ]
+        )
+    rows += [[f"`{name}`", "not run", "", "", "", "", "", ""] for name in data.get("not_run", [])]
+    header = ["stage", "finished", "time", "exit", "passed", "failed", "errors", "skipped"]
+    totals = data["tests"]
+    summary = [
+        ["began", fmt(data.get("began_at"))],
+        ["every planned stage passed", fmt(data["passed"])],
+        ["stage time, summed", seconds(data["total_s"])],
+        ["tests passed", f"{fmt(totals['passed'])} of {fmt(totals['tests'])}"],
+    ]
+    return [(["field", "value"], summary), (header, rows)]
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], list[Table]]] = {
     "hosts": hosts_tables,
     "provision": provision_tables,
@@ -306,6 +334,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], list[Table]]] = {
     "etcd": etcd_tables,
     "bundle": bundle_tables,
     "conformance": conformance_tables,
+    "test-full": test_run_tables,
 }
 
 
