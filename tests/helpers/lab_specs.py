@@ -112,7 +112,7 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "nodes.control_planes[0].container_runtime: is 'docker' (from the top-level "
         "container_runtime); control planes run containerd",
     ),
-    ("unknown-cni", lambda d: d.update(cni="weave"), "cni: unknown value 'weave'; use one of:"),
+    ("unknown-cni", lambda d: d.update(cni="flanel"), "cni: unknown value 'flanel'; use one of:"),
     (
         "pods-overlap-subnet",
         lambda d: d["network"].update(pod_cidr="172.30.0.0/16"),

@@ -19,6 +19,7 @@ from tests.helpers.lab_specs import BASE, INVALID, external, mutated, write_spec
 from toolkit.cli import main
 from toolkit.errors import EngineError, LabNotFoundError, SpecError
 from toolkit.hosts import engine
+from toolkit.lab.schema import CNIS, REFUSED_CNIS
 from toolkit.lab.spec import Role, available_labs, load_lab
 
 
@@ -114,7 +115,7 @@ def test_what_the_spec_dooms_is_reported_at_once(tmp_path: Path) -> None:
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     def two_problems(d: dict[str, Any]) -> None:
-        d.update(cni="weave", provider="hyperv")
+        d.update(cni="flanel", provider="hyperv")
 
     with pytest.raises(SpecError) as raised:
         load_lab(write_spec(tmp_path, mutated(two_problems)))
@@ -371,3 +372,12 @@ def test_deep_flow_nesting_is_refused_before_yaml_reads_it() -> None:
     assert _too_deep_at('a: "\\"' + "{" * 40 + '"\n') is None, "an escaped quote"
     assert _too_deep_at("a: 1 # " + "[" * 40 + "\nb: [[1]]\n") is None, "a comment"
     assert _too_deep_at("a: " + "[" * 32 + "]" * 32) is None, "32 levels are allowed"
+
+
+@pytest.mark.parametrize("cni", sorted(REFUSED_CNIS))
+def test_a_refused_cni_is_named_with_its_reason(tmp_path: Path, cni: str) -> None:
+    with pytest.raises(SpecError) as refused:
+        load_lab(write_spec(tmp_path, mutated(lambda d: d.update(cni=cni))))
+    expected = f"cni: {cni!r} is not offered: {REFUSED_CNIS[cni]}; use one of: flannel, bridge"
+    assert expected in str(refused.value)
+    assert not set(CNIS) & set(REFUSED_CNIS)

@@ -56,6 +56,23 @@ REFUSED_RUNTIME_CLASSES = {
     ),
 }
 CNIS = ("flannel", "bridge")
+# CNI plugins the architecture names that these labs cannot have, each with the reason
+# (each exact release tried once at the Go module proxy on 2026-11-28, for issue 14).
+REFUSED_CNIS = {
+    "calico": (
+        "Calico cannot be built here: the Go module proxy refuses github.com/projectcalico/"
+        "calico (v3.31.0 and v3.30.3 tried) and github.com/projectcalico/api (its version "
+        "list and pseudo-versions), which every Calico component imports"
+    ),
+    "weave": (
+        "Weave Net is archived upstream, and the Go module proxy refuses "
+        "github.com/weaveworks/weave (v2.8.1, its last release, tried)"
+    ),
+    "kube-router": (
+        "kube-router is served (github.com/cloudnativelabs/kube-router/v2 v2.1.0) but has "
+        "reported security flaws, so the labs do not offer it"
+    ),
+}
 DEFAULT_API_PORT = 8443
 # The smallest machine a node may ask for (a control plane needs more: rules.py).
 NODE_MINIMUMS = {"cpus": 1, "memory_mb": 512}
@@ -90,7 +107,7 @@ TOP_KEYS: dict[str, Key] = {
     "kubernetes_version": Key(str, hint="for example " + versions.DEFAULT_KUBERNETES_VERSION),
     "etcd_topology": Key(str, choices=TOPOLOGIES),
     "container_runtime": Key(str, choices=RUNTIMES, refused=REFUSED_RUNTIMES),
-    "cni": Key(str, choices=CNIS),
+    "cni": Key(str, choices=CNIS, refused=REFUSED_CNIS),
     "network": Key(dict),
     "api_endpoint": Key(dict),
     "node_defaults": Key(dict, required=False),
