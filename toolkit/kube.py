@@ -259,3 +259,28 @@ def wait_for_system_workloads(lab: Lab, timeout_s: float = READY_TIMEOUT_S) -> f
         timeout_s,
         f"lab {lab.name}: the cluster's own workloads ready",
     )
+
+
+def replicas_on_one_node(pods: dict[str, Any]) -> bool:
+    """Whether the ready Pods of a kubectl list (two or more) all run on one node."""
+    nodes = [
+        pod["spec"].get("nodeName", "")
+        for pod in pods.get("items", [])
+        if is_ready(pod) and not pod["metadata"].get("deletionTimestamp")
+    ]
+    return len(nodes) >= 2 and len(set(nodes)) == 1
+
+
+def spread_coredns(lab: Lab, timeout_s: float = 180) -> bool:
+    """Restart CoreDNS when its replicas share one node, so that losing a node leaves a
+    resolver (verify's nodes/coredns_replicas_on_different_nodes): they are scheduled when
+    the first node turns Ready, often before any other, and kubeadm's preferred
+    anti-affinity spreads them only when they are scheduled again. Whether it restarted."""
+    if len(lab.control_planes) + len(lab.workers) < 2:
+        return False
+    pods = kubectl_json(lab, ["get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns"])
+    if not replicas_on_one_node(pods):
+        return False
+    kubectl_ok(lab, ["rollout", "restart", "deployment/coredns", "-n", "kube-system"])
+    wait_rolled_out(lab, "deployment/coredns", "kube-system", timeout_s)
+    return True

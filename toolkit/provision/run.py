@@ -19,7 +19,7 @@ from toolkit.bundle import parts, store
 from toolkit.bundle.build import build
 from toolkit.errors import BundleError, HostError, K8slabError
 from toolkit.hosts.lifecycle import record_host_keys, record_up_timings
-from toolkit.kube import wait_for_ready_nodes, wait_for_system_workloads
+from toolkit.kube import spread_coredns, wait_for_ready_nodes, wait_for_system_workloads
 from toolkit.lab import render
 from toolkit.lab.spec import Lab
 from toolkit.lab.state import LabState
@@ -295,5 +295,6 @@ def up_cluster(lab: Lab, progress: Progress = SILENT) -> ProvisionReport:
         wait_for_ready_nodes(lab)
     with progress.phase("system", "waiting for CoreDNS, kube-proxy and the CNI's Pods"):
         wait_for_system_workloads(lab)
+        spread_coredns(lab)
     record_up_timings(lab, progress, kubeadm_s=report.kubeadm_seconds)
     return report

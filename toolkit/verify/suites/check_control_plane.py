@@ -20,6 +20,18 @@ from toolkit.kube import (
 from toolkit.lab.spec import Lab, Node, Role
 from toolkit.verify.checks import expect, fail, static_pod_flags
 from toolkit.verify.cluster import Cluster, Run, eventually
+from toolkit.verify.redundancy import (
+    backend_problems,
+    connected_to,
+    established,
+    haproxy_servers,
+    haproxy_status,
+    interface_addresses,
+    keepalived_problems,
+    kubeconfig_server,
+    parse_keepalived,
+    server_endpoint,
+)
 from toolkit.verify.report import NOTE_PROPERTY
 from toolkit.verify.vip import (
     api_answered,
@@ -49,6 +61,20 @@ def apiserver_command(node: Node, endpoint: str) -> str:
     return f"curl -sS --max-time 20 --fail-with-body {APISERVER_CLIENT_CERT} {url}"
 
 
+KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
+TRACK_SCRIPT = "/etc/keepalived/check_apiserver.sh"
+HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
+HAPROXY_BACKEND = "apiserver"
+HAPROXY_STAT = "echo 'show stat' | socat stdio /run/haproxy/admin.sock"
+BACKENDS_UP_TIMEOUT_S = 20
+# The kubeconfig each component's leader election and informers use.
+COMPONENT_KUBECONFIGS = {
+    "kube-scheduler": "/etc/kubernetes/scheduler.conf",
+    "kube-controller-manager": "/etc/kubernetes/controller-manager.conf",
+}
+TRACK_SCRIPT_COMMAND = f"sh {TRACK_SCRIPT}"
+ESTABLISHED_WITH_PROCESSES = "ss -Htnp state established"
+CONNECTED_TIMEOUT_S = 15
 MANIFESTS_COMMAND = f'for f in {MANIFESTS_DIR}/*.yaml; do echo "=== $f"; cat "$f"; done'
 ETCD_OUTGOING = "ss -Htnp state established '( dport = :2379 )'"
 ETCD_INCOMING = "ss -Htn state established '( sport = :2379 )'"
@@ -62,6 +88,17 @@ def prefetch(lab: Lab, node: Node) -> list[str]:
         commands += [apiserver_command(node, e) for e in ("readyz", "livez")]
         commands += [healthz_command(c) for c in COMPONENT_PORTS]
         commands += [f"cat {PKI_DIR}/apiserver.crt", MANIFESTS_COMMAND]
+        commands += [
+            "systemctl is-active keepalived",
+            f"cat {KEEPALIVED_CONF}",
+            "ip -o -4 addr show",
+            "systemctl is-active haproxy",
+            f"cat {HAPROXY_CFG}",
+            HAPROXY_STAT,
+            TRACK_SCRIPT_COMMAND,
+            ESTABLISHED_WITH_PROCESSES,
+            *(f"cat {conf}" for conf in COMPONENT_KUBECONFIGS.values()),
+        ]
     # Not the sockets to etcd: they are read on their own, after the batch, whose etcd
     # probes would otherwise be among the connections they list.
     return commands
@@ -254,6 +291,148 @@ def test_vip_held_by_one_control_plane_and_answering(lab: Lab, cluster: Cluster)
     expect(settled, f"the VIP {lab.api_vip} is held by {holders or 'no control plane'}")
     run = read_through_vip(lab, cluster)
     expect(api_answered(run), f"the API does not answer through {vip_read_url(lab)}", run.evidence)
+
+
+# --- the standby parts of HA: every control plane able to take over, not only the one
+# serving now. Each check reads state (configuration, sockets, haproxy's own view).
+
+
+def test_keepalived_ready_to_take_vip(lab: Lab, cluster: Cluster, control_plane: Node) -> None:
+    """keepalived on this control plane runs, in the same VRRP group as every other control
+    plane's (router id, authentication), with the lab's VIP, a priority of its own, on the
+    interface that carries the node's lab address: if the VIP's holder fails, it can take
+    the VIP."""
+    active = cluster.run(control_plane, "systemctl is-active keepalived")
+    conf = cluster.run(control_plane, f"cat {KEEPALIVED_CONF}")
+    mine = parse_keepalived(conf.stdout)
+    peers = {
+        cp.name: parse_keepalived(cluster.run(cp, f"cat {KEEPALIVED_CONF}").stdout)
+        for cp in lab.control_planes
+        if cp != control_plane
+    }
+    addresses = cluster.run(control_plane, "ip -o -4 addr show")
+    problems = []
+    if active.stdout.strip() != "active":
+        problems.append(f"keepalived is {active.stdout.strip() or 'unknown'}")
+    problems += keepalived_problems(
+        control_plane.name,
+        str(control_plane.address),
+        str(lab.api_vip),
+        mine,
+        peers,
+        interface_addresses(addresses.stdout),
+    )
+    expect(
+        not problems,
+        f"keepalived on {control_plane.name} could not take the VIP {lab.api_vip} over from "
+        f"{', '.join(sorted(peers)) or 'no peer'}: " + "; ".join(problems),
+        active.evidence,
+        conf.evidence,
+        "peers: "
+        + "; ".join(f"{n}: {p.describe() if p else 'no vrrp_instance'}" for n, p in peers.items()),
+        addresses.evidence,
+        cluster.journal(control_plane, "keepalived", 10),
+    )
+
+
+def test_keepalived_track_script_passes(
+    cluster: Cluster, control_plane: Node, record_property: RecordProperty
+) -> None:
+    """keepalived's health check on this control plane (its haproxy -> a ready API server)
+    passes: a control plane whose check fails drops its priority and, holding the VIP,
+    would serve nothing. Asked again after a failed answer, as the API server checks are."""
+    runs = [cluster.run(control_plane, TRACK_SCRIPT_COMMAND)]
+    while not runs[-1].ok and len(runs) < HEALTH_ATTEMPTS:
+        time.sleep(HEALTH_RETRY_S)
+        runs.append(cluster.run(control_plane, TRACK_SCRIPT_COMMAND, fresh=True))
+    if runs[-1].ok and len(runs) > 1:
+        record_property(
+            NOTE_PROPERTY,
+            f"ok on attempt {len(runs)} of {HEALTH_ATTEMPTS}\n\n"
+            + "\n\n".join(r.evidence for r in runs[:-1]),
+        )
+    expect(
+        runs[-1].ok,
+        f"{control_plane.name}: keepalived's check {TRACK_SCRIPT} (local haproxy -> a ready "
+        f"API server) failed {len(runs)} times {HEALTH_RETRY_S}s apart",
+        *(r.evidence for r in runs),
+        cluster.run(control_plane, "systemctl is-active haproxy").evidence,
+    )
+
+
+def test_haproxy_backends_every_apiserver_up(
+    lab: Lab, cluster: Cluster, control_plane: Node
+) -> None:
+    """haproxy on this control plane runs, has every API server of the lab as a server of
+    its backend, and sees each one UP from here (its own health checks reach it): whichever
+    control plane holds the VIP next balances to all of them."""
+    wanted = {cp.name: f"{cp.address}:{APISERVER_PORT}" for cp in lab.control_planes}
+    active = cluster.run(control_plane, "systemctl is-active haproxy")
+    config = cluster.run(control_plane, f"cat {HAPROXY_CFG}")
+    configured = haproxy_servers(config.stdout, HAPROXY_BACKEND)
+
+    def problems(stat: Run) -> list[str]:
+        found = [] if active.stdout.strip() == "active" else [f"haproxy is {active.stdout.strip()}"]
+        return found + backend_problems(
+            wanted, configured, haproxy_status(stat.stdout, HAPROXY_BACKEND)
+        )
+
+    stat = cluster.run(control_plane, HAPROXY_STAT)
+    if problems(stat):
+        # A server a moment ago slow to answer /readyz comes back after `rise` checks.
+        _, stat = eventually(
+            lambda: cluster.run(control_plane, HAPROXY_STAT, fresh=True),
+            lambda s: not problems(s),
+            BACKENDS_UP_TIMEOUT_S,
+        )
+    found = problems(stat)
+    expect(
+        not found,
+        f"haproxy on {control_plane.name} -> API servers "
+        f"{', '.join(f'{n} {a}' for n, a in wanted.items())}: expected every one configured "
+        "and UP; " + "; ".join(found),
+        active.evidence,
+        config.evidence,
+        stat.evidence,
+        cluster.journal(control_plane, "haproxy", 10),
+    )
+
+
+def expect_connected_to_apiserver(cluster: Cluster, control_plane: Node, component: str) -> None:
+    """The component (leader or standby) holds a connection to the API server its kubeconfig
+    names: a standby polls the Lease through it, and takes over through it."""
+    kubeconfig = COMPONENT_KUBECONFIGS[component]
+    conf = cluster.run(control_plane, f"cat {kubeconfig}")
+    server = kubeconfig_server(conf.stdout)
+    expect(server, f"{control_plane.name}: no server in {kubeconfig}", conf.evidence)
+    host, port = server_endpoint(server)
+
+    def connected(run: Run) -> bool:
+        return run.ok and connected_to(established(run.stdout), component, host, port)
+
+    sockets = cluster.run(control_plane, ESTABLISHED_WITH_PROCESSES)
+    if not connected(sockets):
+        _, sockets = eventually(
+            lambda: cluster.run(control_plane, ESTABLISHED_WITH_PROCESSES, fresh=True),
+            connected,
+            CONNECTED_TIMEOUT_S,
+        )
+    expect(
+        connected(sockets),
+        f"{component} on {control_plane.name} -> API server {host}:{port} (from {kubeconfig}): "
+        "expected an established connection, found none",
+        conf.evidence,
+        sockets.evidence,
+        running_container(cluster, control_plane, component).evidence,
+    )
+
+
+def test_scheduler_connected_to_apiserver(cluster: Cluster, control_plane: Node) -> None:
+    expect_connected_to_apiserver(cluster, control_plane, "kube-scheduler")
+
+
+def test_controller_manager_connected_to_apiserver(cluster: Cluster, control_plane: Node) -> None:
+    expect_connected_to_apiserver(cluster, control_plane, "kube-controller-manager")
 
 
 @pytest.mark.disruptive

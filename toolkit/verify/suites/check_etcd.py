@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 import yaml
 
 from toolkit.lab.spec import Lab, Node
 from toolkit.verify.checks import expect, static_pod_flags
-from toolkit.verify.cluster import Cluster
+from toolkit.verify.cluster import Cluster, Run, eventually
+from toolkit.verify.redundancy import established, missing_peers
 
 STACKED_PKI = "/etc/kubernetes/pki/etcd"
 EXTERNAL_PKI = "/etc/etcd/pki"
@@ -39,6 +41,10 @@ def all_endpoints(lab: Lab) -> str:
 
 
 LOCAL_ENDPOINT = "https://127.0.0.1:2379"
+PEER_PORT = 2380
+# A member dials a stream to every other member's peer port and keeps it open.
+PEER_STREAMS = f"ss -Htn state established '( dport = :{PEER_PORT} )'"
+PEERS_TIMEOUT_S = 15
 
 
 def curl_health(lab: Lab, member: Node, with_certificate: bool) -> str:
@@ -68,6 +74,7 @@ def prefetch(lab: Lab, node: Node) -> list[str]:
             settings_command(lab),
             curl_health(lab, node, False),
             curl_health(lab, node, True),
+            PEER_STREAMS,
         ]
     if node == lab.etcd_members[0]:
         commands += [
@@ -230,3 +237,33 @@ def test_db_size_and_compaction(lab: Lab, cluster: Cluster, etcd_member: Node) -
             evidence,
             apiserver.evidence,
         )
+
+
+def test_peers_connected(lab: Lab, cluster: Cluster, etcd_member: Node) -> None:
+    """This member holds a connection to the peer port of every other member (etcd keeps a
+    stream open to each): a member cut off from one peer still looks healthy while the
+    others carry it, until the next failure needs that link."""
+    others = [str(m.address) for m in lab.etcd_members if m != etcd_member]
+    if not others:
+        pytest.skip("one etcd member: no peers")
+    me = str(etcd_member.address)
+
+    def missing(run: Run) -> list[str]:
+        return missing_peers(established(run.stdout), me, others) if run.ok else others
+
+    run = cluster.run(etcd_member, PEER_STREAMS)
+    if missing(run):
+        _, run = eventually(
+            lambda: cluster.run(etcd_member, PEER_STREAMS, fresh=True),
+            lambda r: not missing(r),
+            PEERS_TIMEOUT_S,
+        )
+    gone = missing(run)
+    expect(
+        not gone,
+        f"etcd {etcd_member.name} ({me}) -> peers {', '.join(f'{a}:{PEER_PORT}' for a in others)}: "
+        f"expected an established connection to each; none to {', '.join(gone)}",
+        run.evidence,
+        cluster.run(etcd_member, f"ss -Htn state established '( sport = :{PEER_PORT} )'").evidence,
+        "" if run.ok else _etcd_journal(cluster, etcd_member),
+    )

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 import yaml
 
 from toolkit.constants import CRI_RUNTIMES
@@ -15,6 +16,7 @@ from toolkit.lab.spec import Lab, Node
 from toolkit.verify.checks import expect, fail
 from toolkit.verify.cluster import Cluster, eventually
 from toolkit.verify.ranges import contained_commands
+from toolkit.verify.redundancy import nodes_of_ready_replicas
 from toolkit.verify.report import NOTE_PROPERTY
 from toolkit.verify.workload import (
     LIFECYCLE_GREETING,
@@ -340,6 +342,21 @@ def test_coredns_ready(cluster: Cluster) -> None:
         wanted > 0 and ready == wanted,
         f"CoreDNS: {ready} of {wanted} replicas ready",
         json.dumps(deployment["status"], indent=1),
+    )
+
+
+def test_coredns_replicas_on_different_nodes(lab: Lab, cluster: Cluster) -> None:
+    """CoreDNS's ready replicas run on at least two nodes: one node lost leaves the cluster
+    a resolver (a single-node lab has nowhere else to put one)."""
+    if len(cluster.kube_nodes) < 2:
+        pytest.skip("one node: CoreDNS has nowhere else to run")
+    pods = cluster.kubectl_json("get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns")
+    on = nodes_of_ready_replicas(pods["items"])
+    expect(
+        len(set(on.values())) >= 2,
+        f"CoreDNS's ready replicas run on {sorted(set(on.values())) or 'no node'}; expected "
+        "two nodes at least, so that losing one leaves a resolver",
+        "\n".join(f"{name} on {node}" for name, node in sorted(on.items())) or "(no ready replica)",
     )
 
 
