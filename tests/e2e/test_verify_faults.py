@@ -24,6 +24,7 @@ from toolkit.lab.spec import Lab, Node
 from toolkit.verify import run_verify
 from toolkit.verify.cluster import Cluster, eventually
 from toolkit.verify.ranges import contained_commands
+from toolkit.verify.redundancy import connected_to, established
 from toolkit.verify.report import VerifyReport, render_table
 from toolkit.verify.run import layout_for
 from toolkit.verify.vip import vip_holders
@@ -35,6 +36,11 @@ SAVED: dict[str, Any] = {}  # what a fault changed, for its heal
 PARKED = "/root/k8slab-fault-parked"  # where a fault puts a file it takes away
 SETTLE_S = 120
 CRASH_LOOP_BACKOFF_S = 300
+COREDNS_SPREAD = "nodes/coredns_replicas_on_different_nodes[-]"
+VIP_CHECKS = (
+    "control-plane/vip_held_by_one_control_plane_and_answering[-]",
+    "control-plane/api_through_vip_survives_one_apiserver_stopped[-]",
+)
 DNS_CHECKS = (
     "network/dns_resolves_kubernetes_default[-]",
     "network/pod_to_service[dns-same-namespace]",
@@ -66,6 +72,18 @@ class Scene:
         )
         return {p["spec"].get("nodeName", "") for p in pods["items"]}
 
+    def vip_holders(self) -> list[str]:
+        return vip_holders(self.lab, self.cluster)
+
+    def standby(self) -> Node:
+        """A control plane that neither holds the VIP nor is the first (kubectl's): the last
+        such, the one the VIP fail-over check freezes. A fault there takes away a failover
+        the lab does not need now."""
+        holders = self.vip_holders()
+        candidates = [cp for cp in self.lab.control_planes[1:] if cp.name not in holders]
+        assert candidates, f"no standby control plane (VIP held by {holders})"
+        return candidates[-1]
+
 
 def coredns_failures(scene: Scene, node: str) -> set[str]:
     """What fails once ``node`` is NotReady, by where CoreDNS runs: the Pods of a NotReady
@@ -74,9 +92,11 @@ def coredns_failures(scene: Scene, node: str) -> set[str]:
     where = scene.coredns_nodes()
     if node not in where:
         return set()
+    # The replicas left ready run on fewer than two nodes.
+    spread = {COREDNS_SPREAD} if len(where - {node}) < 2 else set()
     if where != {node}:
-        return {"nodes/coredns_ready[-]"}
-    return {"nodes/coredns_ready[-]", *DNS_CHECKS}
+        return {"nodes/coredns_ready[-]", *spread}
+    return {"nodes/coredns_ready[-]", *spread, *DNS_CHECKS}
 
 
 def run(scene: Scene, node: Node | str, command: str, timeout: float = 60) -> None:
@@ -216,8 +236,18 @@ def node_b_pods_missing(scene: Scene) -> set[str]:
 # --- kube-proxy stopped and its rules flushed on a node ------------------------------------
 
 
-def stop_kube_proxy(scene: Scene) -> None:
-    w = scene.worker.name
+def worker_node(scene: Scene) -> Node:
+    return scene.worker
+
+
+def client_node(scene: Scene) -> Node:
+    """Node a of the layout, where the test client runs."""
+    return scene.layout.a
+
+
+def stop_kube_proxy(scene: Scene, where: Callable[[Scene], Node] = worker_node) -> None:
+    node = where(scene)
+    w = node.name
     affinity = {
         "nodeAffinity": {
             "requiredDuringSchedulingIgnoredDuringExecution": {
@@ -234,10 +264,8 @@ def stop_kube_proxy(scene: Scene) -> None:
     patch = json.dumps({"spec": {"template": {"spec": {"affinity": affinity}}}})
     result = scene.cluster.kubectl("-n", "kube-system", "patch", "ds", "kube-proxy", "-p", patch)
     assert result.ok, result.evidence
-    settle(f"no kube-proxy on {w}", lambda: container_gone(scene, scene.worker, "kube-proxy"))
-    run(
-        scene, scene.worker, "iptables -t nat -F KUBE-SERVICES && iptables -t nat -F KUBE-NODEPORTS"
-    )
+    settle(f"no kube-proxy on {w}", lambda: container_gone(scene, node, "kube-proxy"))
+    run(scene, node, "iptables -t nat -F KUBE-SERVICES && iptables -t nat -F KUBE-NODEPORTS")
     rollout = scene.cluster.kubectl(
         "-n", "kube-system", "rollout", "status", "ds/kube-proxy", "--timeout=180s", timeout=200
     )
@@ -256,12 +284,31 @@ def start_kube_proxy(scene: Scene) -> None:
     assert rollout.ok, rollout.evidence
 
 
-def kube_proxy_expected(scene: Scene) -> set[str]:
-    w = scene.worker.name
+def kube_proxy_expected(scene: Scene, where: Callable[[Scene], Node] = worker_node) -> set[str]:
+    w = where(scene).name
     return {
         f"nodes/kube_proxy_running_and_mode[{w}]",
         f"nodes/kube_proxy_service_rules[{w}]",
         f"network/nodeport_from_outside_the_cluster[{w}]",
+    }
+
+
+def kube_proxy_on_client_expected(scene: Scene) -> set[str]:
+    # The client's node translates no Service address: by ClusterIP or by name (the
+    # resolver is the kube-dns Service), TCP and UDP, nothing through a Service answers.
+    return kube_proxy_expected(scene, client_node) | {
+        *(
+            f"network/pod_to_service[{case}]"
+            for case in (
+                "cluster-ip-same-namespace",
+                "dns-same-namespace",
+                "cluster-ip-other-namespace",
+                "dns-other-namespace",
+            )
+        ),
+        "network/service_forwarding[tcp]",
+        "network/service_forwarding[udp]",
+        "network/dns_resolves_kubernetes_default[-]",
     }
 
 
@@ -344,16 +391,23 @@ def etcd_expected(scene: Scene) -> set[str]:
         "etcd/exactly_one_leader[-]",
         f"etcd/client_certificate_required[{m}]",
         f"etcd/db_size_and_compaction[{m}]",
+        # No member has its stream to the stopped one, and it has none to any.
+        *(f"etcd/peers_connected[{n.name}]" for n in scene.lab.etcd_members),
     }
     if scene.lab.etcd_topology == "stacked":
         # Its API server talks to the local member only (both its health endpoints check
         # etcd), its kubelet to that API server, and its settings went with the manifest.
+        # Every haproxy sees that API server DOWN (its /readyz fails when it runs at all).
         expected |= {
             f"etcd/peer_and_client_tls[{m}]",
             f"control-plane/apiserver_readyz[{m}]",
             f"control-plane/apiserver_livez[{m}]",
             f"control-plane/only_apiserver_connects_to_etcd[{m}]",
             f"nodes/node_ready[{m}]",
+            *(
+                f"control-plane/haproxy_backends_every_apiserver_up[{cp.name}]"
+                for cp in scene.lab.control_planes
+            ),
         } | coredns_failures(scene, m)
     return expected
 
@@ -376,6 +430,9 @@ def etcd_may_fail(scene: Scene) -> set[str]:
         f"control-plane/controller_manager_running_and_healthy[{m}]",
         "control-plane/one_leader[kube-scheduler]",
         "control-plane/one_leader[kube-controller-manager]",
+        # Their connection is to that API server, which is there at some instants.
+        f"control-plane/scheduler_connected_to_apiserver[{m}]",
+        f"control-plane/controller_manager_connected_to_apiserver[{m}]",
     }
 
 
@@ -400,6 +457,10 @@ def scheduler_expected(scene: Scene) -> set[str]:
     return {
         *(
             f"control-plane/scheduler_running_and_healthy[{cp.name}]"
+            for cp in scene.lab.control_planes
+        ),
+        *(
+            f"control-plane/scheduler_connected_to_apiserver[{cp.name}]"
             for cp in scene.lab.control_planes
         ),
         "control-plane/one_leader[kube-scheduler]",
@@ -434,7 +495,7 @@ def start_coredns(scene: Scene) -> None:
 
 
 def coredns_expected(scene: Scene) -> set[str]:
-    return {"nodes/coredns_ready[-]", *DNS_CHECKS}
+    return {"nodes/coredns_ready[-]", COREDNS_SPREAD, *DNS_CHECKS}
 
 
 # --- a node's container runtime stopped (the unit serving the kubelet's CRI socket) --------
@@ -542,22 +603,610 @@ def contain_ranges(scene: Scene) -> None:
 # --- keepalived stopped where the VIP lives -------------------------------------------
 
 
+def vip_holder(scene: Scene) -> list[str]:
+    return scene.vip_holders()
+
+
 def stop_keepalived(scene: Scene) -> None:
-    holders = vip_holders(scene.lab, scene.cluster)
+    holders = vip_holder(scene)
     assert len(holders) == 1, holders
     SAVED["vip_holder"] = holders[0]
     run(scene, holders[0], "systemctl stop keepalived")
     # The VIP must move to another control plane: that is what the check proves.
     settle(
         "the VIP moved",
-        lambda: (h := vip_holders(scene.lab, scene.cluster)) != [] and holders[0] not in h,
+        lambda: (h := vip_holder(scene)) != [] and holders[0] not in h,
         30,
     )
 
 
 def start_keepalived(scene: Scene) -> None:
     run(scene, str(SAVED["vip_holder"]), "systemctl start keepalived")
-    settle("one VIP holder", lambda: len(vip_holders(scene.lab, scene.cluster)) == 1, 30)
+    settle("one VIP holder", lambda: len(vip_holder(scene)) == 1, 30)
+
+
+def keepalived_expected(scene: Scene) -> set[str]:
+    # The VIP moved and answers: only the stopped keepalived is missing for the next move.
+    return {f"control-plane/keepalived_ready_to_take_vip[{h}]" for h in vip_holder(scene)}
+
+
+# --- lost redundancy: the lab answers, the next failover has nowhere to go ---------------
+# Each fault below leaves the serving path alone and takes away a standby part; the
+# checks of the standby parts (every node that takes part in HA) must turn red.
+
+FAULT_COMMENT = "-m comment --comment k8slab-verify-fault"
+
+
+def pick_standby(scene: Scene) -> Node:
+    """The standby a fault breaks, remembered for its heal (the VIP does not move)."""
+    node = scene.standby()
+    SAVED["standby"] = node.name
+    return node
+
+
+def saved_standby(scene: Scene) -> Node:
+    return scene.lab.node(str(SAVED["standby"]))
+
+
+def cp_check(check: str, node: Node | str) -> str:
+    return f"control-plane/{check}[{node if isinstance(node, str) else node.name}]"
+
+
+def systemd_active(scene: Scene, node: Node, unit: str) -> bool:
+    return scene.cluster.run(node, f"systemctl is-active {unit}", fresh=True).output.strip() == (
+        "active"
+    )
+
+
+def park_file(scene: Scene, node: Node, path: str) -> None:
+    run(scene, node, f"mkdir -p {PARKED} && cp -p {path} {PARKED}/")
+
+
+def restore_file(scene: Scene, node: Node, path: str) -> None:
+    # Written into the file in place (same inode): a bind-mounted file sees it too.
+    name = path.rsplit("/", 1)[-1]
+    run(scene, node, f"test -f {PARKED}/{name} && cat {PARKED}/{name} > {path}")
+
+
+# keepalived stopped on a standby: the VIP stays, but it has one place less to go.
+def stop_standby_keepalived(scene: Scene) -> None:
+    run(scene, pick_standby(scene), "systemctl stop keepalived")
+
+
+def start_standby_keepalived(scene: Scene) -> None:
+    node = saved_standby(scene)
+    run(scene, node, "systemctl start keepalived")
+    settle(f"keepalived on {node.name}", lambda: systemd_active(scene, node, "keepalived"), 30)
+    settle("one VIP holder", lambda: len(vip_holder(scene)) == 1, 30)
+
+
+def standby_keepalived_expected(scene: Scene) -> set[str]:
+    return {cp_check("keepalived_ready_to_take_vip", scene.standby())}
+
+
+# keepalived running on a standby, configured for an interface the node does not have.
+KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
+
+
+def break_standby_keepalived_interface(scene: Scene) -> None:
+    node = pick_standby(scene)
+    park_file(scene, node, KEEPALIVED_CONF)
+    run(
+        scene,
+        node,
+        f"i=$(awk '$1 == \"interface\" {{print $2; exit}}' {KEEPALIVED_CONF}) && "
+        f'test -n "$i" && sed -i "s/\\b$i\\b/k8slab-none/g" {KEEPALIVED_CONF} && '
+        "systemctl restart keepalived || true",
+    )
+
+
+def fix_standby_keepalived_interface(scene: Scene) -> None:
+    node = saved_standby(scene)
+    restore_file(scene, node, KEEPALIVED_CONF)
+    run(scene, node, "systemctl restart keepalived")
+    settle(f"keepalived on {node.name}", lambda: systemd_active(scene, node, "keepalived"), 30)
+    settle("one VIP holder", lambda: len(vip_holder(scene)) == 1, 30)
+
+
+# haproxy stopped on a standby: taking the VIP there would give no API.
+def stop_standby_haproxy(scene: Scene) -> None:
+    run(scene, pick_standby(scene), "systemctl stop haproxy")
+
+
+def start_standby_haproxy(scene: Scene) -> None:
+    node = saved_standby(scene)
+    run(scene, node, "systemctl start haproxy")
+    settle(f"haproxy on {node.name}", lambda: systemd_active(scene, node, "haproxy"), 30)
+
+
+def standby_haproxy_expected(scene: Scene) -> set[str]:
+    node = scene.standby()
+    return {
+        cp_check("haproxy_backends_every_apiserver_up", node),
+        # keepalived's check there asks the local haproxy.
+        cp_check("keepalived_track_script_passes", node),
+    }
+
+
+# An API server missing from a standby's haproxy: after a failover, one server fewer.
+HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
+
+
+def remove_standby_backend(scene: Scene) -> None:
+    node = pick_standby(scene)
+    first = scene.lab.control_planes[0].name
+    park_file(scene, node, HAPROXY_CFG)
+    run(
+        scene,
+        node,
+        f"sed -i '/^[[:space:]]*server {first} /d' {HAPROXY_CFG} && systemctl restart haproxy",
+    )
+
+
+def restore_standby_backend(scene: Scene) -> None:
+    node = saved_standby(scene)
+    restore_file(scene, node, HAPROXY_CFG)
+    run(scene, node, "systemctl restart haproxy")
+    settle(f"haproxy on {node.name}", lambda: systemd_active(scene, node, "haproxy"), 30)
+
+
+def standby_backend_expected(scene: Scene) -> set[str]:
+    return {cp_check("haproxy_backends_every_apiserver_up", scene.standby())}
+
+
+# A second control plane claims the VIP (split brain). It still answers there, through
+# that node's haproxy; a client whose ARP entry names it keeps being served after the
+# heal, since the node forwards to the holder.
+def claim_vip_on_standby(scene: Scene) -> None:
+    run(scene, pick_standby(scene), f"ip addr add {scene.lab.api_vip}/32 dev lo")
+    settle("two VIP holders", lambda: len(vip_holder(scene)) == 2, 30)
+
+
+def release_vip_on_standby(scene: Scene) -> None:
+    node = saved_standby(scene)
+    run(scene, node, f"ip addr del {scene.lab.api_vip}/32 dev lo || true")
+    settle("one VIP holder", lambda: len(vip_holder(scene)) == 1, 30)
+
+
+# An API server stopped on a standby: the VIP answers through the other two.
+def stop_standby_apiserver(scene: Scene) -> None:
+    node = pick_standby(scene)
+    park_manifest(scene, node, "kube-apiserver")
+    settle(f"no API server on {node.name}", lambda: container_gone(scene, node, "kube-apiserver"))
+
+
+def start_standby_apiserver(scene: Scene) -> None:
+    node = saved_standby(scene)
+    unpark_manifest(scene, node, "kube-apiserver")
+    settle(f"API server on {node.name} ready", lambda: apiserver_ready(scene, node))
+    # Its scheduler and controller-manager may have exited without it: back-off.
+    for component in ("kube-scheduler", "kube-controller-manager"):
+        settle(
+            f"{component} on {node.name}",
+            partial(container_running, scene, node, component),
+            CRASH_LOOP_BACKOFF_S + SETTLE_S,
+        )
+
+
+def standby_apiserver_expected(scene: Scene) -> set[str]:
+    node = scene.standby()
+    expected = {
+        cp_check("apiserver_running", node),
+        cp_check("apiserver_readyz", node),
+        cp_check("apiserver_livez", node),
+        # Its manifest is parked: no etcd client certificate nor --etcd-servers there.
+        cp_check("only_apiserver_has_etcd_client_certificate", node),
+        f"etcd/apiserver_etcd_endpoints_match_topology[{node.name}]",
+        # The API server is not among the processes connected to etcd there.
+        cp_check("only_apiserver_connects_to_etcd", node),
+        # Their kubeconfig names the node's own API server.
+        cp_check("scheduler_connected_to_apiserver", node),
+        cp_check("controller_manager_connected_to_apiserver", node),
+        *(cp_check("haproxy_backends_every_apiserver_up", cp) for cp in scene.lab.control_planes),
+    }
+    if node == scene.lab.control_planes[-1]:
+        # The fail-over check freezes that API server, which is not there.
+        expected.add("control-plane/api_through_vip_survives_one_apiserver_stopped[-]")
+    return expected
+
+
+def standby_apiserver_may_fail(scene: Scene) -> set[str]:
+    node = scene.standby()
+    # Without their API server, the scheduler and controller-manager there may exit and
+    # be restarted, and one that led hands its Lease over; whether the kubelet there
+    # posts through the VIP or its own API server depends on kubeadm's version.
+    return {
+        cp_check("scheduler_running_and_healthy", node),
+        cp_check("controller_manager_running_and_healthy", node),
+        "control-plane/one_leader[kube-scheduler]",
+        "control-plane/one_leader[kube-controller-manager]",
+        f"nodes/node_ready[{node.name}]",
+    } | coredns_failures(scene, node.name)
+
+
+# The controller-manager stopped on a standby: a leader runs, its standby is gone.
+def stop_standby_controller_manager(scene: Scene) -> None:
+    node = pick_standby(scene)
+    park_manifest(scene, node, "kube-controller-manager")
+    settle(
+        f"no controller-manager on {node.name}",
+        lambda: container_gone(scene, node, "kube-controller-manager"),
+    )
+
+
+def start_standby_controller_manager(scene: Scene) -> None:
+    node = saved_standby(scene)
+    unpark_manifest(scene, node, "kube-controller-manager")
+    settle(
+        f"controller-manager on {node.name}",
+        lambda: container_running(scene, node, "kube-controller-manager"),
+    )
+
+
+def standby_controller_manager_expected(scene: Scene) -> set[str]:
+    node = scene.standby()
+    return {
+        cp_check("controller_manager_running_and_healthy", node),
+        cp_check("controller_manager_connected_to_apiserver", node),
+    }
+
+
+def leader_may_move(scene: Scene) -> set[str]:
+    return {
+        "control-plane/one_leader[kube-scheduler]",
+        "control-plane/one_leader[kube-controller-manager]",
+    }
+
+
+# The scheduler and controller-manager of a standby pointed at a port nothing listens
+# on: they run and answer /healthz, and could never take over.
+COMPONENT_CONFS = {
+    "kube-scheduler": "/etc/kubernetes/scheduler.conf",
+    "kube-controller-manager": "/etc/kubernetes/controller-manager.conf",
+}
+DEAD_PORT = 6449
+
+
+def restart_container(scene: Scene, node: Node, name: str) -> None:
+    # The kubelet starts it again (after its back-off), reading its files anew.
+    run(scene, node, f"crictl stop $(crictl ps --name '^{name}$' -q) || true")
+
+
+def component_connected(scene: Scene, node: Node, component: str, port: int) -> bool:
+    result = scene.cluster.run(node, "ss -Htnp state established", fresh=True)
+    return connected_to(established(result.stdout), component, str(node.address), str(port))
+
+
+def component_cut_off(scene: Scene, node: Node, component: str) -> bool:
+    return not component_connected(scene, node, component, APISERVER_PORT)
+
+
+def cut_off_standby_components(scene: Scene) -> None:
+    node = pick_standby(scene)
+    for component, conf in COMPONENT_CONFS.items():
+        park_file(scene, node, conf)
+        name = conf.rsplit("/", 1)[-1]
+        run(
+            scene,
+            node,
+            f"sed 's#\\(server: https://[^:]*\\):[0-9]*#\\1:{DEAD_PORT}#' {PARKED}/{name} > {conf}",
+        )
+        restart_container(scene, node, component)
+    for component in COMPONENT_CONFS:
+        settle(
+            f"{component} on {node.name} without its API server",
+            partial(component_cut_off, scene, node, component),
+        )
+
+
+def reconnect_standby_components(scene: Scene) -> None:
+    node = saved_standby(scene)
+    for component, conf in COMPONENT_CONFS.items():
+        restore_file(scene, node, conf)
+        restart_container(scene, node, component)
+    for component in COMPONENT_CONFS:
+        settle(
+            f"{component} on {node.name} connected again",
+            partial(component_connected, scene, node, component, APISERVER_PORT),
+            CRASH_LOOP_BACKOFF_S + SETTLE_S,
+        )
+
+
+def cut_off_components_expected(scene: Scene) -> set[str]:
+    node = scene.standby()
+    return {
+        cp_check("scheduler_connected_to_apiserver", node),
+        cp_check("controller_manager_connected_to_apiserver", node),
+    }
+
+
+def cut_off_components_may_fail(scene: Scene) -> set[str]:
+    node = scene.standby()
+    # Without its API server a component may exit at start (delegated authentication).
+    return leader_may_move(scene) | {
+        cp_check("scheduler_running_and_healthy", node),
+        cp_check("controller_manager_running_and_healthy", node),
+    }
+
+
+# The API server's serving certificate reissued (same key, names and CA) to expire soon:
+# it serves, and the next renewal is overdue.
+PKI = "/etc/kubernetes/pki"
+
+
+def shorten_standby_certificate(scene: Scene) -> None:
+    node = pick_standby(scene)
+    park_file(scene, node, f"{PKI}/apiserver.crt")
+    run(
+        scene,
+        node,
+        f"cd {PKI} && openssl x509 -x509toreq -in apiserver.crt -signkey apiserver.key "
+        f"-copy_extensions copyall -out {PARKED}/apiserver.csr && "
+        f"openssl x509 -req -in {PARKED}/apiserver.csr -CA ca.crt -CAkey ca.key "
+        f"-CAcreateserial -days 10 -copy_extensions copyall -out {PARKED}/short.crt && "
+        f"cat {PARKED}/short.crt > apiserver.crt",
+    )
+
+
+def restore_standby_certificate(scene: Scene) -> None:
+    node = saved_standby(scene)
+    restore_file(scene, node, f"{PKI}/apiserver.crt")
+    settle(f"API server on {node.name} ready", lambda: apiserver_ready(scene, node))
+
+
+def short_certificate_expected(scene: Scene) -> set[str]:
+    return {cp_check("apiserver_serving_certificate", scene.standby())}
+
+
+# One etcd member's streams to one peer cut (its packets to that peer's port dropped):
+# the cluster stays healthy, the messages go round by the other direction's streams.
+PEER_PORT = 2380
+
+
+def peer_link(scene: Scene) -> tuple[Node, Node]:
+    member = etcd_member(scene)
+    peer = [m for m in scene.lab.etcd_members if m != member][-1]
+    return member, peer
+
+
+def peer_rule(scene: Scene) -> str:
+    _, peer = peer_link(scene)
+    return f"OUTPUT -p tcp -d {peer.address} --dport {PEER_PORT} {FAULT_COMMENT} -j DROP"
+
+
+def peer_streams_to(scene: Scene, member: Node, peer: Node) -> bool:
+    result = scene.cluster.run(
+        member, f"ss -Htn state established '( dport = :{PEER_PORT} )'", fresh=True
+    )
+    return any(c.peer_address == str(peer.address) for c in established(result.stdout))
+
+
+def cut_peer_link(scene: Scene) -> None:
+    member, peer = peer_link(scene)
+    run(scene, member, f"iptables -I {peer_rule(scene)}")
+    # etcd drops a stream after 5 s without reading, and cannot dial it again.
+    settle(
+        f"no stream from {member.name} to {peer.name}",
+        lambda: not peer_streams_to(scene, member, peer),
+        60,
+    )
+
+
+def mend_peer_link(scene: Scene) -> None:
+    member, peer = peer_link(scene)
+    run(scene, member, f"while iptables -D {peer_rule(scene)} 2>/dev/null; do :; done; true")
+    settle(f"{member.name} streams to {peer.name}", lambda: peer_streams_to(scene, member, peer))
+
+
+def peer_link_expected(scene: Scene) -> set[str]:
+    member, _ = peer_link(scene)
+    return {f"etcd/peers_connected[{member.name}]"}
+
+
+# CoreDNS's replicas all on one node: it resolves, until that node goes.
+def crowd_coredns(scene: Scene) -> None:
+    node = scene.worker.name
+    patch = json.dumps(
+        {"spec": {"template": {"spec": {"nodeSelector": {"kubernetes.io/hostname": node}}}}}
+    )
+    result = scene.cluster.kubectl(
+        "-n", "kube-system", "patch", "deployment", "coredns", "-p", patch
+    )
+    assert result.ok, result.evidence
+    rollout = scene.cluster.kubectl(
+        "-n", "kube-system", "rollout", "status", "deploy/coredns", "--timeout=150s", timeout=180
+    )
+    assert rollout.ok, rollout.evidence
+
+
+def uncrowd_coredns(scene: Scene) -> None:
+    patch = json.dumps(
+        [{"op": "remove", "path": "/spec/template/spec/nodeSelector/kubernetes.io~1hostname"}]
+    )
+    result = scene.cluster.kubectl(
+        "-n", "kube-system", "patch", "deployment", "coredns", "--type", "json", "-p", patch
+    )
+    assert result.ok, result.evidence
+    rollout = scene.cluster.kubectl(
+        "-n", "kube-system", "rollout", "status", "deploy/coredns", "--timeout=150s", timeout=180
+    )
+    assert rollout.ok, rollout.evidence
+
+
+# containerd stopped on a worker: the kubelet runs, the runtime does not answer.
+def stop_containerd(scene: Scene) -> None:
+    run(scene, scene.worker, "systemctl stop containerd")
+
+
+def start_containerd(scene: Scene) -> None:
+    run(scene, scene.worker, "systemctl start containerd")
+    settle(f"{scene.worker.name} Ready", lambda: node_ready(scene, scene.worker.name))
+    settle(
+        f"kube-proxy on {scene.worker.name}",
+        lambda: container_running(scene, scene.worker, "kube-proxy"),
+    )
+
+
+def containerd_expected(scene: Scene) -> set[str]:
+    w = scene.worker.name
+    return {
+        f"nodes/cri_image_service[{w}]",
+        f"nodes/cri_runtime_service[{w}]",
+        f"nodes/every_pod_has_a_pause_sandbox[{w}]",
+        f"nodes/kubelet_talks_to_configured_cri_socket[{w}]",
+        # crictl lists no running kube-proxy (its container runs on, without a runtime).
+        f"nodes/kube_proxy_running_and_mode[{w}]",
+    }
+
+
+def containerd_may_fail(scene: Scene) -> set[str]:
+    # The kubelet reports the runtime down (NotReady, then its healthz) after a delay, and
+    # no new Pod starts there: what a stopped kubelet breaks, in time.
+    w = scene.worker.name
+    return kubelet_expected(scene) | {
+        f"nodes/kube_proxy_service_rules[{w}]",
+        f"network/ip_per_pod[{w}]",
+    }
+
+
+# Pod to Pod on one node dropped (the bridge's traffic goes through iptables' FORWARD).
+def same_node_rule(scene: Scene) -> str:
+    return (
+        f"FORWARD -s {SAVED['client_pod_range']} -d {SAVED['client_pod_range']} "
+        f"{FAULT_COMMENT} -j DROP"
+    )
+
+
+def drop_same_node_pod_traffic(scene: Scene) -> None:
+    node = client_node(scene)
+    spec = scene.cluster.kubectl_json("get", "node", node.name)["spec"]
+    SAVED["client_pod_range"] = spec["podCIDR"]
+    run(scene, node, f"iptables -I {same_node_rule(scene)}")
+
+
+def allow_same_node_pod_traffic(scene: Scene) -> None:
+    node = client_node(scene)
+    run(scene, node, f"while iptables -D {same_node_rule(scene)} 2>/dev/null; do :; done; true")
+
+
+def same_node_expected(scene: Scene) -> set[str]:
+    return {"network/pod_to_pod_without_nat[same-node]"}
+
+
+def same_node_may_fail(scene: Scene) -> set[str]:
+    # A Service's endpoints on that node (echo-a, a CoreDNS replica there) are dropped
+    # too; the probes retry and may reach one elsewhere.
+    return {
+        *(
+            f"network/pod_to_service[{case}]"
+            for case in (
+                "cluster-ip-same-namespace",
+                "dns-same-namespace",
+                "cluster-ip-other-namespace",
+                "dns-other-namespace",
+            )
+        ),
+        "network/service_forwarding[tcp]",
+        "network/service_forwarding[udp]",
+        "network/dns_resolves_kubernetes_default[-]",
+    }
+
+
+REDUNDANCY_FAULTS = [
+    Fault(
+        "keepalived-stopped-on-a-standby",
+        stop_standby_keepalived,
+        start_standby_keepalived,
+        standby_keepalived_expected,
+        unfit=without_a_second_control_plane,
+    ),
+    Fault(
+        "keepalived-interface-missing-on-a-standby",
+        break_standby_keepalived_interface,
+        fix_standby_keepalived_interface,
+        standby_keepalived_expected,
+        unfit=without_a_second_control_plane,
+    ),
+    Fault(
+        "haproxy-stopped-on-a-standby",
+        stop_standby_haproxy,
+        start_standby_haproxy,
+        standby_haproxy_expected,
+        unfit=without_a_second_control_plane,
+    ),
+    Fault(
+        "haproxy-backend-removed-on-a-standby",
+        remove_standby_backend,
+        restore_standby_backend,
+        standby_backend_expected,
+        unfit=without_a_second_control_plane,
+    ),
+    Fault(
+        "vip-claimed-by-a-second-control-plane",
+        claim_vip_on_standby,
+        release_vip_on_standby,
+        lambda scene: set(VIP_CHECKS),
+        unfit=without_a_second_control_plane,
+    ),
+    Fault(
+        "apiserver-stopped-on-a-standby",
+        stop_standby_apiserver,
+        start_standby_apiserver,
+        standby_apiserver_expected,
+        standby_apiserver_may_fail,
+        unfit=without_a_second_control_plane,
+    ),
+    Fault(
+        "controller-manager-stopped-on-a-standby",
+        stop_standby_controller_manager,
+        start_standby_controller_manager,
+        standby_controller_manager_expected,
+        leader_may_move,
+        unfit=without_a_second_control_plane,
+    ),
+    Fault(
+        "scheduler-and-controller-manager-cut-off-on-a-standby",
+        cut_off_standby_components,
+        reconnect_standby_components,
+        cut_off_components_expected,
+        cut_off_components_may_fail,
+        unfit=without_a_second_control_plane,
+    ),
+    Fault(
+        "apiserver-certificate-expiring-on-a-standby",
+        shorten_standby_certificate,
+        restore_standby_certificate,
+        short_certificate_expected,
+        unfit=without_a_second_control_plane,
+    ),
+    Fault("etcd-peer-link-cut-one-way", cut_peer_link, mend_peer_link, peer_link_expected),
+    Fault(
+        "coredns-replicas-on-one-node",
+        crowd_coredns,
+        uncrowd_coredns,
+        lambda scene: {COREDNS_SPREAD},
+    ),
+    Fault(
+        "containerd-stopped-on-a-worker",
+        stop_containerd,
+        start_containerd,
+        containerd_expected,
+        containerd_may_fail,
+    ),
+    Fault(
+        "kube-proxy-stopped-on-the-client-node",
+        partial(stop_kube_proxy, where=client_node),
+        start_kube_proxy,
+        kube_proxy_on_client_expected,
+    ),
+    Fault(
+        "same-node-pod-traffic-dropped",
+        drop_same_node_pod_traffic,
+        allow_same_node_pod_traffic,
+        same_node_expected,
+        same_node_may_fail,
+    ),
+]
 
 
 FAULTS = [
@@ -603,9 +1252,10 @@ FAULTS = [
         "keepalived-stopped-on-vip-holder",
         stop_keepalived,
         start_keepalived,
-        lambda scene: set(),
+        keepalived_expected,
         unfit=without_vip_failover,
     ),
+    *REDUNDANCY_FAULTS,
 ]
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from toolkit.lab.spec import Lab
+from toolkit.lab.spec import Lab, Node
 from toolkit.progress import SILENT, Progress
 from toolkit.verify.cluster import Cluster, VerifyError
 from toolkit.verify.report import VerifyReport, parse_junit, render_markdown
@@ -78,12 +78,18 @@ def select_groups(only: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(g for g in GROUPS if g in only)
 
 
-def layout_for(cluster: Cluster) -> Layout:
-    """Two distinct nodes for the test Pods: two workers, or a worker and a control plane."""
-    lab = cluster.lab
+def layout_nodes(lab: Lab) -> list[Node]:
+    """The two nodes of the test Pods (a, b): two workers, or a worker and a control plane."""
     candidates = lab.workers[:2] if len(lab.workers) >= 2 else [*lab.workers, *lab.control_planes]
     if len(candidates) < 2:
         raise VerifyError(f"lab {lab.name}: the network checks need at least two nodes")
+    return candidates[:2]
+
+
+def layout_for(cluster: Cluster) -> Layout:
+    """Two distinct nodes for the test Pods: two workers, or a worker and a control plane."""
+    lab = cluster.lab
+    candidates = layout_nodes(lab)
     # kube-proxy runs on every node of every lab, whatever the CNI (the bridge labs have no
     # flannel), and its image is the bundle's Debian userland with bash, perl and getent.
     daemonsets = cluster.kubectl_json("get", "daemonset", "-A", "-l", "k8s-app=kube-proxy")
