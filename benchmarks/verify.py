@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from verify_coverage import lab_coverage
+
 from toolkit.lab.spec import load_lab
 from toolkit.progress import Progress
 from toolkit.verify import run_verify
@@ -64,6 +66,9 @@ def main() -> None:
             }
         )
     best = min(run["seconds"] for run in runs)
+    # Checks proven sensitive: those a fault of tests/e2e/test_verify_faults.py must turn
+    # red (proven once that module passes on this lab), of the last run's checks.
+    sensitive = lab_coverage(lab, report.junit_xml).summary()
     measured = {
         "measured": datetime.now(UTC).isoformat(timespec="seconds"),
         "lab": lab.name,
@@ -74,6 +79,7 @@ def main() -> None:
         "best_s": best,
         "met": best < TARGET_S,
         "runs": runs,
+        "coverage": sensitive,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(measured, indent=2) + "\n", encoding="utf-8")

@@ -193,6 +193,13 @@ def without_vip_failover(lab: Lab) -> str:
     return ""
 
 
+def without_two_etcd_followers(lab: Lab) -> str:
+    members = len(lab.etcd_members)
+    if members < 3:
+        return f"needs two etcd followers to cut apart; etcd has {members} member(s)"
+    return ""
+
+
 # --- kubelet stopped on a worker ---------------------------------------------------------
 
 
@@ -1179,7 +1186,13 @@ REDUNDANCY_FAULTS = [
         short_certificate_expected,
         unfit=without_a_second_control_plane,
     ),
-    Fault("etcd-peer-link-cut-one-way", cut_peer_link, mend_peer_link, peer_link_expected),
+    Fault(
+        "etcd-peer-link-cut-one-way",
+        cut_peer_link,
+        mend_peer_link,
+        peer_link_expected,
+        unfit=without_two_etcd_followers,
+    ),
     Fault(
         "coredns-replicas-on-one-node",
         crowd_coredns,

@@ -1,0 +1,230 @@
+"""The judgements of verify's redundancy checks, on the text nodes give, and the fault
+coverage report (benchmarks/verify_coverage.py), without a lab."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from toolkit.kube import replicas_on_one_node
+from toolkit.verify.redundancy import (
+    backend_problems,
+    connected_to,
+    established,
+    haproxy_servers,
+    haproxy_status,
+    interface_addresses,
+    keepalived_problems,
+    kubeconfig_server,
+    missing_peers,
+    nodes_of_ready_replicas,
+    parse_keepalived,
+    server_endpoint,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+KEEPALIVED = """# managed
+global_defs {
+    router_id cp2
+}
+vrrp_script check_apiserver {
+    script "/etc/keepalived/check_apiserver.sh"
+}
+vrrp_instance api {
+    state BACKUP
+    interface eth1
+    virtual_router_id 51
+    priority 149
+    authentication {
+        auth_type PASS
+        auth_pass k8slab
+    }
+    virtual_ipaddress {
+        172.30.2.10/24 dev eth1
+    }
+}
+"""
+IP_ADDR = "2: eth1    inet 172.30.2.12/24 brd 172.30.2.255 scope global eth1\\n"
+HAPROXY_CFG = """global
+    daemon
+frontend apiserver
+    bind *:8443
+backend apiserver
+    option httpchk
+    server cp1 172.30.2.11:6443
+    server cp2 172.30.2.12:6443 # comment
+"""
+SHOW_STAT = (
+    (
+        "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,"
+        "wretr,wredis,status,weight\n"
+    )
+    + """apiserver,FRONTEND,,,0,1,,1,0,0,0,,0,,,,,OPEN,
+apiserver,cp1,0,0,0,1,,1,0,0,,0,,0,0,0,0,UP,1
+apiserver,cp2,0,0,0,1,,1,0,0,,0,,0,0,0,0,DOWN 1/2,1
+apiserver,BACKEND,0,0,0,1,,1,0,0,0,,,0,0,0,0,UP,2
+"""
+)
+
+
+def test_keepalived_instance_is_read_from_its_block() -> None:
+    instance = parse_keepalived(KEEPALIVED)
+    assert instance is not None
+    assert (instance.router_id, instance.priority, instance.interface) == (51, 149, "eth1")
+    assert instance.addresses == ("172.30.2.10",) and instance.auth_pass == "k8slab"
+    assert parse_keepalived("global_defs {}\n") is None
+
+
+def test_a_keepalived_able_to_take_over_has_no_problem() -> None:
+    mine = parse_keepalived(KEEPALIVED)
+    peer = parse_keepalived(KEEPALIVED.replace("priority 149", "priority 150"))
+    pairs = interface_addresses(IP_ADDR)
+    assert ("eth1", "172.30.2.12") in pairs
+    assert (
+        keepalived_problems("cp2", "172.30.2.12", "172.30.2.10", mine, {"cp1": peer}, pairs) == []
+    )
+
+
+def test_keepalived_problems_name_each_reason() -> None:
+    pairs = interface_addresses(IP_ADDR)
+    mine = parse_keepalived(KEEPALIVED.replace("eth1", "k8slab-none"))
+    peer = parse_keepalived(KEEPALIVED.replace("virtual_router_id 51", "virtual_router_id 52"))
+    problems = keepalived_problems(
+        "cp2", "172.30.2.12", "172.30.2.99", mine, {"cp1": peer, "cp3": None}, pairs
+    )
+    text = "; ".join(problems)
+    assert "not the lab's 172.30.2.99" in text
+    assert "interface k8slab-none does not carry 172.30.2.12" in text
+    assert "cp1's is 52" in text and "also cp1's" in text and "cp3 has no vrrp_instance" in text
+    assert keepalived_problems("cp2", "a", "v", None, {}, set()) == [
+        "no vrrp_instance in its configuration"
+    ]
+
+
+def test_haproxy_servers_and_status_per_backend() -> None:
+    assert haproxy_servers(HAPROXY_CFG, "apiserver") == {
+        "cp1": "172.30.2.11:6443",
+        "cp2": "172.30.2.12:6443",
+    }
+    assert haproxy_status(SHOW_STAT, "apiserver") == {"cp1": "UP", "cp2": "DOWN 1/2"}
+
+
+def test_backend_problems_missing_misplaced_down_and_strangers() -> None:
+    wanted = {"cp1": "172.30.2.11:6443", "cp2": "172.30.2.12:6443", "cp3": "172.30.2.13:6443"}
+    configured = {"cp1": "172.30.2.11:6443", "cp2": "172.30.2.99:6443", "old": "x:6443"}
+    status = {"cp1": "UP 1/3", "cp2": "DOWN"}
+    problems = backend_problems(wanted, configured, status)
+    assert "cp2 is configured at 172.30.2.99:6443, not 172.30.2.12:6443" in problems
+    assert "cp2 (172.30.2.12:6443) is DOWN, not UP" in problems
+    assert "cp3 (172.30.2.13:6443) is not a server in its configuration" in problems
+    assert "cp3 (172.30.2.13:6443) is absent, not UP" in problems
+    assert "servers that are no API server of the lab: ['old']" in problems
+    assert not any(p.startswith("cp1") for p in problems)
+
+
+SS = (
+    '0 0 172.30.2.12:41000 172.30.2.12:6443 users:(("kube-scheduler",pid=10,fd=7))\n'
+    '0 0 172.30.2.12:41002 172.30.2.12:6443 users:(("kube-controller",pid=11,fd=8))\n'
+    "0 0 172.30.2.12:52000 172.30.2.11:2380\n"
+)
+
+
+def test_components_are_matched_by_their_kernel_name_and_the_server() -> None:
+    connections = established(SS)
+    assert connected_to(connections, "kube-scheduler", "172.30.2.12", "6443")
+    # ss shows the kernel's 15-character name of kube-controller-manager.
+    assert connected_to(connections, "kube-controller-manager", "172.30.2.12", "6443")
+    assert not connected_to(connections, "kube-scheduler", "172.30.2.12", "6449")
+    assert not connected_to(connections, "kube-scheduler", "172.30.2.11", "6443")
+    assert connected_to(connections, "kube-scheduler", "api.lab", "6443")
+
+
+def test_kubeconfig_server_and_endpoint() -> None:
+    text = "clusters:\n- cluster:\n    server: https://172.30.2.12:6443\n  name: k\n"
+    assert server_endpoint(kubeconfig_server(text)) == ("172.30.2.12", "6443")
+    assert kubeconfig_server("not: [a kubeconfig") == ""
+    assert server_endpoint("https://api.lab") == ("api.lab", "443")
+
+
+def test_missing_peers_of_an_etcd_member() -> None:
+    connections = established(SS)
+    members = ["172.30.2.11", "172.30.2.12", "172.30.2.13"]
+    assert missing_peers(connections, "172.30.2.12", members) == ["172.30.2.13"]
+
+
+def pod(name: str, node: str, ready: bool = True, terminating: bool = False) -> dict[str, object]:
+    meta: dict[str, object] = {"name": name}
+    if terminating:
+        meta["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    status = "True" if ready else "False"
+    return {
+        "metadata": meta,
+        "spec": {"nodeName": node},
+        "status": {"conditions": [{"type": "Ready", "status": status}]},
+    }
+
+
+def test_ready_replicas_and_their_nodes() -> None:
+    pods = [pod("a", "w1"), pod("b", "w1", ready=False), pod("c", "w2", terminating=True)]
+    assert nodes_of_ready_replicas(pods) == {"a": "w1"}  # type: ignore[arg-type]
+    assert replicas_on_one_node({"items": [pod("a", "w1"), pod("b", "w1")]})
+    assert not replicas_on_one_node({"items": [pod("a", "w1"), pod("b", "w2")]})
+    assert not replicas_on_one_node({"items": [pod("a", "w1")]})
+
+
+def load_coverage() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "verify_coverage", REPO / "benchmarks" / "verify_coverage.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+coverage = load_coverage()
+
+
+def test_coverage_lists_per_check_the_faults_and_the_uncovered() -> None:
+    checks = ["g/a[x]", "g/a[y]", "g/b[-]", "g/c[-]"]
+    faults = {
+        "f1": coverage.FaultEffect(frozenset({"g/a[x]"}), frozenset({"g/c[-]"})),
+        "f2": coverage.FaultEffect(frozenset({"g/a[x]", "g/b[-]", "g/typo[-]"})),
+    }
+    result = coverage.coverage(checks, faults)
+    assert result.by_check == {"g/a[x]": ["f1", "f2"], "g/b[-]": ["f2"]}
+    assert result.may_by_check == {"g/c[-]": ["f1"]}
+    assert result.uncovered_checks() == ["g/a[y]", "g/c[-]"]
+    assert result.uncovered_families() == ["g/c"]  # g/a is covered through g/a[x]
+    assert result.unknown == {"g/typo[-]": ["f2"]}
+    summary = result.summary()
+    assert (summary["checks"], summary["checks_proven_sensitive"]) == (4, 2)
+    assert (summary["families"], summary["families_proven_sensitive"]) == (3, 2)
+    table = coverage.render_markdown(result)
+    assert "| `g/c[-]` | **none** | f1 |" in table and "`g/typo[-]`: f2" in table
+
+
+def test_check_ids_of_a_junit_report_leave_skipped_checks_out() -> None:
+    xml = (
+        '<testsuites><testsuite name="s">'
+        '<testcase classname="check_nodes" name="test_kubelet_active[w1]" time="0.1"/>'
+        '<testcase classname="check_network" name="test_service_forwarding[sctp]" time="0">'
+        '<skipped message="no SCTP"/></testcase>'
+        '<testcase classname="check_network" name="test_test_pods_ready" time="0"/>'
+        "</testsuite></testsuites>"
+    )
+    assert coverage.check_ids(xml) == ["nodes/kubelet_active[w1]", "network/test_pods_ready[-]"]
+
+
+def test_every_fault_names_only_checks_the_suites_have() -> None:
+    """On paper, for each shipped lab: a fault's expected check that no suite reports is
+    a misspelling that the fault module would only find on a real lab."""
+    from toolkit.lab.spec import load_lab
+
+    for name in ("ha-stacked", "ha-external", "single", "bridge"):
+        lab = load_lab(name)
+        result = coverage.coverage(coverage.paper_check_ids(lab), coverage.paper_effects(lab))
+        assert result.unknown == {}, name
