@@ -261,13 +261,18 @@ def wait_for_system_workloads(lab: Lab, timeout_s: float = READY_TIMEOUT_S) -> f
     )
 
 
-def replicas_on_one_node(pods: dict[str, Any]) -> bool:
-    """Whether the ready Pods of a kubectl list (two or more) all run on one node."""
-    nodes = [
-        pod["spec"].get("nodeName", "")
+def ready_pod_nodes(pods: dict[str, Any]) -> dict[str, str]:
+    """Pod name -> node of the Ready, not terminating Pods of a kubectl list."""
+    return {
+        pod["metadata"]["name"]: str(pod["spec"].get("nodeName", ""))
         for pod in pods.get("items", [])
         if is_ready(pod) and not pod["metadata"].get("deletionTimestamp")
-    ]
+    }
+
+
+def replicas_on_one_node(pods: dict[str, Any]) -> bool:
+    """Whether the ready Pods of a kubectl list (two or more) all run on one node."""
+    nodes = list(ready_pod_nodes(pods).values())
     return len(nodes) >= 2 and len(set(nodes)) == 1
 
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from toolkit.kube import replicas_on_one_node
+from toolkit.kube import ready_pod_nodes, replicas_on_one_node
 from toolkit.verify.redundancy import (
     backend_problems,
     connected_to,
@@ -19,7 +19,6 @@ from toolkit.verify.redundancy import (
     keepalived_problems,
     kubeconfig_server,
     missing_peers,
-    nodes_of_ready_replicas,
     parse_keepalived,
     server_endpoint,
 )
@@ -168,7 +167,7 @@ def pod(name: str, node: str, ready: bool = True, terminating: bool = False) -> 
 
 def test_ready_replicas_and_their_nodes() -> None:
     pods = [pod("a", "w1"), pod("b", "w1", ready=False), pod("c", "w2", terminating=True)]
-    assert nodes_of_ready_replicas(pods) == {"a": "w1"}  # type: ignore[arg-type]
+    assert ready_pod_nodes({"items": pods}) == {"a": "w1"}
     assert replicas_on_one_node({"items": [pod("a", "w1"), pod("b", "w1")]})
     assert not replicas_on_one_node({"items": [pod("a", "w1"), pod("b", "w2")]})
     assert not replicas_on_one_node({"items": [pod("a", "w1")]})

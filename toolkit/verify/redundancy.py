@@ -239,15 +239,3 @@ def missing_peers(connections: list[Connection], me: str, members: list[str]) ->
     """The other members' addresses that no connection from this member reaches."""
     reached = {c.peer_address for c in connections}
     return sorted(m for m in members if m != me and m not in reached)
-
-
-def nodes_of_ready_replicas(pods: list[dict[str, Any]]) -> dict[str, str]:
-    """Pod name -> node of the Ready, not terminating Pods of a kubectl list."""
-    found = {}
-    for pod in pods:
-        if pod["metadata"].get("deletionTimestamp"):
-            continue
-        conditions = pod.get("status", {}).get("conditions", [])
-        if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions):
-            found[pod["metadata"]["name"]] = str(pod["spec"].get("nodeName", ""))
-    return found

@@ -12,11 +12,11 @@ import pytest
 import yaml
 
 from toolkit.constants import CRI_RUNTIMES
+from toolkit.kube import ready_pod_nodes
 from toolkit.lab.spec import Lab, Node
 from toolkit.verify.checks import expect, fail
 from toolkit.verify.cluster import Cluster, eventually
 from toolkit.verify.ranges import contained_commands
-from toolkit.verify.redundancy import nodes_of_ready_replicas
 from toolkit.verify.report import NOTE_PROPERTY
 from toolkit.verify.workload import (
     LIFECYCLE_GREETING,
@@ -351,7 +351,7 @@ def test_coredns_replicas_on_different_nodes(lab: Lab, cluster: Cluster) -> None
     if len(cluster.kube_nodes) < 2:
         pytest.skip("one node: CoreDNS has nowhere else to run")
     pods = cluster.kubectl_json("get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns")
-    on = nodes_of_ready_replicas(pods["items"])
+    on = ready_pod_nodes(pods)
     expect(
         len(set(on.values())) >= 2,
         f"CoreDNS's ready replicas run on {sorted(set(on.values())) or 'no node'}; expected "
