@@ -4,6 +4,7 @@ errors when a lab has no state."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import testinfra
 
 from toolkit.lab.spec import load_lab
 from toolkit.lab.state import LabState
-from toolkit.verify.cluster import Cluster, VerifyError
+from toolkit.verify.cluster import Cluster, Run, VerifyError
 
 
 @pytest.fixture
@@ -62,6 +63,23 @@ def test_prefetched_answers_are_reused_unless_fresh(cluster: Cluster, tmp_path: 
     assert cluster.run("cp1", command).stdout.strip() == "1"
     assert cluster.run("cp1", command).stdout.strip() == "1"
     assert cluster.run("cp1", command, fresh=True).stdout.strip() == "2"
+
+
+def test_run_until_takes_the_prefetched_answer_else_asks_again(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    counter = tmp_path / "count"
+    command = f"echo x >> {counter}; wc -l < {counter}"
+    cluster.prefetch({"cp1": [command]})
+
+    def count(wanted: str) -> Callable[[Run], bool]:
+        return lambda run: run.stdout.strip() == wanted
+
+    assert cluster.run_until("cp1", command, count("1"), 5, 0).stdout.strip() == "1"
+    assert cluster.run_until("cp1", command, count("3"), 5, 0).stdout.strip() == "3"
+    # Never accepted: bounded, and the last answer is what the check shows.
+    last = cluster.run_until("cp1", command, count("never"), 0.3, 0.1)
+    assert 4 <= int(last.stdout) <= 8
 
 
 def test_commands_are_bounded_in_time(cluster: Cluster) -> None:

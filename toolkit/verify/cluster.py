@@ -160,6 +160,23 @@ class Cluster:
         output = (result.stdout or "") + (result.stderr or "")
         return Run(name, command, result.rc, output, result.stdout or "")
 
+    def run_until(
+        self,
+        node: Node | str,
+        command: str,
+        accept: Callable[[Run], bool],
+        timeout_s: float,
+        interval_s: float = 2,
+    ) -> Run:
+        """The command's answer once ``accept`` takes it: the prefetched answer if it does,
+        else fresh answers until one does or ``timeout_s`` has passed (bounded, by
+        :func:`toolkit.poll.poll`). The last answer either way: a failed check shows it."""
+        run = self.run(node, command)
+        if accept(run):
+            return run
+        fresh = poll(lambda: self.run(node, command, fresh=True), accept, timeout_s, interval_s)
+        return fresh.value
+
     def prefetch(self, commands: dict[str, list[str]], timeout: float = 30) -> None:
         """Run read-only commands on many nodes at once: one SSH session per node, all
         nodes in parallel. Each command is bounded by ``timeout``; ``run`` answers them."""

@@ -14,6 +14,11 @@ from urllib.parse import urlsplit
 
 import yaml
 
+# haproxy's backend of API servers, and its own view of them (the loadbalancer role's admin
+# socket).
+HAPROXY_BACKEND = "apiserver"
+HAPROXY_STAT = "echo 'show stat' | socat stdio /run/haproxy/admin.sock"
+
 # A process's name as ss shows it: the kernel's comm, cut to 15 characters
 # ("kube-controller-manager" is "kube-controller").
 COMM_LENGTH = 15

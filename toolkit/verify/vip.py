@@ -8,6 +8,7 @@ import json
 from toolkit.kube import APISERVER_CLIENT_CERT, holds_vip_command
 from toolkit.lab.spec import Lab, Node
 from toolkit.verify.cluster import Cluster, Run
+from toolkit.verify.redundancy import HAPROXY_BACKEND, HAPROXY_STAT, haproxy_status
 
 
 def vip_holders(lab: Lab, cluster: Cluster) -> list[str]:
@@ -41,11 +42,5 @@ def api_answered(run: Run) -> bool:
 
 
 def haproxy_state(cluster: Cluster, balancer: Node, server: str) -> str:
-    run = cluster.run(
-        balancer, "echo 'show stat' | socat stdio /run/haproxy/admin.sock", fresh=True
-    )
-    for line in run.stdout.splitlines():
-        fields = line.split(",")
-        if len(fields) > 17 and fields[0] == "apiserver" and fields[1] == server:
-            return fields[17]
-    return "unknown"
+    run = cluster.run(balancer, HAPROXY_STAT, fresh=True)
+    return haproxy_status(run.stdout, HAPROXY_BACKEND).get(server, "unknown")

@@ -21,6 +21,8 @@ from toolkit.lab.spec import Lab, Node, Role
 from toolkit.verify.checks import expect, fail, static_pod_flags
 from toolkit.verify.cluster import Cluster, Run, eventually
 from toolkit.verify.redundancy import (
+    HAPROXY_BACKEND,
+    HAPROXY_STAT,
     backend_problems,
     connected_to,
     established,
@@ -64,8 +66,6 @@ def apiserver_command(node: Node, endpoint: str) -> str:
 KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
 TRACK_SCRIPT = "/etc/keepalived/check_apiserver.sh"
 HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
-HAPROXY_BACKEND = "apiserver"
-HAPROXY_STAT = "echo 'show stat' | socat stdio /run/haproxy/admin.sock"
 BACKENDS_UP_TIMEOUT_S = 20
 # The kubeconfig each component's leader election and informers use.
 COMPONENT_KUBECONFIGS = {
@@ -377,14 +377,10 @@ def test_haproxy_backends_every_apiserver_up(
             wanted, configured, haproxy_status(stat.stdout, HAPROXY_BACKEND)
         )
 
-    stat = cluster.run(control_plane, HAPROXY_STAT)
-    if problems(stat):
-        # A server a moment ago slow to answer /readyz comes back after `rise` checks.
-        _, stat = eventually(
-            lambda: cluster.run(control_plane, HAPROXY_STAT, fresh=True),
-            lambda s: not problems(s),
-            BACKENDS_UP_TIMEOUT_S,
-        )
+    # A server a moment ago slow to answer /readyz comes back after `rise` checks.
+    stat = cluster.run_until(
+        control_plane, HAPROXY_STAT, lambda s: not problems(s), BACKENDS_UP_TIMEOUT_S
+    )
     found = problems(stat)
     expect(
         not found,
@@ -410,13 +406,9 @@ def expect_connected_to_apiserver(cluster: Cluster, control_plane: Node, compone
     def connected(run: Run) -> bool:
         return run.ok and connected_to(established(run.stdout), component, host, port)
 
-    sockets = cluster.run(control_plane, ESTABLISHED_WITH_PROCESSES)
-    if not connected(sockets):
-        _, sockets = eventually(
-            lambda: cluster.run(control_plane, ESTABLISHED_WITH_PROCESSES, fresh=True),
-            connected,
-            CONNECTED_TIMEOUT_S,
-        )
+    sockets = cluster.run_until(
+        control_plane, ESTABLISHED_WITH_PROCESSES, connected, CONNECTED_TIMEOUT_S
+    )
     expect(
         connected(sockets),
         f"{component} on {control_plane.name} -> API server {host}:{port} (from {kubeconfig}): "

@@ -11,7 +11,7 @@ import yaml
 
 from toolkit.lab.spec import Lab, Node
 from toolkit.verify.checks import expect, static_pod_flags
-from toolkit.verify.cluster import Cluster, Run, eventually
+from toolkit.verify.cluster import Cluster, Run
 from toolkit.verify.redundancy import established, missing_peers
 
 STACKED_PKI = "/etc/kubernetes/pki/etcd"
@@ -251,13 +251,7 @@ def test_peers_connected(lab: Lab, cluster: Cluster, etcd_member: Node) -> None:
     def missing(run: Run) -> list[str]:
         return missing_peers(established(run.stdout), me, others) if run.ok else others
 
-    run = cluster.run(etcd_member, PEER_STREAMS)
-    if missing(run):
-        _, run = eventually(
-            lambda: cluster.run(etcd_member, PEER_STREAMS, fresh=True),
-            lambda r: not missing(r),
-            PEERS_TIMEOUT_S,
-        )
+    run = cluster.run_until(etcd_member, PEER_STREAMS, lambda r: not missing(r), PEERS_TIMEOUT_S)
     gone = missing(run)
     expect(
         not gone,
