@@ -46,6 +46,15 @@ DNS_CHECKS = (
     "network/pod_to_service[dns-same-namespace]",
     "network/pod_to_service[dns-other-namespace]",
 )
+# Everything a test client reaches through a Service: by ClusterIP or by name (the resolver
+# is the kube-dns Service), TCP and UDP.
+SERVICE_CHECKS = (
+    *DNS_CHECKS,
+    "network/pod_to_service[cluster-ip-same-namespace]",
+    "network/pod_to_service[cluster-ip-other-namespace]",
+    "network/service_forwarding[tcp]",
+    "network/service_forwarding[udp]",
+)
 
 
 @dataclass(frozen=True)
@@ -301,22 +310,8 @@ def kube_proxy_expected(scene: Scene, where: Callable[[Scene], Node] = worker_no
 
 
 def kube_proxy_on_client_expected(scene: Scene) -> set[str]:
-    # The client's node translates no Service address: by ClusterIP or by name (the
-    # resolver is the kube-dns Service), TCP and UDP, nothing through a Service answers.
-    return kube_proxy_expected(scene, client_node) | {
-        *(
-            f"network/pod_to_service[{case}]"
-            for case in (
-                "cluster-ip-same-namespace",
-                "dns-same-namespace",
-                "cluster-ip-other-namespace",
-                "dns-other-namespace",
-            )
-        ),
-        "network/service_forwarding[tcp]",
-        "network/service_forwarding[udp]",
-        "network/dns_resolves_kubernetes_default[-]",
-    }
+    # The client's node translates no Service address: nothing through a Service answers.
+    return kube_proxy_expected(scene, client_node) | set(SERVICE_CHECKS)
 
 
 # --- the CNI configuration removed from a node ----------------------------------------
@@ -1103,20 +1098,7 @@ def same_node_expected(scene: Scene) -> set[str]:
 def same_node_may_fail(scene: Scene) -> set[str]:
     # A Service's endpoints on that node (echo-a, a CoreDNS replica there) are dropped
     # too; the probes retry and may reach one elsewhere.
-    return {
-        *(
-            f"network/pod_to_service[{case}]"
-            for case in (
-                "cluster-ip-same-namespace",
-                "dns-same-namespace",
-                "cluster-ip-other-namespace",
-                "dns-other-namespace",
-            )
-        ),
-        "network/service_forwarding[tcp]",
-        "network/service_forwarding[udp]",
-        "network/dns_resolves_kubernetes_default[-]",
-    }
+    return set(SERVICE_CHECKS)
 
 
 REDUNDANCY_FAULTS = [

@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
+
+from tests.helpers.modules import load_file
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS = REPO / "benchmarks" / "results"
 RESULTS_FILES = sorted(RESULTS.glob("*.json"))
 
 
-def _load_report() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "benchmark_report", REPO / "benchmarks" / "report.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-report = _load_report()
+report = load_file("benchmark_report", REPO / "benchmarks" / "report.py")
 
 
 @pytest.fixture(scope="module")

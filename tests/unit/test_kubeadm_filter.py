@@ -5,14 +5,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+
+from tests.helpers.modules import load_file
 
 PLUGIN = Path(__file__).resolve().parents[2] / "roles" / "common" / "filter_plugins" / "kubeadm.py"
 
@@ -94,12 +94,7 @@ CONFIG_JSON = f'{{"kind":"InitConfiguration","certificateKey":"{CERT_KEY}"}}'
 
 @pytest.fixture(scope="module")
 def plugin() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("k8slab_filter_kubeadm", PLUGIN)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_file("k8slab_filter_kubeadm", PLUGIN)
 
 
 @pytest.fixture

@@ -3,11 +3,9 @@ coverage report (benchmarks/verify_coverage.py), without a lab."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
+from tests.helpers.modules import load_file
 from toolkit.kube import ready_pod_nodes, replicas_on_one_node
 from toolkit.verify.redundancy import (
     backend_problems,
@@ -173,18 +171,7 @@ def test_ready_replicas_and_their_nodes() -> None:
     assert not replicas_on_one_node({"items": [pod("a", "w1")]})
 
 
-def load_coverage() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "verify_coverage", REPO / "benchmarks" / "verify_coverage.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-coverage = load_coverage()
+coverage = load_file("verify_coverage", REPO / "benchmarks" / "verify_coverage.py")
 
 
 def test_coverage_lists_per_check_the_faults_and_the_uncovered() -> None:
