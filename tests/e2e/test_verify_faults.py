@@ -24,7 +24,13 @@ from toolkit.lab.spec import Lab, Node
 from toolkit.verify import run_verify
 from toolkit.verify.cluster import Cluster, eventually
 from toolkit.verify.ranges import contained_commands
-from toolkit.verify.redundancy import connected_to, established
+from toolkit.verify.redundancy import (
+    COMPONENT_KUBECONFIGS,
+    HAPROXY_CFG,
+    KEEPALIVED_CONF,
+    connected_to,
+    established,
+)
 from toolkit.verify.report import VerifyReport, render_table
 from toolkit.verify.run import layout_for
 from toolkit.verify.vip import vip_holders
@@ -687,9 +693,6 @@ def standby_keepalived_expected(scene: Scene) -> set[str]:
 
 
 # keepalived running on a standby, configured for an interface the node does not have.
-KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
-
-
 def break_standby_keepalived_interface(scene: Scene) -> None:
     node = pick_standby(scene)
     park_file(scene, node, KEEPALIVED_CONF)
@@ -731,9 +734,6 @@ def standby_haproxy_expected(scene: Scene) -> set[str]:
 
 
 # An API server missing from a standby's haproxy: after a failover, one server fewer.
-HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
-
-
 def remove_standby_backend(scene: Scene) -> None:
     node = pick_standby(scene)
     first = scene.lab.control_planes[0].name
@@ -862,10 +862,6 @@ def leader_may_move(scene: Scene) -> set[str]:
 
 # The scheduler and controller-manager of a standby pointed at a port nothing listens
 # on: they run and answer /healthz, and could never take over.
-COMPONENT_CONFS = {
-    "kube-scheduler": "/etc/kubernetes/scheduler.conf",
-    "kube-controller-manager": "/etc/kubernetes/controller-manager.conf",
-}
 DEAD_PORT = 6449
 
 
@@ -885,7 +881,7 @@ def component_cut_off(scene: Scene, node: Node, component: str) -> bool:
 
 def cut_off_standby_components(scene: Scene) -> None:
     node = pick_standby(scene)
-    for component, conf in COMPONENT_CONFS.items():
+    for component, conf in COMPONENT_KUBECONFIGS.items():
         park_file(scene, node, conf)
         name = conf.rsplit("/", 1)[-1]
         run(
@@ -894,7 +890,7 @@ def cut_off_standby_components(scene: Scene) -> None:
             f"sed 's#\\(server: https://[^:]*\\):[0-9]*#\\1:{DEAD_PORT}#' {PARKED}/{name} > {conf}",
         )
         restart_container(scene, node, component)
-    for component in COMPONENT_CONFS:
+    for component in COMPONENT_KUBECONFIGS:
         settle(
             f"{component} on {node.name} without its API server",
             partial(component_cut_off, scene, node, component),
@@ -903,10 +899,10 @@ def cut_off_standby_components(scene: Scene) -> None:
 
 def reconnect_standby_components(scene: Scene) -> None:
     node = saved_standby(scene)
-    for component, conf in COMPONENT_CONFS.items():
+    for component, conf in COMPONENT_KUBECONFIGS.items():
         restore_file(scene, node, conf)
         restart_container(scene, node, component)
-    for component in COMPONENT_CONFS:
+    for component in COMPONENT_KUBECONFIGS:
         settle(
             f"{component} on {node.name} connected again",
             partial(component_connected, scene, node, component, APISERVER_PORT),

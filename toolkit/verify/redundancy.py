@@ -14,10 +14,18 @@ from urllib.parse import urlsplit
 
 import yaml
 
-# haproxy's backend of API servers, and its own view of them (the loadbalancer role's admin
-# socket).
+# Where the loadbalancer role and kubeadm put what these functions read (the fault module
+# breaks the same files).
+KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
+TRACK_SCRIPT = "/etc/keepalived/check_apiserver.sh"
+HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
 HAPROXY_BACKEND = "apiserver"
 HAPROXY_STAT = "echo 'show stat' | socat stdio /run/haproxy/admin.sock"
+# The kubeconfig each component's leader election and informers use.
+COMPONENT_KUBECONFIGS = {
+    "kube-scheduler": "/etc/kubernetes/scheduler.conf",
+    "kube-controller-manager": "/etc/kubernetes/controller-manager.conf",
+}
 
 # A process's name as ss shows it: the kernel's comm, cut to 15 characters
 # ("kube-controller-manager" is "kube-controller").

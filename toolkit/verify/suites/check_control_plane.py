@@ -21,8 +21,12 @@ from toolkit.lab.spec import Lab, Node, Role
 from toolkit.verify.checks import expect, fail, static_pod_flags
 from toolkit.verify.cluster import Cluster, Run, eventually
 from toolkit.verify.redundancy import (
+    COMPONENT_KUBECONFIGS,
     HAPROXY_BACKEND,
+    HAPROXY_CFG,
     HAPROXY_STAT,
+    KEEPALIVED_CONF,
+    TRACK_SCRIPT,
     backend_problems,
     connected_to,
     established,
@@ -63,15 +67,7 @@ def apiserver_command(node: Node, endpoint: str) -> str:
     return f"curl -sS --max-time 20 --fail-with-body {APISERVER_CLIENT_CERT} {url}"
 
 
-KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
-TRACK_SCRIPT = "/etc/keepalived/check_apiserver.sh"
-HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
 BACKENDS_UP_TIMEOUT_S = 20
-# The kubeconfig each component's leader election and informers use.
-COMPONENT_KUBECONFIGS = {
-    "kube-scheduler": "/etc/kubernetes/scheduler.conf",
-    "kube-controller-manager": "/etc/kubernetes/controller-manager.conf",
-}
 TRACK_SCRIPT_COMMAND = f"sh {TRACK_SCRIPT}"
 ESTABLISHED_WITH_PROCESSES = "ss -Htnp state established"
 CONNECTED_TIMEOUT_S = 15
