@@ -4,8 +4,8 @@ The faults are those of tests/e2e/test_verify_faults.py; the checks those of a v
 run on the lab (its JUnit XML: by default the newest under the lab's reports). A fault's
 expected set is what it must turn red; the fault module asserts it on a real lab, so a
 check a passing fault module expects is proven able to fail. Evaluated here on paper:
-the VIP on the first control plane, CoreDNS's placement unknown (the checks that depend
-on it are left out, never claimed).
+the VIP on the first control plane, etcd's leader the first member, CoreDNS's placement
+unknown (the checks that depend on it are left out, never claimed).
 
     .venv/bin/python benchmarks/verify_coverage.py \\
         [--lab ha-stacked] [--junit PATH | --collect] [--json]
@@ -147,6 +147,9 @@ def paper_effects(lab: Lab) -> dict[str, FaultEffect]:
 
         def vip_holders(self) -> list[str]:
             return [self.lab.control_planes[0].name]
+
+        def etcd_leader(self) -> str:
+            return self.lab.etcd_members[0].name
 
     a, b = layout_nodes(lab)
     scene = PaperScene(lab, cast(Cluster, None), Layout(a, b, "", False, "on paper"))

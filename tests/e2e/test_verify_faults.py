@@ -19,6 +19,9 @@ from typing import Any
 import pytest
 
 from toolkit.constants import APISERVER_PORT, MANIFESTS_DIR
+from toolkit.etcd import cluster as etcd
+from toolkit.etcd.status import ACTIVE_PEERS_METRIC, inactive_peers
+from toolkit.etcd.topology import PEER_PORT, Topology
 from toolkit.kube import COMPONENT_PORTS, healthz_command
 from toolkit.lab.spec import Lab, Node
 from toolkit.verify import run_verify
@@ -98,6 +101,10 @@ class Scene:
         candidates = [cp for cp in self.lab.control_planes[1:] if cp.name not in holders]
         assert candidates, f"no standby control plane (VIP held by {holders})"
         return candidates[-1]
+
+    def etcd_leader(self) -> str:
+        """The name of the etcd member that leads now."""
+        return etcd.leader(Topology(self.lab)).name
 
 
 def coredns_failures(scene: Scene, node: str) -> set[str]:
@@ -211,7 +218,7 @@ def without_vip_failover(lab: Lab) -> str:
 def without_two_etcd_followers(lab: Lab) -> str:
     members = len(lab.etcd_members)
     if members < 3:
-        return f"needs two etcd followers to cut apart; etcd has {members} member(s)"
+        return f"needs 3 etcd members (two followers to cut apart), not {members}"
     return ""
 
 
@@ -956,49 +963,95 @@ def short_certificate_expected(scene: Scene) -> set[str]:
     return {cp_check("apiserver_serving_certificate", scene.standby())}
 
 
-# One etcd member's streams to one peer cut (its packets to that peer's port dropped):
-# the cluster stays healthy, the messages go round by the other direction's streams.
-PEER_PORT = 2380
+# One etcd member cut off from one peer's peer port (its packets there dropped): it can
+# no longer dial the streams it reads that peer's messages from, while the peer still
+# dials it and reads its messages. Both are followers, so raft traffic with the leader
+# is untouched and the cluster stays healthy: only the link the next leader would need
+# is gone.
 
 
 def peer_link(scene: Scene) -> tuple[Node, Node]:
-    member = etcd_member(scene)
-    peer = [m for m in scene.lab.etcd_members if m != member][-1]
-    return member, peer
+    """The member cut off and the peer it is cut off from: two followers."""
+    leader = scene.etcd_leader()
+    followers = [m for m in scene.lab.etcd_members if m.name != leader]
+    assert len(followers) >= 2, f"two etcd followers needed (leader {leader})"
+    return followers[0], followers[-1]
 
 
-def peer_rule(scene: Scene) -> str:
-    _, peer = peer_link(scene)
+def peer_rule(peer: Node) -> str:
+    # No state match: the packets of connections already established are dropped too, so
+    # no conntrack flush is needed for the cut to hold.
     return f"OUTPUT -p tcp -d {peer.address} --dport {PEER_PORT} {FAULT_COMMENT} -j DROP"
 
 
-def peer_streams_to(scene: Scene, member: Node, peer: Node) -> bool:
-    result = scene.cluster.run(
-        member, f"ss -Htn state established '( dport = :{PEER_PORT} )'", fresh=True
-    )
-    return any(c.peer_address == str(peer.address) for c in established(result.stdout))
+def tcp_connects(scene: Scene, source: Node, target: Node, port: int = PEER_PORT) -> bool:
+    """Whether a TCP connection from ``source`` to ``target``:``port`` opens (3 s)."""
+    command = f"timeout 3 bash -c ': </dev/tcp/{target.address}/{port}'"
+    return scene.cluster.run(source, command, fresh=True).exit_status == 0
+
+
+def cut_one_way(scene: Scene, member: Node, peer: Node) -> bool:
+    """The cut as the packets see it: ``member`` reaches no peer port of ``peer``,
+    ``peer`` still reaches ``member``'s."""
+    return not tcp_connects(scene, member, peer) and tcp_connects(scene, peer, member)
+
+
+def links_down(scene: Scene, member: Node) -> list[str]:
+    """The peers etcd on ``member`` reports no active link to (what verify's
+    etcd/peers_connected reads)."""
+    topo = Topology(scene.lab)
+    command = topo.local_metrics_command(ACTIVE_PEERS_METRIC)
+    metrics = scene.cluster.run(member, command, fresh=True)
+    return inactive_peers(metrics.stdout, etcd.members(topo), member.name)
 
 
 def cut_peer_link(scene: Scene) -> None:
     member, peer = peer_link(scene)
-    run(scene, member, f"iptables -I {peer_rule(scene)}")
-    # etcd drops a stream after 5 s without reading, and cannot dial it again.
+    SAVED["peer_link"] = (member.name, peer.name)
+    run(scene, member, f"iptables -I {peer_rule(peer)}")
     settle(
-        f"no stream from {member.name} to {peer.name}",
-        lambda: not peer_streams_to(scene, member, peer),
+        f"{member.name} cannot open a connection to {peer.name}:{PEER_PORT}, "
+        f"{peer.name} can to {member.name}:{PEER_PORT}",
+        lambda: cut_one_way(scene, member, peer),
+        30,
+    )
+    # Its streams from the peer fail at their 5 s read timeout and cannot be dialled again.
+    # Its sockets are no sign: one with unanswered data stays ESTABLISHED until TCP gives
+    # up (minutes).
+    settle(
+        f"etcd on {member.name} reports its link to {peer.name} down",
+        lambda: peer.name in links_down(scene, member),
         60,
     )
 
 
 def mend_peer_link(scene: Scene) -> None:
-    member, peer = peer_link(scene)
-    run(scene, member, f"while iptables -D {peer_rule(scene)} 2>/dev/null; do :; done; true")
-    settle(f"{member.name} streams to {peer.name}", lambda: peer_streams_to(scene, member, peer))
+    if "peer_link" not in SAVED:
+        return  # the inject failed before it cut anything
+    member, peer = (scene.lab.node(name) for name in SAVED.pop("peer_link"))
+    run(scene, member, f"while iptables -D {peer_rule(peer)} 2>/dev/null; do :; done; true")
+    settle(
+        f"{member.name} reaches {peer.name}:{PEER_PORT} again",
+        lambda: tcp_connects(scene, member, peer),
+        30,
+    )
+    settle(
+        f"etcd on {member.name} reports its link to {peer.name} active",
+        lambda: peer.name not in links_down(scene, member),
+        60,
+    )
 
 
 def peer_link_expected(scene: Scene) -> set[str]:
     member, _ = peer_link(scene)
     return {f"etcd/peers_connected[{member.name}]"}
+
+
+def peer_link_may_fail(scene: Scene) -> set[str]:
+    # The peer writes its messages into the member's dead connections without error until
+    # its send buffer fills or TCP gives up (minutes): then it sees the link down too.
+    _, peer = peer_link(scene)
+    return {f"etcd/peers_connected[{peer.name}]"}
 
 
 # CoreDNS's replicas all on one node: it resolves, until that node goes.
@@ -1169,6 +1222,7 @@ REDUNDANCY_FAULTS = [
         cut_peer_link,
         mend_peer_link,
         peer_link_expected,
+        peer_link_may_fail,
         unfit=without_two_etcd_followers,
     ),
     Fault(

@@ -29,7 +29,10 @@ from toolkit.etcd.snapshots import (
 from toolkit.etcd.staging import RestorePlan, stage
 from toolkit.etcd.status import (
     EtcdError,
+    MemberInfo,
+    active_peers,
     cluster_health,
+    inactive_peers,
     parse_endpoint_status,
     parse_member_list,
     parse_snapshot_status,
@@ -106,6 +109,29 @@ def test_member_list_and_hex_ids() -> None:
     first, second = parse_member_list(text)
     assert first.name == "cp1" and first.hex_id == "bdae9bbc11dd390d"
     assert second.name == "" and second.learner and second.client_urls == ()
+
+
+METRICS = """# HELP etcd_network_active_peers The current number of active peer connections.
+# TYPE etcd_network_active_peers gauge
+etcd_network_active_peers{Local="bdae9bbc11dd390d",Remote="2a"} 1
+etcd_network_active_peers{Local="bdae9bbc11dd390d",Remote="2b"} 0
+etcd_network_disconnected_peers_total{Local="bdae9bbc11dd390d",Remote="2b"} 1
+"""
+
+
+def member(hex_id: str, name: str) -> MemberInfo:
+    return MemberInfo(int(hex_id, 16), name, (), (), False)
+
+
+def test_a_member_reports_which_peer_links_are_active() -> None:
+    assert active_peers(METRICS) == {"2a": 1.0, "2b": 0.0}
+    members = [member("bdae9bbc11dd390d", "cp1"), member("2a", "cp2"), member("2b", "cp3")]
+    # cp3's link failed and did not come back; a peer never reached has no sample at all.
+    assert inactive_peers(METRICS, members, "cp1") == ["cp3"]
+    assert inactive_peers(METRICS, [*members, member("2c", "")], "cp1") == ["2c", "cp3"]
+    # No answer from the member (curl failed): no peer is shown active, so none counts.
+    assert inactive_peers("curl: (7) Failed to connect", members, "cp1") == ["cp2", "cp3"]
+    assert inactive_peers("", members[:1], "cp1") == []
 
 
 def test_snapshot_status() -> None:

@@ -16,7 +16,6 @@ from toolkit.verify.redundancy import (
     interface_addresses,
     keepalived_problems,
     kubeconfig_server,
-    missing_peers,
     parse_keepalived,
     server_endpoint,
 )
@@ -143,12 +142,6 @@ def test_kubeconfig_server_and_endpoint() -> None:
     assert server_endpoint(kubeconfig_server(text)) == ("172.30.2.12", "6443")
     assert kubeconfig_server("not: [a kubeconfig") == ""
     assert server_endpoint("https://api.lab") == ("api.lab", "443")
-
-
-def test_missing_peers_of_an_etcd_member() -> None:
-    connections = established(SS)
-    members = ["172.30.2.11", "172.30.2.12", "172.30.2.13"]
-    assert missing_peers(connections, "172.30.2.12", members) == ["172.30.2.13"]
 
 
 def pod(name: str, node: str, ready: bool = True, terminating: bool = False) -> dict[str, object]:

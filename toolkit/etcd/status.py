@@ -1,9 +1,11 @@
 """etcd's JSON answers (etcdctl endpoint status / member list, etcdutl snapshot status) as data,
-and what makes a cluster healthy: every member answering, all agreeing on one leader."""
+and what makes a cluster healthy: every member answering, all agreeing on one leader; and a
+member's own view of its links to its peers (its /metrics)."""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,3 +162,38 @@ class ClusterHealth:
 def cluster_health(text: str, expected: list[str]) -> ClusterHealth:
     statuses = parse_endpoint_status(text) if text.strip() else []
     return ClusterHealth({s.endpoint: s for s in statuses}, tuple(expected))
+
+
+# etcd's own view of its link to each peer (rafthttp's peer status), in its /metrics:
+# 1 while the streams it reads from that peer work, 0 once one failed (read or dial) and
+# none came back. A peer it never reached has no sample.
+ACTIVE_PEERS_METRIC = "etcd_network_active_peers"
+_ACTIVE_PEERS = re.compile(rf"^{ACTIVE_PEERS_METRIC}\{{(?P<labels>[^}}]*)\}}\s+(?P<value>\S+)")
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
+
+
+def active_peers(metrics: str) -> dict[str, float]:
+    """Peer member id (hex, as etcd writes it) -> etcd_network_active_peers, from a
+    member's /metrics text."""
+    found = {}
+    for line in metrics.splitlines():
+        match = _ACTIVE_PEERS.match(line.strip())
+        if not match:
+            continue
+        labels = dict(_LABEL.findall(match.group("labels")))
+        try:
+            found[labels.get("Remote", "")] = float(match.group("value"))
+        except ValueError:
+            continue
+    return found
+
+
+def inactive_peers(metrics: str, members: list[MemberInfo], me: str) -> list[str]:
+    """The other members (by name; by hex id if a member has none) that the member named
+    ``me`` does not report an active link to in its /metrics text. A socket the kernel
+    still calls established is no proof: a link dropped without a reset keeps one for
+    minutes, while etcd notices within its 5 s stream read timeout."""
+    links = active_peers(metrics)
+    return sorted(
+        m.name or m.hex_id for m in members if m.name != me and links.get(m.hex_id, 0.0) < 1
+    )

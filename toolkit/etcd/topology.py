@@ -101,6 +101,15 @@ class Topology:
             "--command-timeout 5s --dial-timeout 3s"
         )
 
+    def local_metrics_command(self, metric: str) -> str:
+        """The samples of ``metric`` in the local member's /metrics (run on a member)."""
+        pki = self.pki_dir
+        return (
+            f"curl -sS --max-time 15 --cacert {pki}/ca.crt --cert {pki}/healthcheck-client.crt "
+            f"--key {pki}/healthcheck-client.key https://127.0.0.1:{CLIENT_PORT}/metrics "
+            f"| grep -E '^{metric}[{{ ]'"
+        )
+
     def all_endpoints(self) -> str:
         return ",".join(member.client_url for member in self.members)
 

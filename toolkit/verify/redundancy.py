@@ -246,9 +246,3 @@ def connected_to(connections: list[Connection], process: str, host: str, port: s
         and (not by_address or c.peer_address == host)
         for c in connections
     )
-
-
-def missing_peers(connections: list[Connection], me: str, members: list[str]) -> list[str]:
-    """The other members' addresses that no connection from this member reaches."""
-    reached = {c.peer_address for c in connections}
-    return sorted(m for m in members if m != me and m not in reached)

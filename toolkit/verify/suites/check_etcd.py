@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 import yaml
 
+from toolkit.etcd.status import ACTIVE_PEERS_METRIC, EtcdError, inactive_peers, parse_member_list
+from toolkit.etcd.topology import PEER_PORT, Topology
 from toolkit.lab.spec import Lab, Node
-from toolkit.verify.checks import expect, static_pod_flags
+from toolkit.verify.checks import expect, fail, static_pod_flags
 from toolkit.verify.cluster import Cluster, Run
-from toolkit.verify.redundancy import established, missing_peers
 
 STACKED_PKI = "/etc/kubernetes/pki/etcd"
 EXTERNAL_PKI = "/etc/etcd/pki"
@@ -40,10 +41,13 @@ def all_endpoints(lab: Lab) -> str:
     return ",".join(f"https://{n.address}:2379" for n in lab.etcd_members)
 
 
+def member_list_command(lab: Lab) -> str:
+    return f"{etcdctl(lab, all_endpoints(lab))} member list -w json"
+
+
 LOCAL_ENDPOINT = "https://127.0.0.1:2379"
-PEER_PORT = 2380
-# A member dials a stream to every other member's peer port and keeps it open.
-PEER_STREAMS = f"ss -Htn state established '( dport = :{PEER_PORT} )'"
+# The sockets of the peer port, either way and in every state (evidence only).
+PEER_SOCKETS = f"ss -Htn '( sport = :{PEER_PORT} or dport = :{PEER_PORT} )'"
 PEERS_TIMEOUT_S = 15
 
 
@@ -60,6 +64,11 @@ def curl_health(lab: Lab, member: Node, with_certificate: bool) -> str:
     )
 
 
+def peer_links_command(lab: Lab) -> str:
+    """The local member's own view of its link to each peer."""
+    return Topology(lab).local_metrics_command(ACTIVE_PEERS_METRIC)
+
+
 def settings_command(lab: Lab) -> str:
     return f"cat {ETCD_MANIFEST}" if lab.etcd_topology == "stacked" else f"cat {EXTERNAL_CONFIG}"
 
@@ -74,11 +83,11 @@ def prefetch(lab: Lab, node: Node) -> list[str]:
             settings_command(lab),
             curl_health(lab, node, False),
             curl_health(lab, node, True),
-            PEER_STREAMS,
+            peer_links_command(lab),
         ]
     if node == lab.etcd_members[0]:
         commands += [
-            f"{etcdctl(lab, all_endpoints(lab))} member list -w json",
+            member_list_command(lab),
             f"{etcdctl(lab, all_endpoints(lab))} endpoint status -w json",
         ]
     if node in lab.control_planes:
@@ -109,7 +118,7 @@ def truthy(value: Any) -> bool:
 
 def test_every_member_listed(lab: Lab, cluster: Cluster) -> None:
     first = lab.etcd_members[0]
-    run = cluster.run(first, f"{etcdctl(lab, all_endpoints(lab))} member list -w json")
+    run = cluster.run(first, member_list_command(lab))
     expect(run.ok, "etcdctl member list failed", run.evidence)
     members = json.loads(run.stdout).get("members", [])
     names = sorted(m.get("name", "") for m in members)
@@ -240,24 +249,32 @@ def test_db_size_and_compaction(lab: Lab, cluster: Cluster, etcd_member: Node) -
 
 
 def test_peers_connected(lab: Lab, cluster: Cluster, etcd_member: Node) -> None:
-    """This member holds a connection to the peer port of every other member (etcd keeps a
-    stream open to each): a member cut off from one peer still looks healthy while the
-    others carry it, until the next failure needs that link."""
-    others = [str(m.address) for m in lab.etcd_members if m != etcd_member]
-    if not others:
+    """etcd on this member reports an active link to every other member (its
+    etcd_network_active_peers): the streams it reads from each peer work. A member cut off
+    from one peer still looks healthy while the others carry it, until the next failure
+    needs that link. Not read from sockets: one whose packets are dropped stays
+    ESTABLISHED for minutes (until TCP gives up), while etcd sees its streams fail in
+    seconds."""
+    if len(lab.etcd_members) < 2:
         pytest.skip("one etcd member: no peers")
-    me = str(etcd_member.address)
+    listed = cluster.run(lab.etcd_members[0], member_list_command(lab))
+    try:
+        members = parse_member_list(listed.output)
+    except EtcdError as exc:
+        fail(f"etcd's members are unknown, so are its peers: {exc}", listed.evidence)
+    others = [m.name or m.hex_id for m in members if m.name != etcd_member.name]
 
-    def missing(run: Run) -> list[str]:
-        return missing_peers(established(run.stdout), me, others) if run.ok else others
+    def inactive(run: Run) -> list[str]:
+        return inactive_peers(run.stdout, members, etcd_member.name)
 
-    run = cluster.run_until(etcd_member, PEER_STREAMS, lambda r: not missing(r), PEERS_TIMEOUT_S)
-    gone = missing(run)
+    command = peer_links_command(lab)
+    run = cluster.run_until(etcd_member, command, lambda r: not inactive(r), PEERS_TIMEOUT_S)
+    down = inactive(run)
     expect(
-        not gone,
-        f"etcd {etcd_member.name} ({me}) -> peers {', '.join(f'{a}:{PEER_PORT}' for a in others)}: "
-        f"expected an established connection to each; none to {', '.join(gone)}",
+        not down,
+        f"etcd {etcd_member.name} -> peers {', '.join(others)}: expected an active link to "
+        f"each ({ACTIVE_PEERS_METRIC} 1); not to {', '.join(down)}",
         run.evidence,
-        cluster.run(etcd_member, f"ss -Htn state established '( sport = :{PEER_PORT} )'").evidence,
+        cluster.run(etcd_member, PEER_SOCKETS).evidence,
         "" if run.ok else _etcd_journal(cluster, etcd_member),
     )
