@@ -24,11 +24,13 @@ from toolkit.etcd.status import ACTIVE_PEERS_METRIC, inactive_peers
 from toolkit.etcd.topology import PEER_PORT, Topology
 from toolkit.kube import COMPONENT_PORTS, healthz_command
 from toolkit.lab.spec import Lab, Node
+from toolkit.poll import problems_gone, wait_until
 from toolkit.verify import run_verify
 from toolkit.verify.cluster import Cluster, eventually
 from toolkit.verify.ranges import contained_commands
 from toolkit.verify.redundancy import (
     COMPONENT_KUBECONFIGS,
+    ESTABLISHED_WITH_PROCESSES,
     HAPROXY_CFG,
     KEEPALIVED_CONF,
     connected_to,
@@ -764,17 +766,103 @@ def standby_backend_expected(scene: Scene) -> set[str]:
 
 
 # A second control plane claims the VIP (split brain). It still answers there, through
-# that node's haproxy; a client whose ARP entry names it keeps being served after the
-# heal, since the node forwards to the holder.
+# that node's haproxy (which binds every address).
+#
+# What the claim leaves behind once the address is deleted again, and the heal undoes:
+# - Connections the node itself opened to the VIP meanwhile (kube-proxy's watch, through
+#   its kubeconfig's server, the VIP) went to its own haproxy, with the VIP as their
+#   source address. Once it is gone, their packets leave for the holder, which drops
+#   them: their source is its own address. Neither end is told, so kube-proxy keeps
+#   waiting on a dead watch until its HTTP/2 health check gives up (about 45 s), and
+#   misses every Service made meanwhile. That is what left
+#   nodeport_from_outside_the_cluster[cp3] refused after the heal: verify's fresh NodePort
+#   had no rule on cp3. The heal destroys those sockets (ss -K), and the clients dial
+#   again at once, from the node's own address, to the holder.
+# - Neighbours that resolved the VIP meanwhile may hold the claimer's MAC. The claimer
+#   forwards what still reaches it, so this works, but it is a detour through a node that
+#   no longer holds the VIP. Each lab node forgets its entry and asks again, and only the
+#   holder answers now. This machine's own entry is left alone: nothing here talks to
+#   the VIP (kubectl runs on a control plane), and the bridge is shared with other labs.
+# - keepalived never knew of the claim (the address is on lo, not in its instance), and
+#   no Service or iptables rule names the VIP: nothing to undo there.
+
+
 def claim_vip_on_standby(scene: Scene) -> None:
     run(scene, pick_standby(scene), f"ip addr add {scene.lab.api_vip}/32 dev lo")
     settle("two VIP holders", lambda: len(vip_holder(scene)) == 2, 30)
 
 
+def neighbour_macs(ip_neigh: str) -> set[str]:
+    """The link addresses in `ip neigh show to ADDR` (an entry still resolving has none)."""
+    found = set()
+    for line in ip_neigh.splitlines():
+        words = line.split()
+        if "lladdr" in words[:-1]:
+            found.add(words[words.index("lladdr") + 1].lower())
+    return found
+
+
+def claim_left_on(ss_output: str, vip: str, api_port: int) -> list[str]:
+    """What the released claim still leaves on the node that made it, from its
+    `ss -Htnp state established`: connections from the VIP, which no packet reaches any
+    more, and kube-proxy not yet watching the API through the VIP from its own address."""
+    connections = established(ss_output)
+    stranded = [c for c in connections if c.local_address == vip]
+    left = [
+        f"a connection from the VIP: {c.local} -> {c.peer} ({', '.join(sorted(c.processes))})"
+        for c in stranded
+    ]
+    live = [c for c in connections if c not in stranded]
+    if not connected_to(live, "kube-proxy", vip, str(api_port)):
+        left.append(f"kube-proxy has no connection to the API at {vip}:{api_port}")
+    return left
+
+
+def holder_mac(scene: Scene, holder: str) -> str:
+    vip = scene.lab.api_vip
+    result = scene.cluster.run(
+        holder,
+        f"i=$(ip -o -4 addr show | awk -v vip='{vip}/' 'index($4, vip) == 1 {{print $2; exit}}')"
+        ' && cat "/sys/class/net/$i/address"',
+        fresh=True,
+    )
+    return result.stdout.strip().lower() if result.ok else ""
+
+
+def vip_claim_left(scene: Scene, node: Node) -> list[str]:
+    """Whatever of the claim is not undone yet (none once the lab is as before)."""
+    vip, holders = str(scene.lab.api_vip), vip_holder(scene)
+    if len(holders) != 1:
+        return [f"the VIP is held by {holders or 'no control plane'}"]
+    sockets = scene.cluster.run(node, ESTABLISHED_WITH_PROCESSES, fresh=True)
+    left = [
+        f"{node.name}: {problem}"
+        for problem in claim_left_on(sockets.stdout, vip, scene.lab.api_port)
+    ]
+    mac = holder_mac(scene, holders[0])
+    for other in scene.lab.nodes:
+        entry = scene.cluster.run(other, f"ip neigh show to {vip}", fresh=True)
+        stale = neighbour_macs(entry.stdout) - {mac}
+        if stale or not mac:
+            left.append(
+                f"{other.name} resolves the VIP to {sorted(stale)}, not {holders[0]}'s {mac or '?'}"
+            )
+    return left
+
+
 def release_vip_on_standby(scene: Scene) -> None:
     node = saved_standby(scene)
-    run(scene, node, f"ip addr del {scene.lab.api_vip}/32 dev lo || true")
-    settle("one VIP holder", lambda: len(vip_holder(scene)) == 1, 30)
+    vip = scene.lab.api_vip
+    run(scene, node, f"ip addr del {vip}/32 dev lo 2>/dev/null; ss -K -tn src {vip} >/dev/null")
+    for other in scene.lab.nodes:
+        run(scene, other, f"ip neigh flush to {vip} || true")
+    wait_until(
+        lambda: vip_claim_left(scene, node),
+        problems_gone,
+        timeout_s=60,
+        interval_s=3,
+        what=f"the VIP's claim on {node.name} undone",
+    )
 
 
 # An API server stopped on a standby: the VIP answers through the other two.
@@ -878,7 +966,7 @@ def restart_container(scene: Scene, node: Node, name: str) -> None:
 
 
 def component_connected(scene: Scene, node: Node, component: str, port: int) -> bool:
-    result = scene.cluster.run(node, "ss -Htnp state established", fresh=True)
+    result = scene.cluster.run(node, ESTABLISHED_WITH_PROCESSES, fresh=True)
     return connected_to(established(result.stdout), component, str(node.address), str(port))
 
 

@@ -77,3 +77,91 @@ def test_the_cut_is_one_way_only_when_the_peer_still_connects_back(
         return (0 if opens[(node, target)] else 124), ""
 
     assert faults.cut_one_way(scene(lab, cluster=FakeCluster(answer)), cp2, cp3) is one_way
+
+
+VIP = "172.30.2.100"
+CP1_MAC = "02:42:ac:1e:02:0b"
+CP3_MAC = "02:42:ac:1e:02:0d"
+KUBE_PROXY = 'users:(("kube-proxy",pid=7,fd=9))'
+
+
+def test_neighbour_entries_are_read_by_their_link_address() -> None:
+    assert faults.neighbour_macs(f"{VIP} dev eth1 lladdr {CP3_MAC.upper()} REACHABLE\n") == {
+        CP3_MAC
+    }
+    assert faults.neighbour_macs(f"{VIP} dev eth1 FAILED\n{VIP} dev eth1 INCOMPLETE\n") == set()
+    assert faults.neighbour_macs("") == set()
+
+
+def test_what_a_released_vip_claim_leaves_on_the_node_that_made_it() -> None:
+    # kube-proxy dialled the VIP while the node held it: from the VIP, to its own haproxy.
+    stranded = (
+        f"0 0 {VIP}:40000 {VIP}:8443 {KUBE_PROXY}\n"
+        f'0 0 {VIP}:8443 {VIP}:40000 users:(("haproxy",pid=3,fd=5))\n'
+    )
+    left = faults.claim_left_on(stranded, VIP, 8443)
+    assert len(left) == 3 and all("from the VIP" in line for line in left[:2])
+    assert "kube-proxy has no connection to the API at 172.30.2.100:8443" in left
+    # After the heal: kube-proxy dialled again, from the node's own address.
+    assert faults.claim_left_on(f"0 0 172.30.2.13:40100 {VIP}:8443 {KUBE_PROXY}\n", VIP, 8443) == []
+    # A connection to the VIP's port from elsewhere is not the node's own watch.
+    assert faults.claim_left_on(f"0 0 172.30.2.13:40100 {VIP}:6443 {KUBE_PROXY}\n", VIP, 8443)
+
+
+def lab_answers(
+    holders: set[str], sockets: dict[str, str], neighbours: dict[str, str]
+) -> Callable[[str, str], tuple[int, str]]:
+    def answer(node: str, command: str) -> tuple[int, str]:
+        if command.startswith("ip -o -4 addr show | grep -qw"):
+            return (0 if node in holders else 1), ""
+        if command.startswith("i=$(ip -o -4 addr show"):
+            return 0, CP1_MAC + "\n"
+        if command == "ss -Htnp state established":
+            return 0, sockets.get(node, "")
+        if command.startswith("ip neigh show to"):
+            return 0, neighbours.get(node, "")
+        raise AssertionError(f"unexpected command on {node}: {command}")
+
+    return answer
+
+
+def test_the_vip_claim_is_undone_only_when_sockets_and_neighbours_are_as_before() -> None:
+    lab = load_lab("ha-stacked")
+    cp3 = lab.node("cp3")
+    healthy = {"cp3": f"0 0 172.30.2.13:40100 {VIP}:8443 {KUBE_PROXY}\n"}
+    right = {"w1": f"{VIP} dev eth1 lladdr {CP1_MAC} REACHABLE\n"}
+    wrong = {"w1": f"{VIP} dev eth1 lladdr {CP3_MAC} STALE\n"}
+
+    def left(holders: set[str], sockets: dict[str, str], neighbours: dict[str, str]) -> list[str]:
+        cluster = FakeCluster(lab_answers(holders, sockets, neighbours))
+        return faults.vip_claim_left(scene(lab, cluster=cluster), cp3)
+
+    assert left({"cp1"}, healthy, right) == []
+    assert left({"cp1", "cp3"}, healthy, right) == ["the VIP is held by ['cp1', 'cp3']"]
+    assert left({"cp1"}, {"cp3": f"0 0 {VIP}:40000 {VIP}:8443 {KUBE_PROXY}\n"}, right)
+    assert left({"cp1"}, healthy, wrong) == [
+        f"w1 resolves the VIP to ['{CP3_MAC}'], not cp1's {CP1_MAC}"
+    ]
+
+
+def test_the_vip_heal_deletes_the_address_before_it_closes_the_stranded_connections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lab = load_lab("ha-stacked")
+    asked: list[tuple[str, str]] = []
+
+    def answer(node: str, command: str) -> tuple[int, str]:
+        asked.append((node, command))
+        return 0, ""
+
+    monkeypatch.setitem(faults.SAVED, "standby", "cp3")
+    monkeypatch.setattr(faults, "vip_claim_left", lambda scene, node: [])
+    faults.release_vip_on_standby(scene(lab, cluster=FakeCluster(answer)))
+    release = asked[0]
+    assert release[0] == "cp3"
+    assert release[1].index(f"ip addr del {VIP}/32 dev lo") < release[1].index(
+        f"ss -K -tn src {VIP}"
+    )
+    assert {node for node, command in asked[1:] if "ip neigh flush" in command} == {
+        n.name for n in lab.nodes
+    }

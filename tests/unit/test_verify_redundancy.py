@@ -135,6 +135,7 @@ def test_components_are_matched_by_their_kernel_name_and_the_server() -> None:
     assert not connected_to(connections, "kube-scheduler", "172.30.2.12", "6449")
     assert not connected_to(connections, "kube-scheduler", "172.30.2.11", "6443")
     assert connected_to(connections, "kube-scheduler", "api.lab", "6443")
+    assert [c.local_address for c in connections] == ["172.30.2.12"] * 3
 
 
 def test_kubeconfig_server_and_endpoint() -> None:

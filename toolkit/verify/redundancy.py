@@ -193,12 +193,20 @@ class Connection:
     processes: frozenset[str]
 
     @property
+    def local_address(self) -> str:
+        return self.local.rsplit(":", 1)[0].strip("[]")
+
+    @property
     def peer_address(self) -> str:
         return self.peer.rsplit(":", 1)[0].strip("[]")
 
     @property
     def peer_port(self) -> str:
         return self.peer.rsplit(":", 1)[-1]
+
+
+# Every established TCP connection with the processes that hold it.
+ESTABLISHED_WITH_PROCESSES = "ss -Htnp state established"
 
 
 def established(ss_output: str) -> list[Connection]:

@@ -22,6 +22,7 @@ from toolkit.verify.checks import expect, fail, static_pod_flags
 from toolkit.verify.cluster import Cluster, Run, eventually
 from toolkit.verify.redundancy import (
     COMPONENT_KUBECONFIGS,
+    ESTABLISHED_WITH_PROCESSES,
     HAPROXY_BACKEND,
     HAPROXY_CFG,
     HAPROXY_STAT,
@@ -69,7 +70,6 @@ def apiserver_command(node: Node, endpoint: str) -> str:
 
 BACKENDS_UP_TIMEOUT_S = 20
 TRACK_SCRIPT_COMMAND = f"sh {TRACK_SCRIPT}"
-ESTABLISHED_WITH_PROCESSES = "ss -Htnp state established"
 CONNECTED_TIMEOUT_S = 15
 MANIFESTS_COMMAND = f'for f in {MANIFESTS_DIR}/*.yaml; do echo "=== $f"; cat "$f"; done'
 ETCD_OUTGOING = "ss -Htnp state established '( dport = :2379 )'"
