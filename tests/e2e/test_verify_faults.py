@@ -639,7 +639,9 @@ def stop_keepalived(scene: Scene) -> None:
 
 def start_keepalived(scene: Scene) -> None:
     run(scene, str(SAVED["vip_holder"]), "systemctl start keepalived")
-    settle("one VIP holder", lambda: len(vip_holder(scene)) == 1, 30)
+    # keepalived preempts: the VIP goes back to the highest priority (the first control
+    # plane's), and what the one that held it meanwhile opened from it is stranded there.
+    settle_vip(scene)
 
 
 def keepalived_expected(scene: Scene) -> set[str]:
@@ -777,7 +779,8 @@ def standby_backend_expected(scene: Scene) -> set[str]:
 #   misses every Service made meanwhile. That is what left
 #   nodeport_from_outside_the_cluster[cp3] refused after the heal: verify's fresh NodePort
 #   had no rule on cp3. The heal destroys those sockets (ss -K), and the clients dial
-#   again at once, from the node's own address, to the holder.
+#   again at once, from the node's own address, to the holder. A VIP that keepalived
+#   moves leaves the same on the node it left (settle_vip, for the keepalived fault too).
 # - Neighbours that resolved the VIP meanwhile may hold the claimer's MAC. The claimer
 #   forwards what still reaches it, so this works, but it is a detour through a node that
 #   no longer holds the VIP. Each lab node forgets its entry and asks again, and only the
@@ -829,40 +832,58 @@ def holder_mac(scene: Scene, holder: str) -> str:
     return result.stdout.strip().lower() if result.ok else ""
 
 
-def vip_claim_left(scene: Scene, node: Node) -> list[str]:
-    """Whatever of the claim is not undone yet (none once the lab is as before)."""
+def vip_left_behind(scene: Scene) -> list[str]:
+    """What a VIP that was on another control plane still leaves (none once the lab is as
+    if it had never moved): one holder; on every other control plane, no connection from
+    the VIP and kube-proxy watching through it again; every node resolving it to the
+    holder."""
     vip, holders = str(scene.lab.api_vip), vip_holder(scene)
     if len(holders) != 1:
         return [f"the VIP is held by {holders or 'no control plane'}"]
-    sockets = scene.cluster.run(node, ESTABLISHED_WITH_PROCESSES, fresh=True)
-    left = [
-        f"{node.name}: {problem}"
-        for problem in claim_left_on(sockets.stdout, vip, scene.lab.api_port)
-    ]
+    left = []
+    for cp in scene.lab.control_planes:
+        if cp.name in holders:
+            continue  # there the VIP is the source of every connection to itself
+        sockets = scene.cluster.run(cp, ESTABLISHED_WITH_PROCESSES, fresh=True)
+        left += [f"{cp.name}: {p}" for p in claim_left_on(sockets.stdout, vip, scene.lab.api_port)]
     mac = holder_mac(scene, holders[0])
-    for other in scene.lab.nodes:
-        entry = scene.cluster.run(other, f"ip neigh show to {vip}", fresh=True)
+    for node in scene.lab.nodes:
+        entry = scene.cluster.run(node, f"ip neigh show to {vip}", fresh=True)
         stale = neighbour_macs(entry.stdout) - {mac}
         if stale or not mac:
             left.append(
-                f"{other.name} resolves the VIP to {sorted(stale)}, not {holders[0]}'s {mac or '?'}"
+                f"{node.name} resolves the VIP to {sorted(stale)}, not {holders[0]}'s {mac or '?'}"
             )
     return left
 
 
-def release_vip_on_standby(scene: Scene) -> None:
-    node = saved_standby(scene)
+def settle_vip(scene: Scene) -> None:
+    """Once one control plane holds the VIP: the connections the others opened from it
+    while they held it (or claimed it) are closed, so their clients dial the holder at
+    once; every node asks anew who has the VIP. Then wait until nothing is left behind."""
     vip = scene.lab.api_vip
-    run(scene, node, f"ip addr del {vip}/32 dev lo 2>/dev/null; ss -K -tn src {vip} >/dev/null")
-    for other in scene.lab.nodes:
-        run(scene, other, f"ip neigh flush to {vip} || true")
+    settle("one VIP holder", lambda: len(vip_holder(scene)) == 1, 30)
+    holders = vip_holder(scene)
+    for cp in scene.lab.control_planes:
+        if cp.name not in holders:
+            run(scene, cp, f"ss -K -tn src {vip} >/dev/null")
+    for node in scene.lab.nodes:
+        run(scene, node, f"ip neigh flush to {vip} || true")
     wait_until(
-        lambda: vip_claim_left(scene, node),
+        lambda: vip_left_behind(scene),
         problems_gone,
         timeout_s=60,
         interval_s=3,
-        what=f"the VIP's claim on {node.name} undone",
+        what="nothing left behind by the VIP's stay elsewhere",
     )
+
+
+def release_vip_on_standby(scene: Scene) -> None:
+    node = saved_standby(scene)
+    # The address first: while it is local, a client whose socket is closed would dial
+    # it again there.
+    run(scene, node, f"ip addr del {scene.lab.api_vip}/32 dev lo 2>/dev/null || true")
+    settle_vip(scene)
 
 
 # An API server stopped on a standby: the VIP answers through the other two.
