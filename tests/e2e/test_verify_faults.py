@@ -635,6 +635,9 @@ def stop_keepalived(scene: Scene) -> None:
         lambda: (h := vip_holder(scene)) != [] and holders[0] not in h,
         30,
     )
+    # The old holder is alive: its own watches, opened from the VIP, are stranded there
+    # (for about 45 s, until client-go's health check) unless closed.
+    settle_vip(scene)
 
 
 def start_keepalived(scene: Scene) -> None:
