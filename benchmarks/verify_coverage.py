@@ -204,23 +204,11 @@ def paper_check_ids(lab: Lab) -> list[str]:
 
     import pytest
 
-    from toolkit.verify.run import GROUPS, SUITES_DIR
+    from toolkit.verify.run import GROUPS, pytest_args
 
     collector = _Collector(lab)
-    args = [
-        *(str(SUITES_DIR / f"check_{g.replace('-', '_')}.py") for g in GROUPS),
-        "-c",
-        os.devnull,
-        "--rootdir",
-        str(SUITES_DIR),
-        "-p",
-        "no:cacheprovider",
-        "--import-mode=importlib",
-        "-o",
-        "python_files=check_*.py",
-        "--collect-only",
-        "-q",
-    ]
+    # verify's own arguments, so that the same checks are collected; no report is written.
+    args = [*pytest_args(GROUPS, Path(os.devnull), lab.name), "--collect-only"]
     with contextlib.redirect_stdout(io.StringIO()):
         pytest.main(args, plugins=[collector])
     return collector.ids
