@@ -34,7 +34,7 @@ def test_every_check_passes_on_a_fresh_lab(provisioned_lab: Lab) -> None:
     # kernel lacks it, and the VIP's failover where there is one control plane.
     allowed = {"network/service_forwarding[sctp]": "SCTP"}
     if len(provisioned_lab.control_planes) < 2:
-        allowed["control-plane/api_through_vip_survives_one_apiserver_stopped[-]"] = (
+        allowed["control-plane-ha/api_through_vip_survives_one_apiserver_stopped[-]"] = (
             "one control plane"
         )
     assert set(skipped) <= set(allowed), table

@@ -49,8 +49,8 @@ SETTLE_S = 120
 CRASH_LOOP_BACKOFF_S = 300
 COREDNS_SPREAD = "nodes/coredns_replicas_on_different_nodes[-]"
 VIP_CHECKS = (
-    "control-plane/vip_held_by_one_control_plane_and_answering[-]",
-    "control-plane/api_through_vip_survives_one_apiserver_stopped[-]",
+    "control-plane-ha/vip_held_by_one_control_plane_and_answering[-]",
+    "control-plane-ha/api_through_vip_survives_one_apiserver_stopped[-]",
 )
 DNS_CHECKS = (
     "network/dns_resolves_kubernetes_default[-]",
@@ -422,7 +422,7 @@ def etcd_expected(scene: Scene) -> set[str]:
             f"control-plane/only_apiserver_connects_to_etcd[{m}]",
             f"nodes/node_ready[{m}]",
             *(
-                f"control-plane/haproxy_backends_every_apiserver_up[{cp.name}]"
+                f"control-plane-ha/haproxy_backends_every_apiserver_up[{cp.name}]"
                 for cp in scene.lab.control_planes
             ),
         } | coredns_failures(scene, m)
@@ -448,8 +448,8 @@ def etcd_may_fail(scene: Scene) -> set[str]:
         "control-plane/one_leader[kube-scheduler]",
         "control-plane/one_leader[kube-controller-manager]",
         # Their connection is to that API server, which is there at some instants.
-        f"control-plane/scheduler_connected_to_apiserver[{m}]",
-        f"control-plane/controller_manager_connected_to_apiserver[{m}]",
+        f"control-plane-ha/scheduler_connected_to_apiserver[{m}]",
+        f"control-plane-ha/controller_manager_connected_to_apiserver[{m}]",
     }
 
 
@@ -477,7 +477,7 @@ def scheduler_expected(scene: Scene) -> set[str]:
             for cp in scene.lab.control_planes
         ),
         *(
-            f"control-plane/scheduler_connected_to_apiserver[{cp.name}]"
+            f"control-plane-ha/scheduler_connected_to_apiserver[{cp.name}]"
             for cp in scene.lab.control_planes
         ),
         "control-plane/one_leader[kube-scheduler]",
@@ -649,7 +649,7 @@ def start_keepalived(scene: Scene) -> None:
 
 def keepalived_expected(scene: Scene) -> set[str]:
     # The VIP moved and answers: only the stopped keepalived is missing for the next move.
-    return {f"control-plane/keepalived_ready_to_take_vip[{h}]" for h in vip_holder(scene)}
+    return {f"control-plane-ha/keepalived_ready_to_take_vip[{h}]" for h in vip_holder(scene)}
 
 
 # --- lost redundancy: the lab answers, the next failover has nowhere to go ---------------
@@ -670,8 +670,17 @@ def saved_standby(scene: Scene) -> Node:
     return scene.lab.node(str(SAVED["standby"]))
 
 
+def node_check(group: str, check: str, node: Node | str) -> str:
+    return f"{group}/{check}[{node if isinstance(node, str) else node.name}]"
+
+
 def cp_check(check: str, node: Node | str) -> str:
-    return f"control-plane/{check}[{node if isinstance(node, str) else node.name}]"
+    return node_check("control-plane", check, node)
+
+
+def ha_check(check: str, node: Node | str) -> str:
+    """A check of the control-plane-ha group: the VIP and the standby parts."""
+    return node_check("control-plane-ha", check, node)
 
 
 def systemd_active(scene: Scene, node: Node, unit: str) -> bool:
@@ -703,7 +712,7 @@ def start_standby_keepalived(scene: Scene) -> None:
 
 
 def standby_keepalived_expected(scene: Scene) -> set[str]:
-    return {cp_check("keepalived_ready_to_take_vip", scene.standby())}
+    return {ha_check("keepalived_ready_to_take_vip", scene.standby())}
 
 
 # keepalived running on a standby, configured for an interface the node does not have.
@@ -741,9 +750,9 @@ def start_standby_haproxy(scene: Scene) -> None:
 def standby_haproxy_expected(scene: Scene) -> set[str]:
     node = scene.standby()
     return {
-        cp_check("haproxy_backends_every_apiserver_up", node),
+        ha_check("haproxy_backends_every_apiserver_up", node),
         # keepalived's check there asks the local haproxy.
-        cp_check("keepalived_track_script_passes", node),
+        ha_check("keepalived_track_script_passes", node),
     }
 
 
@@ -767,7 +776,7 @@ def restore_standby_backend(scene: Scene) -> None:
 
 
 def standby_backend_expected(scene: Scene) -> set[str]:
-    return {cp_check("haproxy_backends_every_apiserver_up", scene.standby())}
+    return {ha_check("haproxy_backends_every_apiserver_up", scene.standby())}
 
 
 # A second control plane claims the VIP (split brain). It still answers there, through
@@ -921,13 +930,13 @@ def standby_apiserver_expected(scene: Scene) -> set[str]:
         # The API server is not among the processes connected to etcd there.
         cp_check("only_apiserver_connects_to_etcd", node),
         # Their kubeconfig names the node's own API server.
-        cp_check("scheduler_connected_to_apiserver", node),
-        cp_check("controller_manager_connected_to_apiserver", node),
-        *(cp_check("haproxy_backends_every_apiserver_up", cp) for cp in scene.lab.control_planes),
+        ha_check("scheduler_connected_to_apiserver", node),
+        ha_check("controller_manager_connected_to_apiserver", node),
+        *(ha_check("haproxy_backends_every_apiserver_up", cp) for cp in scene.lab.control_planes),
     }
     if node == scene.lab.control_planes[-1]:
         # The fail-over check freezes that API server, which is not there.
-        expected.add("control-plane/api_through_vip_survives_one_apiserver_stopped[-]")
+        expected.add("control-plane-ha/api_through_vip_survives_one_apiserver_stopped[-]")
     return expected
 
 
@@ -968,7 +977,7 @@ def standby_controller_manager_expected(scene: Scene) -> set[str]:
     node = scene.standby()
     return {
         cp_check("controller_manager_running_and_healthy", node),
-        cp_check("controller_manager_connected_to_apiserver", node),
+        ha_check("controller_manager_connected_to_apiserver", node),
     }
 
 
@@ -1032,8 +1041,8 @@ def reconnect_standby_components(scene: Scene) -> None:
 def cut_off_components_expected(scene: Scene) -> set[str]:
     node = scene.standby()
     return {
-        cp_check("scheduler_connected_to_apiserver", node),
-        cp_check("controller_manager_connected_to_apiserver", node),
+        ha_check("scheduler_connected_to_apiserver", node),
+        ha_check("controller_manager_connected_to_apiserver", node),
     }
 
 

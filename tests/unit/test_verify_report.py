@@ -18,7 +18,7 @@ from toolkit.verify.report import (
     render_markdown,
     render_table,
 )
-from toolkit.verify.run import pytest_args, select_groups
+from toolkit.verify.run import GROUPS, SUITES_DIR, pytest_args, select_groups
 
 DEMO_SUITE = """
 import pytest
@@ -127,12 +127,20 @@ def test_markdown_report_has_a_row_per_check_and_evidence(junit_xml: str, tmp_pa
 
 def test_group_names_come_from_suite_modules() -> None:
     assert group_name("check_control_plane") == "control-plane"
+    assert group_name("check_control_plane_ha") == "control-plane-ha"
     assert group_name("toolkit.verify.suites.check_etcd") == "etcd"
     assert group_name("something_else") == "something_else"
 
 
+def test_every_group_is_one_suite_module_and_every_suite_module_a_group() -> None:
+    """`--only GROUP` runs check_<group>.py; a suite module no group names never runs."""
+    modules = {path.stem for path in SUITES_DIR.glob("check_*.py")}
+    assert {f"check_{g.replace('-', '_')}" for g in GROUPS} == modules
+    assert [group_name(f"check_{g.replace('-', '_')}") for g in GROUPS] == list(GROUPS)
+
+
 def test_groups_keep_their_order_and_unknown_ones_are_refused() -> None:
-    assert select_groups(None)[0] == "control-plane"
+    assert select_groups(None)[:2] == ("control-plane", "control-plane-ha")
     assert select_groups(["network", "etcd"]) == ("etcd", "network")
     with pytest.raises(VerifyError, match=r"unknown verify group.*netwrok.*choose from"):
         select_groups(["netwrok"])

@@ -1,12 +1,23 @@
-"""Small helpers the suites share: failing a check with its evidence, reading flags."""
+"""Small helpers the suites share: failing a check with its evidence, reading flags,
+asking a health endpoint again."""
 
 from __future__ import annotations
 
 import shlex
+import time
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import pytest
 import yaml
+
+from toolkit.lab.spec import Node
+from toolkit.verify.cluster import Cluster, Run
+
+# pytest's record_property fixture
+RecordProperty = Callable[[str, object], None]
+HEALTH_ATTEMPTS = 3
+HEALTH_RETRY_S = 5
 
 
 def fail(summary: str, *evidence: str) -> NoReturn:
@@ -46,3 +57,19 @@ def cmdline_flags(cmdline: str) -> dict[str, str]:
             value = words[index + 1]
         flags[key] = value
     return flags
+
+
+def running_command(name: str) -> str:
+    """The ids of the running containers called ``name``: none when it does not run."""
+    return f"crictl ps --name '^{name}$' --state running -q"
+
+
+def asked_again(cluster: Cluster, node: Node, command: str, ok: Callable[[Run], bool]) -> list[Run]:
+    """The answers to a health command, asked again after a failed one, HEALTH_ATTEMPTS at
+    most, HEALTH_RETRY_S apart (as kubeadm waits for health): on a loaded machine one slow
+    round trip fails a single answer, where a broken component fails every one."""
+    runs = [cluster.run(node, command)]
+    while not ok(runs[-1]) and len(runs) < HEALTH_ATTEMPTS:
+        time.sleep(HEALTH_RETRY_S)
+        runs.append(cluster.run(node, command, fresh=True))
+    return runs

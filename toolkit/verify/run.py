@@ -28,7 +28,7 @@ from toolkit.verify.workload import Layout, Workload
 
 SUITES_DIR = Path(__file__).parent / "suites"
 # In the order they run: a broken control plane explains failures further down.
-GROUPS = ("control-plane", "etcd", "nodes", "network", "scheduling")
+GROUPS = ("control-plane", "control-plane-ha", "etcd", "nodes", "network", "scheduling")
 WORKLOAD_GROUPS = {"nodes", "network", "scheduling"}
 CONTEXT_KEY = pytest.StashKey["VerifyContext"]()
 
