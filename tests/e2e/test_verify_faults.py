@@ -52,6 +52,12 @@ VIP_CHECKS = (
     "control-plane-ha/vip_held_by_one_control_plane_and_answering[-]",
     "control-plane-ha/api_through_vip_survives_one_apiserver_stopped[-]",
 )
+# The scheduler's and the controller-manager's checks on one control plane.
+COMPONENTS_HEALTHY = ("scheduler_running_and_healthy", "controller_manager_running_and_healthy")
+COMPONENTS_CONNECTED = (
+    "scheduler_connected_to_apiserver",
+    "controller_manager_connected_to_apiserver",
+)
 DNS_CHECKS = (
     "network/dns_resolves_kubernetes_default[-]",
     "network/pod_to_service[dns-same-namespace]",
@@ -128,6 +134,18 @@ def run(scene: Scene, node: Node | str, command: str, timeout: float = 60) -> No
     assert result.ok, result.evidence
 
 
+def in_kube_system(scene: Scene, *args: str, timeout: float = 60) -> None:
+    result = scene.cluster.kubectl("-n", "kube-system", *args, timeout=timeout)
+    assert result.ok, result.evidence
+
+
+def rolled_out(scene: Scene, workload: str, timeout_s: int) -> None:
+    """Wait for a kube-system workload's rollout (``ds/kube-proxy``, ``deploy/coredns``)."""
+    in_kube_system(
+        scene, "rollout", "status", workload, f"--timeout={timeout_s}s", timeout=timeout_s + 30
+    )
+
+
 def node_ready(scene: Scene, name: str) -> bool:
     """Whether the node is Ready; not yet when kubectl itself fails (a loaded API server)."""
     result = scene.cluster.kubectl("get", "node", name, "-o", "json")
@@ -152,6 +170,17 @@ def unpark_manifest(scene: Scene, node: Node, name: str) -> None:
         node,
         f"test -f {PARKED}/{name}.yaml && mv {PARKED}/{name}.yaml {MANIFESTS_DIR}/ || true",
     )
+
+
+def stop_static_pod(scene: Scene, node: Node, name: str) -> None:
+    """Its manifest parked; wait until the kubelet has removed its container."""
+    park_manifest(scene, node, name)
+    settle(f"no {name} on {node.name}", partial(container_gone, scene, node, name))
+
+
+def start_static_pod(scene: Scene, node: Node, name: str) -> None:
+    unpark_manifest(scene, node, name)
+    settle(f"{name} on {node.name}", partial(container_running, scene, node, name))
 
 
 def container_gone(scene: Scene, node: Node, name: str) -> bool:
@@ -293,26 +322,16 @@ def stop_kube_proxy(scene: Scene, where: Callable[[Scene], Node] = worker_node) 
         }
     }
     patch = json.dumps({"spec": {"template": {"spec": {"affinity": affinity}}}})
-    result = scene.cluster.kubectl("-n", "kube-system", "patch", "ds", "kube-proxy", "-p", patch)
-    assert result.ok, result.evidence
+    in_kube_system(scene, "patch", "ds", "kube-proxy", "-p", patch)
     settle(f"no kube-proxy on {w}", lambda: container_gone(scene, node, "kube-proxy"))
     run(scene, node, "iptables -t nat -F KUBE-SERVICES && iptables -t nat -F KUBE-NODEPORTS")
-    rollout = scene.cluster.kubectl(
-        "-n", "kube-system", "rollout", "status", "ds/kube-proxy", "--timeout=180s", timeout=200
-    )
-    assert rollout.ok, rollout.evidence
+    rolled_out(scene, "ds/kube-proxy", 180)
 
 
 def start_kube_proxy(scene: Scene) -> None:
     patch = json.dumps([{"op": "remove", "path": "/spec/template/spec/affinity"}])
-    result = scene.cluster.kubectl(
-        "-n", "kube-system", "patch", "ds", "kube-proxy", "--type", "json", "-p", patch
-    )
-    assert result.ok, result.evidence
-    rollout = scene.cluster.kubectl(
-        "-n", "kube-system", "rollout", "status", "ds/kube-proxy", "--timeout=180s", timeout=200
-    )
-    assert rollout.ok, rollout.evidence
+    in_kube_system(scene, "patch", "ds", "kube-proxy", "--type", "json", "-p", patch)
+    rolled_out(scene, "ds/kube-proxy", 180)
 
 
 def kube_proxy_expected(scene: Scene, where: Callable[[Scene], Node] = worker_node) -> set[str]:
@@ -442,14 +461,11 @@ def etcd_may_fail(scene: Scene) -> set[str]:
     return {
         "network/pod_to_service[dns-same-namespace]",
         "network/pod_to_service[dns-other-namespace]",
-        f"control-plane/apiserver_running[{m}]",
-        f"control-plane/scheduler_running_and_healthy[{m}]",
-        f"control-plane/controller_manager_running_and_healthy[{m}]",
-        "control-plane/one_leader[kube-scheduler]",
-        "control-plane/one_leader[kube-controller-manager]",
+        cp_check("apiserver_running", m),
+        *(cp_check(c, m) for c in COMPONENTS_HEALTHY),
+        *leader_may_move(scene),
         # Their connection is to that API server, which is there at some instants.
-        f"control-plane-ha/scheduler_connected_to_apiserver[{m}]",
-        f"control-plane-ha/controller_manager_connected_to_apiserver[{m}]",
+        *(ha_check(c, m) for c in COMPONENTS_CONNECTED),
     }
 
 
@@ -491,14 +507,8 @@ def scheduler_expected(scene: Scene) -> set[str]:
 
 
 def scale_coredns(scene: Scene, replicas: int) -> None:
-    result = scene.cluster.kubectl(
-        "-n", "kube-system", "scale", "deployment", "coredns", f"--replicas={replicas}"
-    )
-    assert result.ok, result.evidence
-    rollout = scene.cluster.kubectl(
-        "-n", "kube-system", "rollout", "status", "deploy/coredns", "--timeout=120s", timeout=150
-    )
-    assert rollout.ok, rollout.evidence
+    in_kube_system(scene, "scale", "deployment", "coredns", f"--replicas={replicas}")
+    rolled_out(scene, "deploy/coredns", 120)
 
 
 def stop_coredns(scene: Scene) -> None:
@@ -699,15 +709,23 @@ def restore_file(scene: Scene, node: Node, path: str) -> None:
     run(scene, node, f"test -f {PARKED}/{name} && cat {PARKED}/{name} > {path}")
 
 
+def heal_standby_unit(scene: Scene, unit: str, parked: str | None = None) -> None:
+    """Start the unit again on the standby a fault broke (with its ``parked`` file put
+    back, restart it) and wait until it is active."""
+    node = saved_standby(scene)
+    if parked:
+        restore_file(scene, node, parked)
+    run(scene, node, f"systemctl {'restart' if parked else 'start'} {unit}")
+    settle(f"{unit} on {node.name}", lambda: systemd_active(scene, node, unit), 30)
+
+
 # keepalived stopped on a standby: the VIP stays, but it has one place less to go.
 def stop_standby_keepalived(scene: Scene) -> None:
     run(scene, pick_standby(scene), "systemctl stop keepalived")
 
 
 def start_standby_keepalived(scene: Scene) -> None:
-    node = saved_standby(scene)
-    run(scene, node, "systemctl start keepalived")
-    settle(f"keepalived on {node.name}", lambda: systemd_active(scene, node, "keepalived"), 30)
+    heal_standby_unit(scene, "keepalived")
     settle("one VIP holder", lambda: len(vip_holder(scene)) == 1, 30)
 
 
@@ -729,10 +747,7 @@ def break_standby_keepalived_interface(scene: Scene) -> None:
 
 
 def fix_standby_keepalived_interface(scene: Scene) -> None:
-    node = saved_standby(scene)
-    restore_file(scene, node, KEEPALIVED_CONF)
-    run(scene, node, "systemctl restart keepalived")
-    settle(f"keepalived on {node.name}", lambda: systemd_active(scene, node, "keepalived"), 30)
+    heal_standby_unit(scene, "keepalived", KEEPALIVED_CONF)
     settle("one VIP holder", lambda: len(vip_holder(scene)) == 1, 30)
 
 
@@ -742,9 +757,7 @@ def stop_standby_haproxy(scene: Scene) -> None:
 
 
 def start_standby_haproxy(scene: Scene) -> None:
-    node = saved_standby(scene)
-    run(scene, node, "systemctl start haproxy")
-    settle(f"haproxy on {node.name}", lambda: systemd_active(scene, node, "haproxy"), 30)
+    heal_standby_unit(scene, "haproxy")
 
 
 def standby_haproxy_expected(scene: Scene) -> set[str]:
@@ -769,10 +782,7 @@ def remove_standby_backend(scene: Scene) -> None:
 
 
 def restore_standby_backend(scene: Scene) -> None:
-    node = saved_standby(scene)
-    restore_file(scene, node, HAPROXY_CFG)
-    run(scene, node, "systemctl restart haproxy")
-    settle(f"haproxy on {node.name}", lambda: systemd_active(scene, node, "haproxy"), 30)
+    heal_standby_unit(scene, "haproxy", HAPROXY_CFG)
 
 
 def standby_backend_expected(scene: Scene) -> set[str]:
@@ -900,9 +910,7 @@ def release_vip_on_standby(scene: Scene) -> None:
 
 # An API server stopped on a standby: the VIP answers through the other two.
 def stop_standby_apiserver(scene: Scene) -> None:
-    node = pick_standby(scene)
-    park_manifest(scene, node, "kube-apiserver")
-    settle(f"no API server on {node.name}", lambda: container_gone(scene, node, "kube-apiserver"))
+    stop_static_pod(scene, pick_standby(scene), "kube-apiserver")
 
 
 def start_standby_apiserver(scene: Scene) -> None:
@@ -930,8 +938,7 @@ def standby_apiserver_expected(scene: Scene) -> set[str]:
         # The API server is not among the processes connected to etcd there.
         cp_check("only_apiserver_connects_to_etcd", node),
         # Their kubeconfig names the node's own API server.
-        ha_check("scheduler_connected_to_apiserver", node),
-        ha_check("controller_manager_connected_to_apiserver", node),
+        *(ha_check(c, node) for c in COMPONENTS_CONNECTED),
         *(ha_check("haproxy_backends_every_apiserver_up", cp) for cp in scene.lab.control_planes),
     }
     if node == scene.lab.control_planes[-1]:
@@ -946,31 +953,19 @@ def standby_apiserver_may_fail(scene: Scene) -> set[str]:
     # be restarted, and one that led hands its Lease over; whether the kubelet there
     # posts through the VIP or its own API server depends on kubeadm's version.
     return {
-        cp_check("scheduler_running_and_healthy", node),
-        cp_check("controller_manager_running_and_healthy", node),
-        "control-plane/one_leader[kube-scheduler]",
-        "control-plane/one_leader[kube-controller-manager]",
+        *(cp_check(c, node) for c in COMPONENTS_HEALTHY),
+        *leader_may_move(scene),
         f"nodes/node_ready[{node.name}]",
     } | coredns_failures(scene, node.name)
 
 
 # The controller-manager stopped on a standby: a leader runs, its standby is gone.
 def stop_standby_controller_manager(scene: Scene) -> None:
-    node = pick_standby(scene)
-    park_manifest(scene, node, "kube-controller-manager")
-    settle(
-        f"no controller-manager on {node.name}",
-        lambda: container_gone(scene, node, "kube-controller-manager"),
-    )
+    stop_static_pod(scene, pick_standby(scene), "kube-controller-manager")
 
 
 def start_standby_controller_manager(scene: Scene) -> None:
-    node = saved_standby(scene)
-    unpark_manifest(scene, node, "kube-controller-manager")
-    settle(
-        f"controller-manager on {node.name}",
-        lambda: container_running(scene, node, "kube-controller-manager"),
-    )
+    start_static_pod(scene, saved_standby(scene), "kube-controller-manager")
 
 
 def standby_controller_manager_expected(scene: Scene) -> set[str]:
@@ -1039,20 +1034,12 @@ def reconnect_standby_components(scene: Scene) -> None:
 
 
 def cut_off_components_expected(scene: Scene) -> set[str]:
-    node = scene.standby()
-    return {
-        ha_check("scheduler_connected_to_apiserver", node),
-        ha_check("controller_manager_connected_to_apiserver", node),
-    }
+    return {ha_check(c, scene.standby()) for c in COMPONENTS_CONNECTED}
 
 
 def cut_off_components_may_fail(scene: Scene) -> set[str]:
-    node = scene.standby()
     # Without its API server a component may exit at start (delegated authentication).
-    return leader_may_move(scene) | {
-        cp_check("scheduler_running_and_healthy", node),
-        cp_check("controller_manager_running_and_healthy", node),
-    }
+    return leader_may_move(scene) | {cp_check(c, scene.standby()) for c in COMPONENTS_HEALTHY}
 
 
 # The API server's serving certificate reissued (same key, names and CA) to expire soon:
@@ -1181,28 +1168,16 @@ def crowd_coredns(scene: Scene) -> None:
     patch = json.dumps(
         {"spec": {"template": {"spec": {"nodeSelector": {"kubernetes.io/hostname": node}}}}}
     )
-    result = scene.cluster.kubectl(
-        "-n", "kube-system", "patch", "deployment", "coredns", "-p", patch
-    )
-    assert result.ok, result.evidence
-    rollout = scene.cluster.kubectl(
-        "-n", "kube-system", "rollout", "status", "deploy/coredns", "--timeout=150s", timeout=180
-    )
-    assert rollout.ok, rollout.evidence
+    in_kube_system(scene, "patch", "deployment", "coredns", "-p", patch)
+    rolled_out(scene, "deploy/coredns", 150)
 
 
 def uncrowd_coredns(scene: Scene) -> None:
     patch = json.dumps(
         [{"op": "remove", "path": "/spec/template/spec/nodeSelector/kubernetes.io~1hostname"}]
     )
-    result = scene.cluster.kubectl(
-        "-n", "kube-system", "patch", "deployment", "coredns", "--type", "json", "-p", patch
-    )
-    assert result.ok, result.evidence
-    rollout = scene.cluster.kubectl(
-        "-n", "kube-system", "rollout", "status", "deploy/coredns", "--timeout=150s", timeout=180
-    )
-    assert rollout.ok, rollout.evidence
+    in_kube_system(scene, "patch", "deployment", "coredns", "--type", "json", "-p", patch)
+    rolled_out(scene, "deploy/coredns", 150)
 
 
 # containerd stopped on a worker: the kubelet runs, the runtime does not answer.
