@@ -227,29 +227,33 @@ class Fault:
     unfit: Callable[[Lab], str] = lambda lab: ""
 
 
-def without_a_second_control_plane(lab: Lab) -> str:
-    if len(lab.control_planes) < 2:
-        return "needs a second control plane: the first one runs the suite's kubectl"
-    return ""
+def fewer_than(least: int, nodes: Callable[[Lab], list[Node]], reason: str) -> Callable[[Lab], str]:
+    """An ``unfit`` rule: ``reason`` when the lab has fewer than ``least`` of ``nodes``."""
+    return lambda lab: reason if len(nodes(lab)) < least else ""
+
+
+without_a_second_control_plane = fewer_than(
+    2,
+    lambda lab: lab.control_planes,
+    "needs a second control plane: the first one runs the suite's kubectl",
+)
+without_vip_failover = fewer_than(
+    2, lambda lab: lab.control_planes, "the VIP has no other control plane to move to"
+)
+without_a_second_worker = fewer_than(
+    2,
+    lambda lab: lab.workers,
+    "needs a second worker: with one, the layout's node b is a control plane",
+)
+without_two_etcd_followers = fewer_than(
+    3, lambda lab: lab.etcd_members, "needs 3 etcd members, two followers to cut apart"
+)
 
 
 def without_etcd_quorum_to_spare(lab: Lab) -> str:
     members = len(lab.etcd_members)
     if members - 1 <= members // 2:
         return f"etcd loses its quorum when one of its {members} members stops"
-    return ""
-
-
-def without_vip_failover(lab: Lab) -> str:
-    if len(lab.control_planes) < 2:
-        return "the VIP has no other control plane to move to"
-    return ""
-
-
-def without_two_etcd_followers(lab: Lab) -> str:
-    members = len(lab.etcd_members)
-    if members < 3:
-        return f"needs 3 etcd members (two followers to cut apart), not {members}"
     return ""
 
 
@@ -1180,7 +1184,8 @@ def uncrowd_coredns(scene: Scene) -> None:
     rolled_out(scene, "deploy/coredns", 150)
 
 
-# containerd stopped on a worker: the kubelet runs, the runtime does not answer.
+# containerd stopped on a worker: the kubelet runs, the runtime does not answer. Only on a
+# worker: on a control plane every check that asks crictl for its static Pods fails too.
 def stop_containerd(scene: Scene) -> None:
     run(scene, scene.worker, "systemctl stop containerd")
 
@@ -1333,6 +1338,7 @@ REDUNDANCY_FAULTS = [
         start_containerd,
         containerd_expected,
         containerd_may_fail,
+        unfit=without_a_second_worker,
     ),
     Fault(
         "kube-proxy-stopped-on-the-client-node",

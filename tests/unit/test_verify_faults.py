@@ -167,3 +167,38 @@ def test_the_vip_heal_deletes_the_address_before_it_closes_the_stranded_connecti
     assert {n for n, c in actions if c.startswith(f"ss -K -tn src {VIP}")} == {"cp2", "cp3"}
     assert {n for n, c in actions if c.startswith("ip neigh flush")} == {n.name for n in lab.nodes}
     assert actions.index(("cp3", f"ss -K -tn src {VIP} >/dev/null")) > 0
+
+
+# What each shipped lab cannot take, and why: one control plane leaves no standby, no
+# node besides kubectl's, no VIP failover and one etcd member (no quorum to spare, no two
+# followers); one worker makes the layout's node b a control plane.
+NEEDS_HA = {
+    "cni-config-removed",
+    "etcd-member-stopped",
+    "keepalived-stopped-on-vip-holder",
+    "keepalived-stopped-on-a-standby",
+    "keepalived-interface-missing-on-a-standby",
+    "haproxy-stopped-on-a-standby",
+    "haproxy-backend-removed-on-a-standby",
+    "vip-claimed-by-a-second-control-plane",
+    "apiserver-stopped-on-a-standby",
+    "controller-manager-stopped-on-a-standby",
+    "scheduler-and-controller-manager-cut-off-on-a-standby",
+    "apiserver-certificate-expiring-on-a-standby",
+    "etcd-peer-link-cut-one-way",
+}
+# A runtime's fault needs a node that runs it: the shipped labs but runtimes have no docker.
+NO_DOCKER = {"docker-stopped"}
+UNFIT = {
+    "ha-stacked": NO_DOCKER,
+    "ha-external": NO_DOCKER,
+    "bridge": NEEDS_HA | NO_DOCKER,
+    "single": NEEDS_HA | NO_DOCKER | {"containerd-stopped-on-a-worker"},
+}
+
+
+@pytest.mark.parametrize("lab_name", sorted(UNFIT))
+def test_each_shipped_lab_skips_the_faults_it_cannot_take(lab_name: str) -> None:
+    lab = load_lab(lab_name)
+    reasons = {fault.name: fault.unfit(lab) for fault in faults.FAULTS}
+    assert {name for name, reason in reasons.items() if reason} == UNFIT[lab_name]
