@@ -656,8 +656,9 @@ def stop_keepalived(scene: Scene) -> None:
 
 def start_keepalived(scene: Scene) -> None:
     run(scene, str(SAVED["vip_holder"]), "systemctl start keepalived")
-    # keepalived preempts: the VIP goes back to the highest priority (the first control
-    # plane's), and what the one that held it meanwhile opened from it is stranded there.
+    # nopreempt: the VIP stays where it went, and the old holder joins as a backup. Should
+    # it move again all the same, what the one that held it opened from it is stranded
+    # there: settle_vip closes it either way.
     settle_vip(scene)
 
 
@@ -768,7 +769,7 @@ def standby_haproxy_expected(scene: Scene) -> set[str]:
     node = scene.standby()
     return {
         ha_check("haproxy_backends_every_apiserver_up", node),
-        # keepalived's check there asks the local haproxy.
+        # keepalived's track script there asks whether haproxy runs: it is in FAULT.
         ha_check("keepalived_track_script_passes", node),
     }
 

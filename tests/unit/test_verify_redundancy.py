@@ -18,6 +18,7 @@ from toolkit.verify.redundancy import (
     kubeconfig_server,
     parse_keepalived,
     server_endpoint,
+    track_scripts,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,11 +26,16 @@ KEEPALIVED = """# managed
 global_defs {
     router_id cp2
 }
-vrrp_script check_apiserver {
-    script "/etc/keepalived/check_apiserver.sh"
+# A script, not track_process { ... }
+vrrp_script haproxy_running {
+    script "/usr/bin/systemctl is-active --quiet haproxy"
+    interval 2
+    fall 2
 }
 vrrp_instance api {
+    # nopreempt keeps the VIP where a failover put it
     state BACKUP
+    nopreempt
     interface eth1
     virtual_router_id 51
     priority 149
@@ -39,6 +45,9 @@ vrrp_instance api {
     }
     virtual_ipaddress {
         172.30.2.10/24 dev eth1
+    }
+    track_script {
+        haproxy_running
     }
 }
 """
@@ -71,6 +80,24 @@ def test_keepalived_instance_is_read_from_its_block() -> None:
     assert (instance.router_id, instance.priority, instance.interface) == (51, 149, "eth1")
     assert instance.addresses == ("172.30.2.10",) and instance.auth_pass == "k8slab"
     assert parse_keepalived("global_defs {}\n") is None
+
+
+def test_the_tracked_scripts_are_read_with_the_command_each_runs() -> None:
+    assert track_scripts(KEEPALIVED) == {
+        "haproxy_running": "/usr/bin/systemctl is-active --quiet haproxy"
+    }
+    # A tracked name no vrrp_script defines has no command; an instance tracking nothing,
+    # or no instance at all, tracks no script.
+    assert track_scripts(KEEPALIVED.replace("vrrp_script haproxy_running", "vrrp_script x")) == {
+        "haproxy_running": ""
+    }
+    untracked = KEEPALIVED.replace("track_script {\n        haproxy_running\n    }", "")
+    assert track_scripts(untracked) == {}
+    assert track_scripts("global_defs {}\n") == {}
+    unquoted = (
+        "vrrp_script a {\n script /bin/true\n}\nvrrp_instance i {\n track_script {\n a\n }\n}\n"
+    )
+    assert track_scripts(unquoted) == {"a": "/bin/true"}
 
 
 def test_a_keepalived_able_to_take_over_has_no_problem() -> None:

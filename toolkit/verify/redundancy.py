@@ -17,7 +17,6 @@ import yaml
 # Where the loadbalancer role and kubeadm put what these functions read (the fault module
 # breaks the same files).
 KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
-TRACK_SCRIPT = "/etc/keepalived/check_apiserver.sh"
 HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
 HAPROXY_BACKEND = "apiserver"
 HAPROXY_STAT = "echo 'show stat' | socat stdio /run/haproxy/admin.sock"
@@ -53,10 +52,14 @@ def _int(match: re.Match[str] | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def parse_keepalived(text: str) -> VrrpInstance | None:
-    """The first vrrp_instance of a keepalived.conf; None when there is none."""
-    text = re.sub(r"[#!].*", "", text)  # keepalived's comments
-    start = re.search(r"\bvrrp_instance\s+\S+\s*\{", text)
+def _strip_comments(text: str) -> str:
+    return re.sub(r"[#!].*", "", text)  # keepalived's comments
+
+
+def _block(text: str, header: str) -> str | None:
+    """The body of the first ``header {...}`` block of keepalived's configuration (braces
+    nested inside it kept); None when there is none."""
+    start = re.search(header + r"\s*\{", text)
     if not start:
         return None
     depth, end = 0, len(text)
@@ -68,7 +71,14 @@ def parse_keepalived(text: str) -> VrrpInstance | None:
             if depth == 0:
                 end = index
                 break
-    body = text[start.end() : end]
+    return text[start.end() : end]
+
+
+def parse_keepalived(text: str) -> VrrpInstance | None:
+    """The first vrrp_instance of a keepalived.conf; None when there is none."""
+    body = _block(_strip_comments(text), r"\bvrrp_instance\s+\S+")
+    if body is None:
+        return None
     vips = re.search(r"\bvirtual_ipaddress\s*\{([^}]*)\}", body)
     addresses = tuple(
         line.split()[0].split("/")[0]
@@ -84,6 +94,22 @@ def parse_keepalived(text: str) -> VrrpInstance | None:
         addresses=addresses,
         auth_pass=auth.group(1) if auth else "",
     )
+
+
+def track_scripts(text: str) -> dict[str, str]:
+    """The scripts the first vrrp_instance of a keepalived.conf tracks: name -> the command
+    line its ``vrrp_script`` block runs ("" when no block defines it). A failing script
+    with no weight (the loadbalancer role's) puts the instance in FAULT: it releases the
+    VIP, or cannot take it."""
+    text = _strip_comments(text)
+    instance = _block(text, r"\bvrrp_instance\s+\S+") or ""
+    tracked = _block(instance, r"\btrack_script") or ""
+    scripts = {}
+    for name in tracked.split():
+        body = _block(text, rf"\bvrrp_script\s+{re.escape(name)}") or ""
+        script = re.search(r"^\s*script\s+(?:\"([^\"]*)\"|(\S+))", body, re.MULTILINE)
+        scripts[name] = (script.group(1) or script.group(2)) if script else ""
+    return scripts
 
 
 def interface_addresses(ip_output: str) -> set[tuple[str, str]]:

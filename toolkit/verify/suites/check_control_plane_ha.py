@@ -37,7 +37,6 @@ from toolkit.verify.vip import (
 
 VIP_REQUESTS = 10
 BACKENDS_UP_TIMEOUT_S = 20
-TRACK_SCRIPT_COMMAND = f"sh {redundancy.TRACK_SCRIPT}"
 CONNECTED_TIMEOUT_S = 15
 
 
@@ -52,7 +51,6 @@ def prefetch(lab: Lab, node: Node) -> list[str]:
         "systemctl is-active haproxy",
         f"cat {redundancy.HAPROXY_CFG}",
         redundancy.HAPROXY_STAT,
-        TRACK_SCRIPT_COMMAND,
         redundancy.ESTABLISHED_WITH_PROCESSES,
         *(f"cat {conf}" for conf in redundancy.COMPONENT_KUBECONFIGS.values()),
     ]
@@ -113,10 +111,22 @@ def test_keepalived_ready_to_take_vip(lab: Lab, cluster: Cluster, control_plane:
 def test_keepalived_track_script_passes(
     cluster: Cluster, control_plane: Node, record_property: RecordProperty
 ) -> None:
-    """keepalived's health check on this control plane (its haproxy -> a ready API server)
-    passes: a control plane whose check fails drops its priority and, holding the VIP,
-    would serve nothing. Asked again after a failed answer, as the API server checks are."""
-    runs = asked_again(cluster, control_plane, TRACK_SCRIPT_COMMAND, lambda run: run.ok)
+    """The scripts keepalived tracks on this control plane, as its configuration names
+    them, pass (the loadbalancer role's asks whether haproxy runs): with one failing,
+    keepalived there is in FAULT, and releases the VIP or cannot take it. Asked again after
+    a failed answer, as the API server checks are."""
+    conf = cluster.run(control_plane, f"cat {redundancy.KEEPALIVED_CONF}")
+    scripts = redundancy.track_scripts(conf.stdout)
+    undefined = sorted(name for name, command in scripts.items() if not command)
+    expect(
+        scripts and not undefined,
+        f"{control_plane.name}: keepalived tracks "
+        + (f"scripts it does not define: {undefined}" if undefined else "no script")
+        + ", so nothing takes the VIP away from a holder that cannot serve it",
+        conf.evidence,
+    )
+    command = " && ".join(scripts.values())
+    runs = asked_again(cluster, control_plane, command, lambda run: run.ok)
     if runs[-1].ok and len(runs) > 1:
         record_property(
             NOTE_PROPERTY,
@@ -125,10 +135,11 @@ def test_keepalived_track_script_passes(
         )
     expect(
         runs[-1].ok,
-        f"{control_plane.name}: keepalived's check {redundancy.TRACK_SCRIPT} (local haproxy "
-        f"-> a ready API server) failed {len(runs)} times {HEALTH_RETRY_S}s apart",
+        f"{control_plane.name}: keepalived's track script(s) {', '.join(scripts)} failed "
+        f"{len(runs)} times {HEALTH_RETRY_S}s apart",
         *(r.evidence for r in runs),
         cluster.run(control_plane, "systemctl is-active haproxy").evidence,
+        conf.evidence,
     )
 
 
