@@ -1,4 +1,7 @@
-"""Nodes: kubelet, container runtime (both CRI services), kube-proxy, CNI, DNS add-on."""
+"""Nodes: kubelet, container runtime (both CRI services), kube-proxy, CNI, DNS add-on.
+
+What each check asserts and shows; how a node's files and listings are read is
+toolkit.verify.node_runtime's (pure, unit-tested)."""
 
 from __future__ import annotations
 
@@ -9,11 +12,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import yaml
 
 from toolkit.constants import CRI_RUNTIMES
 from toolkit.kube import ready_pod_nodes
 from toolkit.lab.spec import Lab, Node
+from toolkit.verify import node_runtime
 from toolkit.verify.checks import expect, fail
 from toolkit.verify.cluster import Cluster, eventually
 from toolkit.verify.ranges import contained_commands
@@ -26,25 +29,6 @@ from toolkit.verify.workload import (
     lifecycle_pod,
 )
 
-KUBELET_CONFIG = "/var/lib/kubelet/config.yaml"
-KUBEADM_FLAGS = "/var/lib/kubelet/kubeadm-flags.env"
-CNI_CONF_DIR = "/etc/cni/net.d"
-CNI_BIN_DIR = "/opt/cni/bin"
-
-KUBELET_HEALTHZ = "curl -sS --max-time 5 http://127.0.0.1:10248/healthz"
-KUBELET_ANONYMOUS = (
-    "curl -sk --max-time 5 -o /dev/null -w '%{http_code}' https://127.0.0.1:10250/pods"
-)
-KUBE_PROXY_RUNNING = "crictl ps --name '^kube-proxy$' --state running -q"
-KUBE_PROXY_MODE = "curl -sS --max-time 5 http://127.0.0.1:10249/proxyMode"
-KUBE_SERVICES_RULES = "iptables -t nat -S KUBE-SERVICES"
-# Each runtime's own list of containers with their images, a header line first: a Pod
-# sandbox's ID is its pause container's (containerd), or its sandbox container's in Docker
-# Engine (cri-dockerd).
-SANDBOX_CONTAINERS = {
-    "containerd": "ctr -n k8s.io containers list",
-    "docker": "docker ps --no-trunc --format 'table {{.ID}}\t{{.Image}}'",
-}
 NO_ANSWER_ATTEMPTS = 3
 NO_ANSWER_RETRY_S = 5
 
@@ -53,36 +37,32 @@ def prefetch(lab: Lab, node: Node) -> list[str]:
     """The read-only commands this suite runs on a node (run ahead, all nodes at once)."""
     if node not in lab.control_planes + lab.workers:
         return []
-    cri = crictl(CRI_RUNTIMES[node.container_runtime].endpoint)
+    cri = node_runtime.crictl(CRI_RUNTIMES[node.container_runtime].endpoint)
     return [
         "systemctl is-active kubelet",
-        KUBELET_HEALTHZ,
-        f"cat {KUBELET_CONFIG}",
-        f"cat {KUBEADM_FLAGS}",
-        KUBELET_ANONYMOUS,
-        "ss -Hxpn",
+        node_runtime.KUBELET_HEALTHZ,
+        f"cat {node_runtime.KUBELET_CONFIG}",
+        f"cat {node_runtime.KUBEADM_FLAGS}",
+        node_runtime.KUBELET_ANONYMOUS,
+        node_runtime.UNIX_SOCKETS,
         f"{cri} images -q",
         f"{cri} version",
         f"{cri} pods -q",
         f"{cri} ps -q",
         f"{cri} pods --state ready -q",
         f"{cri} ps --state running -o json",
-        SANDBOX_CONTAINERS[node.container_runtime],
-        KUBE_PROXY_RUNNING,
-        KUBE_PROXY_MODE,
-        KUBE_SERVICES_RULES,
-        f"ls {CNI_CONF_DIR}",
+        node_runtime.SANDBOX_CONTAINERS[node.container_runtime],
+        node_runtime.KUBE_PROXY_RUNNING,
+        node_runtime.KUBE_PROXY_MODE,
+        node_runtime.KUBE_SERVICES_RULES,
+        f"ls {node_runtime.CNI_CONF_DIR}",
         *contained_commands(lab),
     ]
 
 
 def kubelet_config(cluster: Cluster, node: Node) -> tuple[dict[str, Any], str]:
-    run = cluster.run(node, f"cat {KUBELET_CONFIG}")
-    try:
-        config = yaml.safe_load(run.output) if run.ok else {}
-    except yaml.YAMLError:
-        config = {}
-    return (config if isinstance(config, dict) else {}), run.evidence
+    run = cluster.run(node, f"cat {node_runtime.KUBELET_CONFIG}")
+    return (node_runtime.read_kubelet_config(run.output) if run.ok else {}), run.evidence
 
 
 def cri_endpoint(cluster: Cluster, node: Node) -> tuple[str, str]:
@@ -90,16 +70,10 @@ def cri_endpoint(cluster: Cluster, node: Node) -> tuple[str, str]:
     config, evidence = kubelet_config(cluster, node)
     endpoint = str(config.get("containerRuntimeEndpoint") or "")
     if not endpoint:
-        flags = cluster.run(node, f"cat {KUBEADM_FLAGS}")
+        flags = cluster.run(node, f"cat {node_runtime.KUBEADM_FLAGS}")
         evidence += "\n" + flags.evidence
-        for word in flags.output.replace('"', " ").split():
-            if word.startswith("--container-runtime-endpoint="):
-                endpoint = word.split("=", 1)[1]
+        endpoint = node_runtime.endpoint_flag(flags.output)
     return endpoint, evidence
-
-
-def crictl(endpoint: str) -> str:
-    return f"crictl --runtime-endpoint {endpoint} --timeout 10s"
 
 
 def registered(nodes_json: dict[str, Any], kube_node: Node) -> dict[str, Any]:
@@ -120,7 +94,7 @@ def test_kubelet_active(cluster: Cluster, kube_node: Node) -> None:
 
 
 def test_kubelet_healthz(cluster: Cluster, kube_node: Node) -> None:
-    run = cluster.run(kube_node, KUBELET_HEALTHZ)
+    run = cluster.run(kube_node, node_runtime.KUBELET_HEALTHZ)
     expect(
         run.stdout.strip() == "ok", f"kubelet healthz on {kube_node.name} is not ok", run.evidence
     )
@@ -146,10 +120,10 @@ def test_kubelet_anonymous_auth_off(
     # And in fact: an anonymous request to the kubelet's API is refused. No HTTP answer
     # at all (000: refused, or timed out on a loaded machine) says nothing either way:
     # asked again, bounded; any HTTP answer but 401 fails at once.
-    runs = [cluster.run(kube_node, KUBELET_ANONYMOUS)]
+    runs = [cluster.run(kube_node, node_runtime.KUBELET_ANONYMOUS)]
     while runs[-1].stdout.strip() == "000" and len(runs) < NO_ANSWER_ATTEMPTS:
         time.sleep(NO_ANSWER_RETRY_S)
-        runs.append(cluster.run(kube_node, KUBELET_ANONYMOUS, fresh=True))
+        runs.append(cluster.run(kube_node, node_runtime.KUBELET_ANONYMOUS, fresh=True))
     code = runs[-1].stdout.strip()
     if code == "401" and len(runs) > 1:
         record_property(
@@ -169,19 +143,9 @@ def test_kubelet_talks_to_configured_cri_socket(cluster: Cluster, kube_node: Nod
     expect(endpoint.startswith("unix://"), f"no CRI endpoint configured ({endpoint!r})", evidence)
     path = endpoint.removeprefix("unix://")
     # The runtime's listening socket and the kubelet's connections, matched by inode.
-    run = cluster.run(kube_node, "ss -Hxpn")
-    server_inodes, kubelet_peers = set(), set()
-    for line in run.stdout.splitlines():
-        fields = line.split()
-        if len(fields) < 8:
-            continue
-        local, local_inode, peer_inode = fields[4], fields[5], fields[7]
-        if local == path:
-            server_inodes.add(local_inode)
-        if '"kubelet"' in line:
-            kubelet_peers.add(peer_inode)
+    run = cluster.run(kube_node, node_runtime.UNIX_SOCKETS)
     expect(
-        server_inodes & kubelet_peers,
+        node_runtime.kubelet_connected_to(run.stdout, path),
         f"the kubelet on {kube_node.name} has no connection to {path}",
         evidence,
         run.evidence,
@@ -190,26 +154,23 @@ def test_kubelet_talks_to_configured_cri_socket(cluster: Cluster, kube_node: Nod
 
 def test_cri_image_service(cluster: Cluster, kube_node: Node) -> None:
     endpoint, _ = cri_endpoint(cluster, kube_node)
-    run = cluster.run(kube_node, f"{crictl(endpoint)} images -q")
+    run = cluster.run(kube_node, f"{node_runtime.crictl(endpoint)} images -q")
     expect(run.ok and run.stdout.strip(), "the CRI ImageService gave no images", run.evidence)
 
 
 def test_cri_runtime_service(cluster: Cluster, kube_node: Node) -> None:
     endpoint, _ = cri_endpoint(cluster, kube_node)
-    version = cluster.run(kube_node, f"{crictl(endpoint)} version")
-    answer = dict(line.split(":", 1) for line in version.stdout.splitlines() if ":" in line)
-    name = answer.get("RuntimeName", "").strip()
+    version = cluster.run(kube_node, f"{node_runtime.crictl(endpoint)} version")
+    name, runtime_version = node_runtime.runtime_identity(version.stdout)
     # Each runtime names itself as the spec does: containerd, and docker (cri-dockerd).
     expect(
-        version.ok
-        and name == kube_node.container_runtime
-        and answer.get("RuntimeVersion", "").strip(),
+        version.ok and name == kube_node.container_runtime and runtime_version,
         f"the CRI on {kube_node.name} says it is {name or 'nothing'!r}, "
         f"not the spec's {kube_node.container_runtime!r} with a version",
         version.evidence,
     )
-    pods = cluster.run(kube_node, f"{crictl(endpoint)} pods -q")
-    containers = cluster.run(kube_node, f"{crictl(endpoint)} ps -q")
+    pods = cluster.run(kube_node, f"{node_runtime.crictl(endpoint)} pods -q")
+    containers = cluster.run(kube_node, f"{node_runtime.crictl(endpoint)} ps -q")
     expect(
         pods.ok and containers.ok and pods.stdout.strip() and containers.stdout.strip(),
         "the CRI RuntimeService listed no Pod sandboxes or no containers",
@@ -220,36 +181,31 @@ def test_cri_runtime_service(cluster: Cluster, kube_node: Node) -> None:
 
 def test_every_pod_has_a_pause_sandbox(cluster: Cluster, kube_node: Node) -> None:
     endpoint, _ = cri_endpoint(cluster, kube_node)
-    ready = cluster.run(kube_node, f"{crictl(endpoint)} pods --state ready -q")
-    running = cluster.run(kube_node, f"{crictl(endpoint)} ps --state running -o json")
-    sandboxes = cluster.run(kube_node, SANDBOX_CONTAINERS[kube_node.container_runtime])
+    ready = cluster.run(kube_node, f"{node_runtime.crictl(endpoint)} pods --state ready -q")
+    running = cluster.run(kube_node, f"{node_runtime.crictl(endpoint)} ps --state running -o json")
+    sandboxes_listing = cluster.run(
+        kube_node, node_runtime.SANDBOX_CONTAINERS[kube_node.container_runtime]
+    )
     expect(
-        ready.ok and running.ok and sandboxes.ok,
+        ready.ok and running.ok and sandboxes_listing.ok,
         "cannot list sandboxes",
         ready.evidence,
-        sandboxes.evidence,
+        sandboxes_listing.evidence,
     )
-    pause_ids = {line.split()[0] for line in sandboxes.stdout.splitlines()[1:] if "/pause:" in line}
-    ready_ids = set(ready.stdout.split())
-    without_pause = ready_ids - pause_ids
-    orphans = {
-        c["metadata"]["name"]
-        for c in json.loads(running.stdout).get("containers", [])
-        if c["podSandboxId"] not in ready_ids
-    }
+    found = node_runtime.sandboxes(ready.stdout, sandboxes_listing.stdout, running.stdout)
     expect(
-        ready_ids and not without_pause and not orphans,
-        f"{kube_node.name}: sandboxes without a pause container {sorted(without_pause)}; "
-        f"running containers without a ready sandbox {sorted(orphans)}",
+        found.ready and not found.without_pause and not found.orphans,
+        f"{kube_node.name}: sandboxes without a pause container {sorted(found.without_pause)}; "
+        f"running containers without a ready sandbox {sorted(found.orphans)}",
         ready.evidence,
-        sandboxes.evidence,
+        sandboxes_listing.evidence,
     )
 
 
 def test_kube_proxy_running_and_mode(cluster: Cluster, kube_node: Node) -> None:
-    run = cluster.run(kube_node, KUBE_PROXY_RUNNING)
+    run = cluster.run(kube_node, node_runtime.KUBE_PROXY_RUNNING)
     expect(run.stdout.strip(), f"kube-proxy is not running on {kube_node.name}", run.evidence)
-    mode = cluster.run(kube_node, KUBE_PROXY_MODE)
+    mode = cluster.run(kube_node, node_runtime.KUBE_PROXY_MODE)
     expect(
         mode.ok and mode.stdout.strip() in ("iptables", "ipvs", "nftables"),
         f"kube-proxy on {kube_node.name} reports no mode",
@@ -261,11 +217,11 @@ def test_kube_proxy_service_rules(
     cluster: Cluster, cluster_ips: dict[str, str], kube_node: Node
 ) -> None:
     address = cluster_ips["default/kubernetes"]
-    mode = cluster.run(kube_node, KUBE_PROXY_MODE)
+    mode = cluster.run(kube_node, node_runtime.KUBE_PROXY_MODE)
     if mode.stdout.strip() == "ipvs":
         run = cluster.run(kube_node, "ipvsadm -Ln")
     else:
-        run = cluster.run(kube_node, KUBE_SERVICES_RULES)
+        run = cluster.run(kube_node, node_runtime.KUBE_SERVICES_RULES)
     expect(
         run.ok and f"{address}" in run.stdout,
         f"no rules for the kubernetes Service ({address}) on {kube_node.name}",
@@ -274,23 +230,25 @@ def test_kube_proxy_service_rules(
 
 
 def test_cni_configuration_and_plugins(cluster: Cluster, kube_node: Node) -> None:
-    listing = cluster.run(kube_node, f"ls {CNI_CONF_DIR}")
-    files = sorted(f for f in listing.stdout.split() if f.endswith((".conf", ".conflist")))
-    expect(files, f"no CNI configuration in {CNI_CONF_DIR} on {kube_node.name}", listing.evidence)
+    listing = cluster.run(kube_node, f"ls {node_runtime.CNI_CONF_DIR}")
+    files = node_runtime.cni_configurations(listing.stdout)
+    expect(
+        files,
+        f"no CNI configuration in {node_runtime.CNI_CONF_DIR} on {kube_node.name}",
+        listing.evidence,
+    )
     # The runtime uses the first configuration in lexical order.
-    run = cluster.run(kube_node, f"cat {CNI_CONF_DIR}/{files[0]}")
+    run = cluster.run(kube_node, f"cat {node_runtime.CNI_CONF_DIR}/{files[0]}")
     try:
         conf = json.loads(run.stdout)
     except json.JSONDecodeError:
         fail(f"{files[0]} is not JSON", run.evidence)
-    types = [p["type"] for p in conf.get("plugins", [conf])]
-    present = cluster.run(
-        kube_node, " ; ".join(f"test -x {CNI_BIN_DIR}/{t} || echo {t}" for t in types)
-    )
+    types = node_runtime.cni_plugin_types(conf)
+    present = cluster.run(kube_node, node_runtime.missing_plugins_command(types))
     missing = present.stdout.split()
     expect(
         types and not missing,
-        f"{files[0]} names plugins {types}; missing from {CNI_BIN_DIR}: {missing}",
+        f"{files[0]} names plugins {types}; missing from {node_runtime.CNI_BIN_DIR}: {missing}",
         run.evidence,
     )
 
@@ -387,9 +345,7 @@ def test_pod_runs_logs_execs_and_is_deleted(
     deleted = cluster.kubectl("delete", "pod", "-n", NAMESPACE, name, "--wait", "--timeout=60s")
     expect(deleted.ok, f"{name} was not deleted", deleted.evidence)
     endpoint, _ = cri_endpoint(cluster, kube_node)
-    left = f"{crictl(endpoint)} ps -q --label io.kubernetes.pod.name={name}; " + (
-        f"{crictl(endpoint)} pods -q --state ready --label io.kubernetes.pod.name={name}"
-    )
+    left = node_runtime.pod_left_command(endpoint, name)
     gone, run = eventually(
         lambda: cluster.run(kube_node, left, fresh=True),
         lambda run: run.ok and not run.stdout.strip(),
