@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -17,7 +15,7 @@ from toolkit.constants import CRI_RUNTIMES
 from toolkit.kube import ready_pod_nodes
 from toolkit.lab.spec import Lab, Node
 from toolkit.verify import node_runtime
-from toolkit.verify.checks import expect, fail
+from toolkit.verify.checks import RecordProperty, asked_again, expect, fail
 from toolkit.verify.cluster import Cluster, eventually
 from toolkit.verify.ranges import contained_commands
 from toolkit.verify.report import NOTE_PROPERTY
@@ -28,9 +26,6 @@ from toolkit.verify.workload import (
     describe_pods,
     lifecycle_pod,
 )
-
-NO_ANSWER_ATTEMPTS = 3
-NO_ANSWER_RETRY_S = 5
 
 
 def prefetch(lab: Lab, node: Node) -> list[str]:
@@ -112,7 +107,7 @@ def test_node_ready(nodes_json: dict[str, Any], kube_node: Node) -> None:
 
 
 def test_kubelet_anonymous_auth_off(
-    cluster: Cluster, kube_node: Node, record_property: Callable[[str, object], None]
+    cluster: Cluster, kube_node: Node, record_property: RecordProperty
 ) -> None:
     config, evidence = kubelet_config(cluster, kube_node)
     anonymous = config.get("authentication", {}).get("anonymous", {}).get("enabled")
@@ -120,10 +115,9 @@ def test_kubelet_anonymous_auth_off(
     # And in fact: an anonymous request to the kubelet's API is refused. No HTTP answer
     # at all (000: refused, or timed out on a loaded machine) says nothing either way:
     # asked again, bounded; any HTTP answer but 401 fails at once.
-    runs = [cluster.run(kube_node, node_runtime.KUBELET_ANONYMOUS)]
-    while runs[-1].stdout.strip() == "000" and len(runs) < NO_ANSWER_ATTEMPTS:
-        time.sleep(NO_ANSWER_RETRY_S)
-        runs.append(cluster.run(kube_node, node_runtime.KUBELET_ANONYMOUS, fresh=True))
+    runs = asked_again(
+        cluster, kube_node, node_runtime.KUBELET_ANONYMOUS, lambda run: run.stdout.strip() != "000"
+    )
     code = runs[-1].stdout.strip()
     if code == "401" and len(runs) > 1:
         record_property(
