@@ -240,11 +240,6 @@ without_a_second_control_plane = fewer_than(
 without_vip_failover = fewer_than(
     2, lambda lab: lab.control_planes, "the VIP has no other control plane to move to"
 )
-without_a_second_worker = fewer_than(
-    2,
-    lambda lab: lab.workers,
-    "needs a second worker: with one, the layout's node b is a control plane",
-)
 without_two_etcd_followers = fewer_than(
     3, lambda lab: lab.etcd_members, "needs 3 etcd members, two followers to cut apart"
 )
@@ -1185,43 +1180,6 @@ def uncrowd_coredns(scene: Scene) -> None:
     rolled_out(scene, "deploy/coredns", 150)
 
 
-# containerd stopped on a worker: the kubelet runs, the runtime does not answer. Only on a
-# worker: on a control plane every check that asks crictl for its static Pods fails too.
-def stop_containerd(scene: Scene) -> None:
-    run(scene, scene.worker, "systemctl stop containerd")
-
-
-def start_containerd(scene: Scene) -> None:
-    run(scene, scene.worker, "systemctl start containerd")
-    settle(f"{scene.worker.name} Ready", lambda: node_ready(scene, scene.worker.name))
-    settle(
-        f"kube-proxy on {scene.worker.name}",
-        lambda: container_running(scene, scene.worker, "kube-proxy"),
-    )
-
-
-def containerd_expected(scene: Scene) -> set[str]:
-    w = scene.worker.name
-    return {
-        f"nodes/cri_image_service[{w}]",
-        f"nodes/cri_runtime_service[{w}]",
-        f"nodes/every_pod_has_a_pause_sandbox[{w}]",
-        f"nodes/kubelet_talks_to_configured_cri_socket[{w}]",
-        # crictl lists no running kube-proxy (its container runs on, without a runtime).
-        f"nodes/kube_proxy_running_and_mode[{w}]",
-    }
-
-
-def containerd_may_fail(scene: Scene) -> set[str]:
-    # The kubelet reports the runtime down (NotReady, then its healthz) after a delay, and
-    # no new Pod starts there: what a stopped kubelet breaks, in time.
-    w = scene.worker.name
-    return kubelet_expected(scene) | {
-        f"nodes/kube_proxy_service_rules[{w}]",
-        f"network/ip_per_pod[{w}]",
-    }
-
-
 # Pod to Pod on one node dropped (the bridge's traffic goes through iptables' FORWARD).
 def same_node_rule(scene: Scene) -> str:
     return (
@@ -1332,14 +1290,6 @@ REDUNDANCY_FAULTS = [
         crowd_coredns,
         uncrowd_coredns,
         lambda scene: {COREDNS_SPREAD},
-    ),
-    Fault(
-        "containerd-stopped-on-a-worker",
-        stop_containerd,
-        start_containerd,
-        containerd_expected,
-        containerd_may_fail,
-        unfit=without_a_second_worker,
     ),
     Fault(
         "kube-proxy-stopped-on-the-client-node",

@@ -12,6 +12,7 @@ import pytest
 from tests.e2e import test_verify_faults as faults
 from toolkit.lab.spec import Lab, Node, load_lab
 from toolkit.verify.cluster import Cluster, Run
+from toolkit.verify.run import layout_nodes
 from toolkit.verify.workload import Layout
 
 
@@ -38,6 +39,20 @@ class FakeCluster:
 def scene(lab: Lab, leader: str = "", cluster: object = None) -> FakeScene:
     a, b = lab.workers[:2]
     return FakeScene(lab, cast(Cluster, cluster), Layout(a, b, ""), leader)
+
+
+@dataclass(frozen=True)
+class PaperScene(FakeScene):
+    """Where CoreDNS runs is unknown: no failure is claimed from it."""
+
+    def coredns_nodes(self) -> set[str]:
+        return set()
+
+
+def scene_of_layout(lab: Lab) -> PaperScene:
+    """The lab as verify lays its test Pods out (its nodes a and b)."""
+    a, b = layout_nodes(lab)
+    return PaperScene(lab, cast(Cluster, None), Layout(a, b, ""))
 
 
 @pytest.mark.parametrize(
@@ -171,7 +186,7 @@ def test_the_vip_heal_deletes_the_address_before_it_closes_the_stranded_connecti
 
 # What each shipped lab cannot take, and why: one control plane leaves no standby, no
 # node besides kubectl's, no VIP failover and one etcd member (no quorum to spare, no two
-# followers); one worker makes the layout's node b a control plane.
+# followers).
 NEEDS_HA = {
     "cni-config-removed",
     "etcd-member-stopped",
@@ -193,7 +208,8 @@ UNFIT = {
     "ha-stacked": NO_DOCKER,
     "ha-external": NO_DOCKER,
     "bridge": NEEDS_HA | NO_DOCKER,
-    "single": NEEDS_HA | NO_DOCKER | {"containerd-stopped-on-a-worker"},
+    "single": NEEDS_HA | NO_DOCKER,
+    "runtimes": NEEDS_HA,
 }
 
 
@@ -202,3 +218,30 @@ def test_each_shipped_lab_skips_the_faults_it_cannot_take(lab_name: str) -> None
     lab = load_lab(lab_name)
     reasons = {fault.name: fault.unfit(lab) for fault in faults.FAULTS}
     assert {name for name, reason in reasons.items() if reason} == UNFIT[lab_name]
+
+
+# Where each runtime's fault stops the runtime: node b of the layout when it runs it (the
+# kubelet fault's node), else another node, the test client's node a last.
+RUNTIME_NODE = {
+    ("ha-stacked", "containerd"): "w2",
+    ("ha-external", "containerd"): "w2",
+    ("bridge", "containerd"): "w2",
+    # One worker: node b is the control plane, whose crictl-listed components fail too.
+    ("single", "containerd"): "cp1",
+    # Node a is w-containerd, node b w-docker.
+    ("runtimes", "containerd"): "cp1",
+    ("runtimes", "docker"): "w-docker",
+}
+
+
+@pytest.mark.parametrize(("lab_name", "runtime"), sorted(RUNTIME_NODE))
+def test_a_runtime_is_stopped_on_a_node_that_runs_it(lab_name: str, runtime: str) -> None:
+    lab = load_lab(lab_name)
+    node = faults.runtime_node(scene_of_layout(lab), runtime)
+    assert node.name == RUNTIME_NODE[(lab_name, runtime)]
+    assert node.container_runtime == runtime
+    expected = faults.runtime_expected(runtime)(scene_of_layout(lab))
+    assert f"nodes/cri_runtime_service[{node.name}]" in expected
+    assert (f"control-plane/apiserver_running[{node.name}]" in expected) == (
+        node in lab.control_planes
+    )
