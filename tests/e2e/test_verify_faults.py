@@ -433,12 +433,14 @@ def etcd_expected(scene: Scene) -> set[str]:
         # Its API server talks to the local member only (both its health endpoints check
         # etcd), its kubelet to that API server, and its settings went with the manifest.
         # Every haproxy sees that API server DOWN (its /readyz fails when it runs at all).
+        # The kubelet, NotReady, never learns of the lifecycle Pod bound to its node.
         expected |= {
             f"etcd/peer_and_client_tls[{m}]",
             f"control-plane/apiserver_readyz[{m}]",
             f"control-plane/apiserver_livez[{m}]",
             f"control-plane/only_apiserver_connects_to_etcd[{m}]",
             f"nodes/node_ready[{m}]",
+            f"nodes/pod_runs_logs_execs_and_is_deleted[{m}]",
             *(
                 f"control-plane-ha/haproxy_backends_every_apiserver_up[{cp.name}]"
                 for cp in scene.lab.control_planes
@@ -951,11 +953,13 @@ def standby_apiserver_may_fail(scene: Scene) -> set[str]:
     node = scene.standby()
     # Without their API server, the scheduler and controller-manager there may exit and
     # be restarted, and one that led hands its Lease over; whether the kubelet there
-    # posts through the VIP or its own API server depends on kubeadm's version.
+    # posts through the VIP or its own API server depends on kubeadm's version, and with
+    # it whether that kubelet sees and runs the lifecycle Pod bound to its node.
     return {
         *(cp_check(c, node) for c in COMPONENTS_HEALTHY),
         *leader_may_move(scene),
         f"nodes/node_ready[{node.name}]",
+        f"nodes/pod_runs_logs_execs_and_is_deleted[{node.name}]",
     } | coredns_failures(scene, node.name)
 
 

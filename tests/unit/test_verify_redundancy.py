@@ -3,6 +3,7 @@ coverage report (benchmarks/verify_coverage.py), without a lab."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from tests.helpers.modules import load_file
@@ -231,7 +232,24 @@ def test_every_fault_names_only_checks_the_suites_have() -> None:
     a misspelling that the fault module would only find on a real lab."""
     from toolkit.lab.spec import load_lab
 
-    for name in ("ha-stacked", "ha-external", "single", "bridge"):
+    for name in ("ha-stacked", "ha-external", "single", "bridge", "runtimes"):
         lab = load_lab(name)
         result = coverage.coverage(coverage.paper_check_ids(lab), coverage.paper_effects(lab))
         assert result.unknown == {}, name
+
+
+NODE_READY = re.compile(r"^nodes/node_ready\[(?P<node>.+)\]$")
+
+
+def test_a_fault_that_takes_a_node_out_of_ready_expects_its_lifecycle_pod_to_fail() -> None:
+    """A NotReady node's kubelet runs no new Pod (stopped, without its runtime, its CNI,
+    or its API server): the lifecycle check there fails with node_ready, or may with it."""
+    from toolkit.lab.spec import load_lab
+
+    for name in ("ha-stacked", "ha-external", "single", "bridge", "runtimes"):
+        for fault, effect in coverage.paper_effects(load_lab(name)).items():
+            for checks in (effect.expected, effect.expected | effect.may_fail):
+                for check in checks:
+                    if match := NODE_READY.match(check):
+                        lifecycle = f"nodes/pod_runs_logs_execs_and_is_deleted[{match['node']}]"
+                        assert lifecycle in checks, (name, fault, check)
