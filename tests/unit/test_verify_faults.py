@@ -245,3 +245,25 @@ def test_a_runtime_is_stopped_on_a_node_that_runs_it(lab_name: str, runtime: str
     assert (f"control-plane/apiserver_running[{node.name}]" in expected) == (
         node in lab.control_planes
     )
+
+
+@pytest.mark.parametrize("lab_name", sorted(UNFIT))
+def test_every_lab_takes_the_ranges_fault_on_node_b_and_expects_that_check_alone(
+    lab_name: str,
+) -> None:
+    lab = load_lab(lab_name)
+    fault = next(f for f in faults.FAULTS if f.name == "ranges-routed-off-a-worker")
+    paper = scene_of_layout(lab)
+    assert fault.unfit(lab) == ""
+    assert fault.expected(paper) == {f"nodes/cluster_ranges_stay_on_the_node[{paper.worker.name}]"}
+    asked: list[tuple[str, str]] = []
+
+    def answer(node: str, command: str) -> tuple[int, str]:
+        asked.append((node, command))
+        return 0, ""
+
+    fault.inject(PaperScene(lab, cast(Cluster, FakeCluster(answer)), paper.layout))
+    [(node, command)] = asked
+    assert node == paper.worker.name
+    assert command.startswith(f"ip route delete unreachable {lab.network.pod_cidr} && ")
+    assert f"iptables -t mangle -D POSTROUTING -d {lab.network.service_cidr} -j DROP" in command
