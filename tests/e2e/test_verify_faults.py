@@ -931,6 +931,8 @@ def start_standby_apiserver(scene: Scene) -> None:
             partial(container_running, scene, node, component),
             CRASH_LOOP_BACKOFF_S + SETTLE_S,
         )
+    # Its kubelet posts through its own API server: it reports again after its back-off.
+    settle(f"{node.name} Ready", lambda: node_ready(scene, node.name))
 
 
 def standby_apiserver_expected(scene: Scene) -> set[str]:
