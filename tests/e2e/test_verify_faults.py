@@ -1134,14 +1134,9 @@ def cut_peer_link(scene: Scene) -> None:
         lambda: cut_one_way(scene, member, peer),
         30,
     )
-    # Its streams from the peer fail at their 5 s read timeout and cannot be dialled again.
-    # Its sockets are no sign: one with unanswered data stays ESTABLISHED until TCP gives
-    # up (minutes).
-    settle(
-        f"etcd on {member.name} reports its link to {peer.name} down",
-        lambda: peer.name in links_down(scene, member),
-        60,
-    )
+    # etcd's own view lags: the streams the peer still writes into stay up for minutes
+    # (its active-peers metric stayed 1 for 90 s), while every new connection times out;
+    # verify's peers_connected dials the peer port itself.
 
 
 def mend_peer_link(scene: Scene) -> None:
