@@ -20,7 +20,7 @@ from typing import Any
 from toolkit.errors import K8slabError
 from toolkit.etcd.manifest import NAME_RE
 from toolkit.lab.spec import HOSTNAME_RE
-from toolkit.lab.state import LabState, is_lab_name
+from toolkit.lab.state import LabState, is_lab_name, read_journal_json
 
 JOURNAL_NAME = "etcd-restore.json"
 MAX_JOURNAL_BYTES = 64 * 1024
@@ -159,19 +159,9 @@ def load_open(lab: str, wanted: str) -> Journal:
 def load(lab: str) -> Journal | None:
     """The lab's journal, every field checked, or None when there is none."""
     path = journal_path(lab)
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_JOURNAL_BYTES + 1)
-    except FileNotFoundError:
+    data = read_journal_json(path, MAX_JOURNAL_BYTES, "restore journal", JournalError)
+    if data is None:
         return None
-    except OSError as exc:
-        raise JournalError(f"{path}: cannot read the restore journal: {exc}") from exc
-    if len(raw) > MAX_JOURNAL_BYTES:
-        raise JournalError(f"{path}: larger than a restore journal ever is; not read")
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise JournalError(f"{path}: not a restore journal ({exc}); look at it by hand") from exc
     problems = journal_problems(data, lab)
     if problems:
         raise JournalError(f"{path}: " + "; ".join(problems))

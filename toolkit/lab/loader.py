@@ -26,7 +26,18 @@ MAX_SPEC_DEPTH = 32
 def read_spec(path: Path) -> dict[str, Any]:
     """The spec file's mapping; anything else, or a file that could cost much to read, is
     refused in one line naming the file and the fix."""
-    data = _parse_yaml(_read_text(path), path)
+    return spec_mapping(read_spec_text(path), path)
+
+
+def read_spec_text(path: Path) -> str:
+    """The spec file's text, read with the same limits as :func:`read_spec` (for tools
+    that edit a spec in place and must keep its comments)."""
+    return _read_text(path)
+
+
+def spec_mapping(text: str, path: Path) -> dict[str, Any]:
+    """A spec's text, read as :func:`read_spec` reads its file (``path`` names it)."""
+    data = _parse_yaml(text, path)
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}"
         raise SpecError(

@@ -178,6 +178,25 @@ class LabState:
         tmp.replace(path)
 
 
+def read_journal_json(path: Path, limit: int, what: str, error: type[K8slabError]) -> Any:
+    """The JSON of a journal kept in a state directory (None when there is no such file),
+    read only up to ``limit`` bytes; each refusal an ``error`` naming the file and ``what``
+    it should be (e.g. "restore journal")."""
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(limit + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise error(f"{path}: cannot read the {what}: {exc}") from exc
+    if len(raw) > limit:
+        raise error(f"{path}: larger than a {what} ever is; not read")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise error(f"{path}: not a {what} ({exc}); look at it by hand") from exc
+
+
 class LabBusyError(K8slabError):
     """Another process holds the lab's lock: a command that changes the lab is running."""
 
