@@ -215,6 +215,17 @@ def ensure_volumes(lab: Lab, state_root: Path) -> None:
             run(["docker", "volume", "create", *owner_labels(lab.name, state_root), volume])
 
 
+def remove_node_volume(lab: Lab, node: Node, state_root: Path) -> list[str]:
+    """Remove the node's /var volume if this state directory owns it; what went."""
+    volume = DockerNames(lab.name).var_volume(node)
+    found = _inspect("volume", volume)
+    labels = (found or {}).get("Labels") or {}
+    if found is None or labels.get(STATE_LABEL) != _owner(state_root):
+        return []
+    run([*_REMOVES["volume"], volume])
+    return [f"volume {volume}"]
+
+
 def _inspect(kind: str, name: str) -> dict[str, Any] | None:
     result = run(["docker", kind, "inspect", name], check=False)
     if result.returncode != 0:

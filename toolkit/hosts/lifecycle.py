@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -34,6 +35,21 @@ def write_access_files(lab: Lab, state: LabState) -> None:
 def up_hosts(lab: Lab, progress: Progress = SILENT) -> dict[str, float]:
     """Create the lab's hosts with Vagrant and wait until each answers SSH; return timings."""
     state = LabState.of(lab.name)
+    _vagrant_up(lab, state, list(lab.nodes), progress)
+    record_up_timings(lab, progress)
+    return dict(progress.durations)
+
+
+def up_nodes(lab: Lab, nodes: list[Node], progress: Progress = SILENT) -> None:
+    """Create only ``nodes`` of ``lab`` (its other hosts run already, and are left as they
+    are), wait until each answers SSH and record its host key."""
+    state = LabState.of(lab.name)
+    _vagrant_up(lab, state, nodes, progress)
+    record_host_keys(lab, state, nodes)
+
+
+def _vagrant_up(lab: Lab, state: LabState, nodes: list[Node], progress: Progress) -> None:
+    """Render the machine list and access files of ``lab``, then ``vagrant up`` ``nodes``."""
     image_tag = None
     run_args: list[str] = []
     if lab.provider == "docker":
@@ -52,19 +68,56 @@ def up_hosts(lab: Lab, progress: Progress = SILENT) -> dict[str, float]:
     state.ensure_key_pair()
     state.write_json(state.machines, render.machines(lab, state, image_tag, run_args))
     write_access_files(lab, state)
-    with progress.phase("hosts", f"vagrant up: {len(lab.nodes)} machines ({lab.provider})"):
+    every = len(nodes) == len(lab.nodes)
+    names = () if every else tuple(node.name for node in nodes)
+    with progress.phase("hosts", f"vagrant up: {len(nodes)} machines ({lab.provider})"):
         if lab.provider == "docker":
             bundles_root().mkdir(parents=True, exist_ok=True)
             with engine.networks_lock(progress):
                 engine.ensure_network(lab, state.root)
                 engine.ensure_volumes(lab, state.root)
-                Vagrant(state).up(lab.provider, progress)
+                Vagrant(state).up(lab.provider, progress, machines=names)
         else:
-            Vagrant(state).up(lab.provider, progress)
+            Vagrant(state).up(lab.provider, progress, machines=names)
     with progress.phase("ssh", "waiting for every host to answer SSH with the lab key"):
-        _wait_for_all(lab, state, progress)
-    record_up_timings(lab, progress)
-    return dict(progress.durations)
+        _wait_for_all(nodes, state, progress)
+
+
+def destroy_node(lab: Lab, node: Node, remaining: Lab, progress: Progress = SILENT) -> list[str]:
+    """Destroy one host of ``lab`` (Vagrant, then its /var volume), forget its host key,
+    and render the machine list and access files of ``remaining``; what was removed."""
+    state = LabState.of(lab.name)
+    machines = json.loads(state.machines.read_text(encoding="utf-8"))
+    # Vagrant destroys only a machine its list still names (a run cut short after the
+    # list was rendered again has destroyed it already).
+    listed = (node.name,) if any(m["name"] == node.name for m in machines["machines"]) else ()
+    removed: list[str] = []
+    with progress.phase("destroy", f"vagrant destroy {node.name}"):
+        if lab.provider == "docker":
+            with engine.networks_lock(progress):
+                if listed:
+                    Vagrant(state).destroy(lab.provider, machines=listed)
+                removed += engine.remove_node_volume(lab, node, state.root)
+        elif listed:
+            Vagrant(state).destroy(lab.provider, machines=listed)
+    forget_host_key(state, node)
+    machines["machines"] = [m for m in machines["machines"] if m["name"] != node.name]
+    machines["hosts"] = {n.name: str(n.address) for n in remaining.nodes}
+    state.write_json(state.machines, machines)
+    write_access_files(remaining, state)
+    return [f"host {node.name}" if listed else f"host {node.name} (gone already)", *removed]
+
+
+def forget_host_key(state: LabState, node: Node) -> None:
+    """Drop the node's lines from the lab's known_hosts: a host made again under its name
+    or address has a key of its own, which would otherwise be refused as changed."""
+    if not state.known_hosts.exists():
+        return
+    lines = state.known_hosts.read_text(encoding="utf-8").splitlines(keepends=True)
+    names = {str(node.address), node.name, f"[{node.address}]:22"}
+    kept = [line for line in lines if line.split(" ", 1)[0] not in names]
+    if kept != lines:
+        state.write_text(state.known_hosts, "".join(kept))
 
 
 def record_up_timings(lab: Lab, progress: Progress, **extra: float) -> None:
@@ -82,19 +135,21 @@ def record_up_timings(lab: Lab, progress: Progress, **extra: float) -> None:
     )
 
 
-def _wait_for_all(lab: Lab, state: LabState, progress: Progress) -> None:
+def _wait_for_all(nodes: list[Node], state: LabState, progress: Progress) -> None:
     def wait(node: Node) -> None:
         waited = wait_until_ready(ssh_target(state, node))
         progress.say("ssh", f"ready after {waited:.1f}s", node.name)
 
-    with ThreadPoolExecutor(max_workers=min(8, len(lab.nodes))) as pool:
-        for future in [pool.submit(wait, node) for node in lab.nodes]:
+    with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as pool:
+        for future in [pool.submit(wait, node) for node in nodes]:
             future.result()
 
 
-def record_host_keys(lab: Lab, state: LabState) -> None:
-    """Connect once to every host, so that its key is in the lab's known_hosts (recorded on
-    first contact, refused when changed) before Ansible, which only checks, connects."""
+def record_host_keys(lab: Lab, state: LabState, nodes: list[Node] | None = None) -> None:
+    """Connect once to every host (or to ``nodes``), so that its key is in the lab's
+    known_hosts (recorded on first contact, refused when changed) before Ansible, which
+    only checks, connects."""
+    nodes = list(lab.nodes) if nodes is None else nodes
     unreachable: list[str] = []
 
     def touch(node: Node) -> None:
@@ -103,8 +158,8 @@ def record_host_keys(lab: Lab, state: LabState) -> None:
         except (TimeoutError, OSError, paramiko.SSHException):
             unreachable.append(node.name)
 
-    with ThreadPoolExecutor(max_workers=min(8, len(lab.nodes))) as pool:
-        for future in [pool.submit(touch, node) for node in lab.nodes]:
+    with ThreadPoolExecutor(max_workers=min(8, len(nodes))) as pool:
+        for future in [pool.submit(touch, node) for node in nodes]:
             future.result()
     if unreachable:
         raise HostError(

@@ -29,11 +29,18 @@ class Vagrant:
             "K8SLAB_MACHINES": str(self.state.machines),
         }
 
-    def up(self, provider: str, progress: Progress = SILENT, timeout: float = 900) -> None:
-        """``vagrant up`` every machine, streaming Vagrant's lines as progress."""
+    def up(
+        self,
+        provider: str,
+        progress: Progress = SILENT,
+        timeout: float = 900,
+        machines: tuple[str, ...] = (),
+    ) -> None:
+        """``vagrant up`` every machine (or only ``machines``), streaming Vagrant's lines
+        as progress."""
         # The docker provider races when creating containers in parallel (a machine reads
         # another machine's container id), so machines are created one after the other.
-        argv = ["vagrant", "up", f"--provider={provider}", "--no-parallel"]
+        argv = ["vagrant", "up", f"--provider={provider}", "--no-parallel", *machines]
         log = self.state.logs / "vagrant-up.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         lines: list[str] = []
@@ -93,11 +100,13 @@ class Vagrant:
             argv.append("--ignore-provider")
         return run(argv, env=self.env(provider), timeout=120).stdout.strip()
 
-    def destroy(self, provider: str) -> None:
+    def destroy(self, provider: str, machines: tuple[str, ...] = ()) -> None:
+        """``vagrant destroy`` every machine, or only ``machines`` (the machine list must
+        still name them)."""
         if not self.state.vagrant_dotfile.exists() or not self.state.machines.exists():
             return
         run(
-            ["vagrant", "destroy", "--force"],
+            ["vagrant", "destroy", "--force", *machines],
             env=self.env(provider),
             timeout=600,
             log=self.state.logs / "vagrant-destroy.log",
