@@ -24,6 +24,7 @@ COMMANDS = {
     "status": "toolkit.cli.lab:status",
     "ssh": "toolkit.cli.lab:ssh",
     "destroy": "toolkit.cli.lab:destroy",
+    "scale": "toolkit.cli.scale:scale_command",
     "verify": "toolkit.cli.verify:verify",
     "doctor": "toolkit.cli.doctor:doctor",
     "image": "toolkit.cli.image:image",
