@@ -7,16 +7,12 @@ Destructive: it kills runs, fakes another cluster's marker and wipes the lab's c
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+from tests.helpers.processes import killed_when
 from toolkit.cli import main
 from toolkit.errors import HostError
 from toolkit.hosts.lifecycle import ssh_target
@@ -47,29 +43,13 @@ def on(lab: Lab, node: Node, command: str) -> tuple[int, str]:
 
 
 def test_a_run_killed_inside_kubeadm_init_converges_when_run_again(lab: Lab) -> None:
-    run = subprocess.Popen(
-        [str(Path(sys.executable).parent / "k8slab"), "provision", LAB],
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+    # Killed well inside kubeadm init: certificates and static Pods are half made.
+    killed_when(
+        ["provision", LAB],
+        lambda line: "control-plane" in line and "Run kubeadm init" in line,
+        timeout_s=900,
+        then_s=8,
     )
-    assert run.stdout is not None
-    seen: list[str] = []
-    deadline = time.monotonic() + 900
-    try:
-        for line in run.stdout:
-            seen.append(line)
-            if "control-plane" in line and "Run kubeadm init" in line:
-                break
-            assert time.monotonic() < deadline, "no kubeadm init within 900s:\n" + "".join(seen)
-        else:
-            pytest.fail("provision ended before kubeadm init:\n" + "".join(seen))
-        time.sleep(8)  # well inside kubeadm init: certificates and static Pods are half made
-    finally:
-        os.killpg(run.pid, signal.SIGKILL)
-        run.wait(timeout=30)
     cp = lab.control_planes[0]
     assert on(lab, cp, "test -e /etc/kubernetes/k8slab-joined")[0] != 0, "init had finished"
 
