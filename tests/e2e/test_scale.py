@@ -100,6 +100,7 @@ def test_a_worker_is_added_joined_and_verified(copy: Lab) -> None:
 
 def test_removing_it_killed_midway_resumes_when_run_again(copy: Lab) -> None:
     lab = load_lab(copy.source)
+    gone = lab.node("wx").address
     # Drained, etcd untouched, kubeadm reset under way: killed right there.
     seen = killed_when(
         ["scale", str(lab.source), "--remove", "wx"],
@@ -117,6 +118,9 @@ def test_removing_it_killed_midway_resumes_when_run_again(copy: Lab) -> None:
     assert not any(name.endswith("-wx") for name in containers(after))
     status, names = kube.kubectl(after, ["get", "nodes", "-o", "name"])
     assert status == 0 and "node/wx" not in names.split()
+    for node in after.control_planes + after.workers:  # the bridge CNI routed through it
+        routes = remote.root(after, node, f"ip -o -4 route show root {after.network.pod_cidr}")
+        assert f"via {gone} " not in routes, f"{node.name}: {routes}"
 
 
 def test_a_second_provision_changes_nothing(copy: Lab) -> None:
