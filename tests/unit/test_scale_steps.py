@@ -17,7 +17,7 @@ from toolkit import kube
 from toolkit.etcd import cluster
 from toolkit.etcd.status import ClusterHealth, EndpointStatus, MemberInfo
 from toolkit.etcd.topology import Member, Topology
-from toolkit.hosts import engine, lifecycle
+from toolkit.hosts import engine, lifecycle, vagrant
 from toolkit.hosts.vagrant import Vagrant
 from toolkit.lab.spec import Lab, load_lab
 from toolkit.lab.state import LabState
@@ -162,3 +162,33 @@ def test_a_host_is_destroyed_from_vagrants_list_once(
     assert "w2" not in listed["hosts"] and "w2:" not in state.inventory.read_text()
     again = lifecycle.destroy_node(lab, lab.node("w2"), staying)  # a resumed run
     assert again[0] == "host w2 (gone already)" and destroyed == [("w2",)]
+
+
+def test_vagrant_destroys_only_the_named_machine(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    ran: list[list[str]] = []
+    monkeypatch.setattr(vagrant, "run", lambda argv, **kwargs: ran.append(argv))
+    state = LabState.of(lab.name)
+    state.ensure_root()
+    state.machines.write_text("{}")
+    state.vagrant_dotfile.mkdir(parents=True)
+    Vagrant(state).destroy("docker", machines=("w2",))
+    assert ran == [["vagrant", "destroy", "--force", "w2"]]
+
+
+def test_only_a_volume_this_state_owns_is_removed(
+    lab: Lab, isolated_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    removed: list[list[str]] = []
+    owner: list[str] = []
+    monkeypatch.setattr(
+        engine, "_inspect", lambda kind, name: {"Labels": {engine.STATE_LABEL: owner[0]}}
+    )
+    monkeypatch.setattr(engine, "run", lambda argv, **kwargs: removed.append(argv))
+    state = LabState.of(lab.name)
+    owner.append("/another/state/root")
+    assert engine.remove_node_volume(lab, lab.node("w2"), state.root) == []
+    owner[0] = str(state.root.resolve())
+    assert engine.remove_node_volume(lab, lab.node("w2"), state.root) == [
+        "volume k8slab-ha-stacked-w2-var"
+    ]
+    assert removed == [["docker", "volume", "rm", "-f", "k8slab-ha-stacked-w2-var"]]
