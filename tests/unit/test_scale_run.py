@@ -146,18 +146,24 @@ def test_a_run_cut_short_is_resumed_from_its_step_and_blocks_other_scales(
 ) -> None:
     lab = demo(tmp_path, THREE)
     fakes.fail["reset_host"] = 1
-    with pytest.raises(ScaleError, match=r"(?s)stopped in step host-reset:cp2.*--resume"):
-        scale(lab, ScaleRequest(remove=("cp2", "cp3")))
+    with pytest.raises(ScaleError, match=r"(?s)stopped in step host-reset:cp3.*--resume"):
+        scale(lab, ScaleRequest(remove=("cp3", "cp2")))
     assert lab.source.read_text() == THREE  # the spec changes only at the end
     record = journal.load(lab.name)
-    assert record is not None and (record.state, record.step) == ("failed", "host-reset:cp2")
+    assert record is not None and (record.state, record.step) == ("failed", "host-reset:cp3")
     with pytest.raises(ScaleError, match=r"unfinished .*finish it first with"):
         scale(lab, ScaleRequest(add_workers=("w2",)))
     fakes.calls.clear()
-    result = scale(lab, ScaleRequest(remove=("cp3", "cp2")))  # the same request again
+    result = scale(lab, ScaleRequest(remove=("cp2", "cp3")))  # the same request again
     assert result.resumed
-    assert fakes.actions()[:3] == ["reset_host cp2", "delete_node cp2", "destroy_node cp2"]
-    assert "drain cp2" not in fakes.actions()
+    assert fakes.actions()[:4] == [
+        "reset_host cp3",
+        "delete_node cp3",
+        "destroy_node cp3",
+        "release_vip cp2",  # in the first run's order, through the lab without cp3
+    ]
+    assert "drain cp3" not in fakes.actions()
+    assert {(a, n): nodes for a, n, nodes in fakes.calls}[("drain", "cp2")] == ("cp1", "w1")
     assert [n.name for n in load_lab(lab.source).control_planes] == ["cp1"]
 
 

@@ -107,14 +107,16 @@ def resume(lab: Lab, progress: Progress = SILENT) -> ScaleResult:
         )
     before = lab_from_text(record.text_before, lab.source)
     after = lab_from_text(record.text_after, lab.source)
-    names = set(record.nodes)
+    # In the journal's order: a removal's later nodes are asked through the lab without
+    # the earlier ones.
+    adding = record.kind == "add"
     the_plan = ScalePlan(
         before=before,
         after=after,
         text_before=record.text_before,
         text_after=record.text_after,
-        added=tuple(n for n in after.nodes if n.name in names and record.kind == "add"),
-        removed=tuple(n for n in before.nodes if n.name in names and record.kind == "remove"),
+        added=tuple(after.node(name) for name in record.nodes) if adding else (),
+        removed=() if adding else tuple(before.node(name) for name in record.nodes),
     )
     progress.say("resume", f"{the_plan.describe()}, stopped at {record.step or 'a step end'}")
     record.close("running")
