@@ -117,6 +117,8 @@ CHANGING = [
     ["drill", LAB, "member-loss"],
     ["etcd", "backup", LAB],
     ["etcd", "restore", LAB, "latest", "--yes"],
+    ["scale", LAB, "--add-worker", "w3"],
+    ["scale", LAB, "--resume"],
 ]
 
 
