@@ -42,8 +42,11 @@ def up_hosts(lab: Lab, progress: Progress = SILENT) -> dict[str, float]:
 
 def up_nodes(lab: Lab, nodes: list[Node], progress: Progress = SILENT) -> None:
     """Create only ``nodes`` of ``lab`` (its other hosts run already, and are left as they
-    are), wait until each answers SSH and record its host key."""
+    are), wait until each answers SSH and record its host key (a key recorded before under
+    its address or name belonged to an earlier host, and is forgotten first)."""
     state = LabState.of(lab.name)
+    for node in nodes:
+        forget_host_key(state, node)
     _vagrant_up(lab, state, nodes, progress)
     record_host_keys(lab, state, nodes)
 
