@@ -28,7 +28,10 @@ from toolkit.scale import ScaleRequest, resume, scale
     "addresses",
     multiple=True,
     metavar="A",
-    help="The added node's address, one per added node in their order (default: the next free).",
+    help=(
+        "An added node's address, one per added node: control planes first, then workers, "
+        "each in the order given (default: the next free ones)."
+    ),
 )
 @click.option("--remove", multiple=True, metavar="NODE", help="Remove a node (repeatable).")
 @click.option("--resume", "resume_only", is_flag=True, help="Finish the scale that was cut short.")

@@ -129,8 +129,8 @@ def plan(lab: Lab, text: str, request: ScaleRequest) -> ScalePlan:
     if request.addresses and len(request.addresses) != len(adds):
         raise ScaleError(
             f"--address given {len(request.addresses)} times for {len(adds)} added nodes; "
-            "give one per added node, in the order of the nodes, or none (the next free "
-            "ones are chosen)"
+            "give one per added node (control planes first, then workers, each in the order "
+            "given), or none (the next free ones are chosen)"
         )
     problems: list[str] = []
     lab_names = {node.name for node in lab.nodes}
