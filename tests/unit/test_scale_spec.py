@@ -13,7 +13,14 @@ from tests.helpers.lab_specs import BASE, external, mutated, write_spec
 from toolkit.errors import SpecError
 from toolkit.lab.loader import read_spec_text
 from toolkit.lab.spec import Lab, Role, load_lab
-from toolkit.scale.plan import ScaleError, ScaleRequest, members_text, plan, quorum_problem
+from toolkit.scale.plan import (
+    ScaleError,
+    ScalePlan,
+    ScaleRequest,
+    members_text,
+    plan,
+    quorum_problem,
+)
 from toolkit.scale.spec_edit import NewNode, difference_problem, edited
 
 COMMENTED = """\
@@ -143,7 +150,7 @@ def test_removing_an_unknown_node_from_the_text_is_refused(tmp_path: Path) -> No
 # --- checking the request ------------------------------------------------------------------
 
 
-def planned(tmp_path: Path, request: ScaleRequest, data: object = BASE) -> object:
+def planned(tmp_path: Path, request: ScaleRequest, data: object = BASE) -> ScalePlan:
     path = write_spec(tmp_path, data)
     lab = load_lab(path)
     return plan(lab, read_spec_text(path), request)
@@ -252,3 +259,18 @@ def test_the_plan_keeps_the_spec_valid_as_a_whole(tmp_path: Path) -> None:
 def test_members_text() -> None:
     assert members_text(1) == "1 member (quorum 1, 0 may fail)"
     assert members_text(5) == "5 members (quorum 3, 2 may fail)"
+
+
+def test_addresses_pair_with_control_planes_first_then_workers(tmp_path: Path) -> None:
+    request = ScaleRequest(
+        add_workers=("w2",),
+        add_control_planes=("cp4", "cp5"),
+        addresses=("172.30.9.44", "172.30.9.45", "172.30.9.42"),
+    )
+    result = planned(tmp_path, request)
+    assert {n.name: str(n.address) for n in result.added} == {
+        "cp4": "172.30.9.44",
+        "cp5": "172.30.9.45",
+        "w2": "172.30.9.42",
+    }
+    assert result.chosen == ()
