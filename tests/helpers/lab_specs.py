@@ -286,3 +286,28 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "nodes.workers[0].memory_mb: is 128; it must be at least 512",
     ),
 ]
+
+
+def private_key(path: Path, mode: int = 0o600, passphrase: bytes | None = None) -> Path:
+    """An ed25519 private key in OpenSSH's format at ``path`` (as ssh-keygen writes it)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    encryption: serialization.KeySerializationEncryption = (
+        serialization.BestAvailableEncryption(passphrase)
+        if passphrase
+        else serialization.NoEncryption()
+    )
+    data = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, encryption
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    path.chmod(mode)
+    return path
+
+
+def existing(data: dict[str, Any], key: Path, **defaults: Any) -> None:
+    """Make ``data`` a lab of existing hosts logged in to with ``key``."""
+    data["provider"] = "existing"
+    data["node_defaults"] = {"ssh_user": "admin", "ssh_key": str(key), **defaults}

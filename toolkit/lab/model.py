@@ -10,6 +10,9 @@ from pathlib import Path
 from toolkit.constants import CRI_RUNTIMES
 from toolkit.errors import SpecError
 
+# The provider of hosts that k8slab did not make.
+EXISTING = "existing"
+
 
 class Role(StrEnum):
     """A node's role, spelled as its group under ``nodes:`` in the lab spec (so a value
@@ -21,15 +24,44 @@ class Role(StrEnum):
 
 
 @dataclass(frozen=True)
+class Login:
+    """How the toolkit logs in to a host it did not make (``provider: existing``): the user
+    (who has sudo without a password), the private key and sshd's port."""
+
+    user: str
+    key: Path
+    port: int = 22
+
+
+@dataclass(frozen=True)
 class Node:
     name: str
     role: Role
     address: ipaddress.IPv4Address
+    # Hosts k8slab makes get these; on existing hosts they are what the host must have.
     cpus: int
     memory_mb: int
     container_runtime: str
     # The spec field its runtime comes from: its own, or the top-level one it inherits.
     runtime_field: str = field(default="container_runtime", compare=False)
+    # Existing hosts only (None: a host k8slab makes, reached with the lab's own key pair).
+    login: Login | None = None
+    # The interface that carries the lab network, when the spec names it (existing hosts).
+    interface: str | None = None
+
+
+@dataclass(frozen=True)
+class HostPower:
+    """The commands (argv, run on this machine, no shell) that stop and start a whole
+    existing host, for the drills that take one down; ``{name}`` and ``{address}`` in an
+    argument become the node's name and address."""
+
+    stop: tuple[str, ...]
+    start: tuple[str, ...]
+
+    def argv(self, action: str, node: Node) -> list[str]:
+        words = self.stop if action == "stop" else self.start
+        return [word.format(name=node.name, address=node.address) for word in words]
 
 
 @dataclass(frozen=True)
@@ -57,6 +89,14 @@ class Lab:
     api_port: int
     nodes: tuple[Node, ...]
     source: Path = field(compare=False)
+    # Existing hosts only: how to stop and start one (None: not configured).
+    host_power: HostPower | None = None
+
+    @property
+    def existing(self) -> bool:
+        """Its hosts were made outside k8slab: reached with the spec's logins, never
+        created or deleted (``provider: existing``)."""
+        return self.provider == EXISTING
 
     def by_role(self, role: Role) -> list[Node]:
         return [node for node in self.nodes if node.role == role]

@@ -62,10 +62,12 @@ def check_lab(
     port: int,
     nodes: list[tuple[Node, str]],
     problems: Problems,
+    existing: bool = False,
 ) -> None:
-    """The rules across the whole spec, given what of it could be read (None: unusable)."""
+    """The rules across the whole spec, given what of it could be read (None: unusable).
+    ``existing``: the hosts are not k8slab's, so no address is reserved for a gateway."""
     _check_topology(topology, nodes, problems)
-    _check_addresses(network, vip, nodes, problems)
+    _check_addresses(network, vip, nodes, problems, existing)
     _check_api_port(port, topology, problems)
     _check_pod_ranges(network, nodes, problems)
 
@@ -204,6 +206,7 @@ def _check_addresses(
     vip: ipaddress.IPv4Address | None,
     nodes: list[tuple[Node, str]],
     problems: Problems,
+    existing: bool,
 ) -> None:
     seen_names: dict[str, str] = {}
     seen_addresses: dict[ipaddress.IPv4Address, str] = {}
@@ -224,10 +227,10 @@ def _check_addresses(
         else:
             seen_addresses[node.address] = where
         if network is not None:
-            _check_in_subnet(node.address, network, f"{where}.address", problems)
+            _check_in_subnet(node.address, network, f"{where}.address", problems, existing)
     if vip is None or network is None:
         return
-    _check_in_subnet(vip, network, "api_endpoint.vip", problems)
+    _check_in_subnet(vip, network, "api_endpoint.vip", problems, existing)
     if vip in seen_addresses:
         problems.add(
             "api_endpoint.vip",
@@ -281,18 +284,16 @@ def _check_pod_ranges(
 
 
 def _check_in_subnet(
-    address: ipaddress.IPv4Address, network: Network, field_path: str, problems: Problems
+    address: ipaddress.IPv4Address, network: Network, where: str, problems: Problems, existing: bool
 ) -> None:
     subnet = network.subnet
     if address not in subnet:
-        problems.add(
-            field_path, f"{address} is outside the lab subnet {subnet}; pick one inside it"
-        )
+        problems.add(where, f"{address} is outside the lab subnet {subnet}; pick one inside it")
     elif address in (subnet.network_address, subnet.broadcast_address):
-        problems.add(field_path, f"{address} is the network or broadcast address of {subnet}")
-    elif address == network.gateway:
+        problems.add(where, f"{address} is the network or broadcast address of {subnet}")
+    elif address == network.gateway and not existing:
         problems.add(
-            field_path,
+            where,
             f"{address} is the lab network's gateway (its first address, held by the host); "
             "pick another",
         )

@@ -14,9 +14,9 @@ from typing import Any
 from toolkit import versions
 from toolkit.constants import CRI_RUNTIMES
 from toolkit.errors import SpecError
-from toolkit.lab.model import Role
+from toolkit.lab.model import EXISTING, Role
 
-PROVIDERS = ("docker", "libvirt", "virtualbox")
+PROVIDERS = ("docker", "libvirt", "virtualbox", EXISTING)
 TOPOLOGIES = ("stacked", "external")
 # The runtimes provisioning installs (toolkit/constants.py: their CRI sockets and units).
 RUNTIMES = tuple(CRI_RUNTIMES)
@@ -101,6 +101,18 @@ NODE_KEYS: dict[str, Key] = {
     ),
     "container_runtime": Key(str, required=False, choices=RUNTIMES, refused=REFUSED_RUNTIMES),
 }
+# How k8slab reaches an existing host (provider: existing only; toolkit/lab/access.py).
+ACCESS_KEYS: dict[str, Key] = {
+    "ssh_user": Key(str, required=False, hint="the user to log in as, with sudo"),
+    "ssh_key": Key(str, required=False, hint="the path of that user's private key"),
+    "ssh_port": Key(int, required=False, hint="sshd's TCP port, 22 by default"),
+    "interface": Key(str, required=False, hint="the interface that carries the lab network"),
+}
+NODE_KEYS.update(ACCESS_KEYS)
+HOST_POWER_KEYS: dict[str, Key] = {
+    "stop": Key(str, hint="a command that stops the host named {name} (or at {address})"),
+    "start": Key(str, hint="a command that starts it again"),
+}
 TOP_KEYS: dict[str, Key] = {
     "name": Key(str, hint="the lab's name, the same as its folder"),
     "provider": Key(str, choices=PROVIDERS),
@@ -117,6 +129,7 @@ TOP_KEYS: dict[str, Key] = {
         required=False,
         hint="sandboxed runtimes beside runc; none is offered on these hosts (docs/labs.md)",
     ),
+    "host_power": Key(dict, required=False, hint="with provider: existing, stop and start"),
 }
 NETWORK_KEYS: dict[str, Key] = {
     "subnet": Key(str, hint="the lab network in CIDR form, e.g. 172.30.2.0/24"),
@@ -129,7 +142,7 @@ API_KEYS: dict[str, Key] = {
         int, required=False, hint=f"the load balancer's TCP port, {DEFAULT_API_PORT} by default"
     ),
 }
-DEFAULTS_KEYS: dict[str, Key] = {key: NODE_KEYS[key] for key in NODE_MINIMUMS}
+DEFAULTS_KEYS: dict[str, Key] = {key: NODE_KEYS[key] for key in (*NODE_MINIMUMS, *ACCESS_KEYS)}
 # Keyed by the role's plain string: the messages quote these keys with repr().
 NODES_KEYS: dict[str, Key] = {
     Role.CONTROL_PLANE.value: Key(list, hint="a list of nodes"),

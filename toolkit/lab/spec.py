@@ -20,9 +20,9 @@ from typing import Any
 
 from toolkit import versions
 from toolkit.errors import LabNotFoundError
-from toolkit.lab import rules
+from toolkit.lab import access, rules
 from toolkit.lab.loader import read_spec
-from toolkit.lab.model import Lab, Network, Node, Role
+from toolkit.lab.model import EXISTING, Lab, Network, Node, Role
 from toolkit.lab.schema import (
     API_KEYS,
     DEFAULT_API_PORT,
@@ -118,9 +118,15 @@ def parse_lab(data: dict[str, Any], path: Path) -> Lab:
         else {}
     )
     check_minimums(defaults, "node_defaults", problems)
-    nodes = _parse_nodes(top.get("nodes"), defaults, top.get("container_runtime"), problems)
+    provider = top.get("provider")
+    access.check_defaults(provider, defaults, problems)
+    logins = access.Access(provider, path.parent.absolute(), defaults)
+    nodes = _parse_nodes(top.get("nodes"), defaults, top.get("container_runtime"), logins, problems)
+    host_power = access.parse_host_power(top.get("host_power"), provider, problems)
 
-    rules.check_lab(top.get("etcd_topology"), network, api_vip, api_port, nodes, problems)
+    rules.check_lab(
+        top.get("etcd_topology"), network, api_vip, api_port, nodes, problems, provider == EXISTING
+    )
     _check_runtime_classes(top.get("runtime_classes"), problems)
 
     problems.raise_if_any()
@@ -137,6 +143,7 @@ def parse_lab(data: dict[str, Any], path: Path) -> Lab:
         api_port=api_port,
         nodes=tuple(node for node, _ in nodes),
         source=path,
+        host_power=host_power,
     )
 
 
@@ -199,6 +206,7 @@ def _parse_nodes(
     raw: dict[str, Any] | None,
     defaults: dict[str, Any],
     runtime: str | None,
+    logins: access.Access,
     problems: Problems,
 ) -> list[tuple[Node, str]]:
     """Nodes with the field path they came from (for messages about them)."""
@@ -232,8 +240,11 @@ def _parse_nodes(
                     "an IPv4 address",
                     problems,
                 )
-            cpus = values.get("cpus", defaults.get("cpus", DEFAULT_CPUS))
-            memory = values.get("memory_mb", defaults.get("memory_mb", DEFAULT_MEMORY_MB))
+            built_in = {"cpus": DEFAULT_CPUS, "memory_mb": DEFAULT_MEMORY_MB}
+            least = access.resource_defaults(logins.provider, role, built_in)
+            cpus = values.get("cpus", defaults.get("cpus", least["cpus"]))
+            memory = values.get("memory_mb", defaults.get("memory_mb", least["memory_mb"]))
+            login, interface = logins.node(values, where, problems)
             check_minimums(values, where, problems)
             if role == Role.CONTROL_PLANE:
                 resources = {"cpus": cpus, "memory_mb": memory}
@@ -245,7 +256,9 @@ def _parse_nodes(
             runtime_field = f"{where}.container_runtime" if own_runtime else "container_runtime"
             if role == Role.CONTROL_PLANE:
                 rules.check_control_plane_runtime(node_runtime, own_runtime, where, problems)
-            node = Node(name, role, address, cpus, memory, node_runtime, runtime_field)
+            node = Node(
+                name, role, address, cpus, memory, node_runtime, runtime_field, login, interface
+            )
             nodes.append((node, where))
     return nodes
 
