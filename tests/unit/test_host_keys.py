@@ -4,6 +4,7 @@ OpenSSH does (accept-new): against a real SSH server on loopback (paramiko's).""
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,3 +107,24 @@ def test_a_key_recorded_by_openssh_hashed_is_checked(
             connect(target(server.port, client_key, known_hosts))
     finally:
         server.close()
+
+
+def test_a_key_trusted_on_first_use_is_told_with_openssh_s_fingerprint(
+    tmp_path: Path, client_key: Path, host_keys: tuple[paramiko.PKey, paramiko.PKey]
+) -> None:
+    first, _ = host_keys
+    server = Server(first)
+    told: list[tuple[str, str, str]] = []
+    try:
+        known_hosts = tmp_path / "known_hosts"
+        connect(target(server.port, client_key, known_hosts), on_new_key=lambda *k: told.append(k))
+        connect(target(server.port, client_key, known_hosts), on_new_key=lambda *k: told.append(k))
+    finally:
+        server.close()
+    public = tmp_path / "host.pub"
+    public.write_text(f"ssh-rsa {first.get_base64()}\n")
+    # ssh-keygen prints "BITS SHA256:... COMMENT (TYPE)": the same fingerprint as told.
+    shown = subprocess.run(
+        ["ssh-keygen", "-lf", str(public)], capture_output=True, text=True, check=True
+    ).stdout.split()[1]
+    assert told == [(f"[127.0.0.1]:{server.port}", "ssh-rsa", shown)], "told once, when recorded"

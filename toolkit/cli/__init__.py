@@ -18,6 +18,7 @@ COMMANDS = {
     "validate": "toolkit.cli.spec:validate",
     "labs": "toolkit.cli.spec:labs",
     "up": "toolkit.cli.lab:up",
+    "preflight": "toolkit.cli.lab:preflight",
     "provision": "toolkit.cli.cluster:provision_command",
     "reset": "toolkit.cli.cluster:reset_command",
     "kubectl": "toolkit.cli.cluster:kubectl",

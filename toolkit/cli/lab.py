@@ -1,4 +1,4 @@
-"""Commands about one lab's hosts: up, status, ssh, destroy."""
+"""Commands about one lab's hosts: up, preflight, status, ssh, destroy."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from toolkit.cli.cluster import print_summary
 from toolkit.cli.params import LAB, changes_lab
 from toolkit.errors import HostError, LabNotFoundError
 from toolkit.hosts import lifecycle
+from toolkit.hosts.preflight import describe, run_preflight
 from toolkit.lab import spec
 from toolkit.lab.state import LabState
-from toolkit.progress import Progress
-from toolkit.provision.run import check_bundle_parts, up_cluster
+from toolkit.progress import SILENT, Progress
+from toolkit.provision.run import check_bundle_parts, reset, up_cluster
 
 
 @click.command()
@@ -40,6 +41,22 @@ def up(lab: str, hosts_only: bool) -> None:
         print_summary(report)
     click.echo(f"  inventory:  {state.inventory}")
     click.echo(f"  ssh config: {state.ssh_config}")
+
+
+@click.command()
+@click.argument("lab", type=LAB)
+def preflight(lab: str) -> None:
+    """Check every host of the lab at once, changing nothing on them (`up` does it first
+    on existing hosts); exit 1 listing every problem of every host."""
+    model = spec.load_lab(lab)
+    result = run_preflight(model, SILENT)
+    for check in result.hosts:
+        found = describe(check.facts, check.clock) if check.facts else "not reached"
+        click.echo(f"{check.node.name:<10}{check.node.address!s:<16}{found}")
+        if check.new_key:
+            click.echo(f"{'':<26}host key trusted on first use: {check.new_key}")
+    result.raise_if_failed()
+    click.echo(f"lab {model.name}: all {len(result.hosts)} hosts pass the preflight")
 
 
 @click.command()
@@ -82,17 +99,22 @@ def ssh(lab: str, node: str, command: tuple[str, ...]) -> None:
 @click.command()
 @click.argument("lab", type=LAB)
 @click.option("--purge", is_flag=True, help="Also delete the lab's etcd backups (kept otherwise).")
+@click.option("--yes", is_flag=True, help="Do not ask before resetting existing hosts.")
 @changes_lab
-def destroy(lab: str, purge: bool) -> None:
+def destroy(lab: str, purge: bool, yes: bool) -> None:
     """Remove the lab's hosts, network, volumes and state directory (safe to repeat).
 
-    The lab's etcd backups are kept in its state directory unless --purge is given.
+    Hosts k8slab did not make (provider: existing) are never removed: their cluster is
+    reset (after asking; --yes does not ask) and the lab's state forgotten. The lab's etcd
+    backups are kept in its state directory unless --purge is given.
     """
     name, provider = lab, "docker"
     # A lab whose spec is gone can still have hosts; clean those up too.
     with contextlib.suppress(LabNotFoundError):
         model = spec.load_lab(lab)
         name, provider = model.name, model.provider
+        if model.existing:
+            _reset_existing(model, yes)
     result = lifecycle.destroy_lab(name, provider, Progress(), purge=purge)
     removed = result.removed
     click.echo(f"lab {name}: removed {len(removed)} objects" + "".join(f"\n  {r}" for r in removed))
@@ -107,3 +129,20 @@ def destroy(lab: str, purge: bool) -> None:
             f"  kept {count} etcd snapshot(s) in {result.kept_backups} "
             f"(`k8slab etcd backups {name}` lists them; `--purge` deletes them)"
         )
+
+
+def _reset_existing(model: spec.Lab, yes: bool) -> None:
+    """Wipe the cluster from hosts k8slab did not make, which stay up; nothing to do if
+    the lab never reached them."""
+    if not LabState.of(model.name).inventory.exists():
+        return
+    if not yes:
+        click.confirm(
+            f"Lab {model.name}'s hosts were not made by k8slab, so they stay: destroy wipes "
+            "the Kubernetes cluster and etcd data from every one of them (`k8slab reset`) and "
+            "forgets the lab's state. Go on?",
+            abort=True,
+        )
+    stats = reset(model, Progress())
+    changed = ", ".join(f"{host}={n}" for host, n in sorted(stats.changed.items()) if n)
+    click.echo(f"lab {model.name}: hosts reset ({changed or 'nothing to change'}), left running")

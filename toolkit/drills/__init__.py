@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from toolkit.drills import backup_restore, control_plane_loss, member_loss, quorum_loss
-from toolkit.drills.lab_ops import DrillError, remove_probe_files, wait_healthy
+from toolkit.drills.lab_ops import DrillError, check_host_power, remove_probe_files, wait_healthy
 from toolkit.drills.report import DrillResult, report_paths, write_reports
 from toolkit.errors import K8slabError
 from toolkit.lab.spec import Lab
@@ -29,6 +29,9 @@ DRILLS: dict[str, Callable[[Lab, DrillResult, Progress], None]] = {
     "control-plane-loss": control_plane_loss.run,
 }
 DRILL_NAMES = tuple(DRILLS)
+# The drills that stop and start a whole host (the others stop services with systemctl or
+# the kubelet's static Pods): on existing hosts, only with the spec's host_power.
+STOPS_HOSTS = ("control-plane-loss",)
 AFTER_DRILL_HEALTHY_S = 300
 # A loaded machine makes single probes fail now and then; unhealthy means for this long.
 GATE_S = 60
@@ -45,6 +48,8 @@ def run_drill(
     """Run one drill; raises DrillError (nothing touched) when the lab is not healthy."""
     if name not in DRILLS:
         raise DrillError(f"no drill {name!r}; the drills are: {', '.join(DRILL_NAMES)}")
+    if name in STOPS_HOSTS:
+        check_host_power(lab, name)
     try:
         wait_healthy(lab, GATE_S)
     except DrillError as exc:

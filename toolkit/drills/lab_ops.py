@@ -75,9 +75,25 @@ def wait_healthy(lab: Lab, timeout_s: float = 300, interval_s: float = 5) -> flo
 # --- whole hosts -------------------------------------------------------------------------------
 
 
+def check_host_power(lab: Lab, drill: str) -> None:
+    """A drill that stops and starts a whole host can on hosts k8slab made; on existing
+    hosts only with the lab's own commands for it (host_power in the spec)."""
+    if lab.existing and lab.host_power is None:
+        raise DrillError(
+            f"drill {drill} stops and starts a whole host, and lab {lab.name}'s hosts were "
+            f"not made by k8slab: say how in {lab.source}, e.g. host_power: {{stop: 'virsh "
+            "destroy lab-{name}', start: 'virsh start lab-{name}'}} (commands run on this "
+            "machine, without a shell; {name} and {address} become the node's)"
+        )
+
+
 def stop_host(lab: Lab, node: Node) -> None:
     """Stop the whole host (container or VM), as a power loss would."""
-    if lab.provider == "docker":
+    if lab.existing:
+        check_host_power(lab, "that stops a host")
+        assert lab.host_power is not None
+        run(lab.host_power.argv("stop", node), timeout=300)
+    elif lab.provider == "docker":
         run(["docker", "stop", "--time", "10", DockerNames(lab.name).container(node)], timeout=120)
     else:
         vagrant = Vagrant(LabState.of(lab.name))
@@ -87,12 +103,17 @@ def stop_host(lab: Lab, node: Node) -> None:
 def start_host(lab: Lab, node: Node, progress: Progress = SILENT) -> float:
     """Start the host again and wait until systemd has booted; return seconds."""
     started = time.monotonic()
-    if lab.provider == "docker":
+    if lab.existing:
+        check_host_power(lab, "that starts a host")
+        assert lab.host_power is not None
+        run(lab.host_power.argv("start", node), timeout=300)
+    elif lab.provider == "docker":
         run(["docker", "start", DockerNames(lab.name).container(node)], timeout=120)
     else:
         vagrant = Vagrant(LabState.of(lab.name))
         run(["vagrant", "up", node.name], env=vagrant.env(lab.provider), timeout=600)
-    wait_until_ready(remote.target(lab, node), deadline_s=180)
+    # A machine boots slower than a container.
+    wait_until_ready(remote.target(lab, node), deadline_s=600 if lab.existing else 180)
     progress.say("host", "booted", node.name)
     return time.monotonic() - started
 

@@ -12,18 +12,19 @@ import paramiko
 
 from toolkit.bundle.store import bundles_root
 from toolkit.errors import HostError
-from toolkit.hosts import engine
-from toolkit.hosts.image import LOGIN_USER, build_node_image
-from toolkit.hosts.ssh import SshTarget, connect, reachable, wait_until_ready
+from toolkit.hosts import engine, facts
+from toolkit.hosts.image import build_node_image
+from toolkit.hosts.preflight import describe, run_preflight
+from toolkit.hosts.ssh import reachable, wait_until_ready
 from toolkit.hosts.vagrant import Vagrant
 from toolkit.lab import render
+from toolkit.lab.model import EXISTING
+from toolkit.lab.render import ssh_target
 from toolkit.lab.spec import Lab, Node
 from toolkit.lab.state import LabState
 from toolkit.progress import SILENT, Progress
 
-
-def ssh_target(state: LabState, node: Node) -> SshTarget:
-    return SshTarget(node.name, str(node.address), LOGIN_USER, state.private_key, state.known_hosts)
+__all__ = ["ssh_target"]
 
 
 def write_access_files(lab: Lab, state: LabState) -> None:
@@ -33,7 +34,11 @@ def write_access_files(lab: Lab, state: LabState) -> None:
 
 
 def up_hosts(lab: Lab, progress: Progress = SILENT) -> dict[str, float]:
-    """Create the lab's hosts with Vagrant and wait until each answers SSH; return timings."""
+    """Create the lab's hosts with Vagrant and wait until each answers SSH; return timings.
+    Hosts k8slab did not make are checked instead (the preflight), and refused with every
+    problem found before anything changes on them."""
+    if lab.existing:
+        return _check_existing_hosts(lab, progress)
     state = LabState.of(lab.name)
     _vagrant_up(lab, state, list(lab.nodes), progress)
     record_up_timings(lab, progress)
@@ -48,7 +53,7 @@ def up_nodes(lab: Lab, nodes: list[Node], progress: Progress = SILENT) -> None:
     for node in nodes:
         forget_host_key(state, node)
     _vagrant_up(lab, state, nodes, progress)
-    record_host_keys(lab, state, nodes)
+    reach_hosts(lab, state, progress, nodes)
 
 
 def _vagrant_up(lab: Lab, state: LabState, nodes: list[Node], progress: Progress) -> None:
@@ -123,6 +128,20 @@ def forget_host_key(state: LabState, node: Node) -> None:
         state.write_text(state.known_hosts, "".join(kept))
 
 
+def _check_existing_hosts(lab: Lab, progress: Progress) -> dict[str, float]:
+    state = LabState.of(lab.name)
+    with progress.phase("preflight", f"checking {len(lab.nodes)} existing hosts"):
+        result = run_preflight(lab, progress)
+        for check in result.hosts:
+            if check.facts is not None:
+                progress.say("preflight", describe(check.facts, check.clock), check.node.name)
+        result.raise_if_failed()
+    facts.record_kinds(state, {c.node.name: c.facts.container for c in result.hosts if c.facts})
+    write_access_files(lab, state)
+    record_up_timings(lab, progress)
+    return dict(progress.durations)
+
+
 def record_up_timings(lab: Lab, progress: Progress, **extra: float) -> None:
     """Write ``timings/up.json``: every phase of ``k8slab up`` so far, and the total."""
     state = LabState.of(lab.name)
@@ -148,16 +167,23 @@ def _wait_for_all(nodes: list[Node], state: LabState, progress: Progress) -> Non
             future.result()
 
 
-def record_host_keys(lab: Lab, state: LabState, nodes: list[Node] | None = None) -> None:
-    """Connect once to every host (or to ``nodes``), so that its key is in the lab's
-    known_hosts (recorded on first contact, refused when changed) before Ansible, which
-    only checks, connects."""
+def reach_hosts(
+    lab: Lab, state: LabState, progress: Progress = SILENT, nodes: list[Node] | None = None
+) -> None:
+    """Connect once to every host (or to ``nodes``) before Ansible, which only checks keys,
+    connects: its key goes into the lab's known_hosts on first contact (shown; a changed
+    one is refused), and whether it is a container into ``hosts.json``, which the
+    inventory's container branches follow."""
     nodes = list(lab.nodes) if nodes is None else nodes
     unreachable: list[str] = []
+    kinds: dict[str, str] = {}
 
     def touch(node: Node) -> None:
+        def trusted(name: str, kind: str, fingerprint: str) -> None:
+            progress.say("ssh", f"host key trusted on first use: {kind} {fingerprint}", node.name)
+
         try:
-            connect(ssh_target(state, node), timeout=15).close()
+            kinds[node.name] = facts.read_container(ssh_target(state, node), 15, trusted)
         except (TimeoutError, OSError, paramiko.SSHException):
             unreachable.append(node.name)
 
@@ -169,6 +195,9 @@ def record_host_keys(lab: Lab, state: LabState, nodes: list[Node] | None = None)
             f"not reachable over SSH: {', '.join(sorted(unreachable))}; nothing was changed. "
             f"See `k8slab status {lab.name}`"
         )
+    names = {node.name for node in lab.nodes}
+    known = {name: kind for name, kind in render.recorded_kinds(state).items() if name in names}
+    facts.record_kinds(state, {**known, **kinds})
 
 
 @dataclass(frozen=True)
@@ -181,12 +210,18 @@ class NodeStatus:
 
 
 def lab_status(lab: Lab) -> list[NodeStatus]:
+    """Each node's state (Vagrant's; ``existing`` for hosts k8slab did not make) and
+    whether it answers SSH."""
     state = LabState.of(lab.name)
-    states = Vagrant(state).status(lab.provider)
+    states = (
+        {node.name: EXISTING for node in lab.nodes}
+        if lab.existing
+        else Vagrant(state).status(lab.provider)
+    )
 
     def one(node: Node) -> NodeStatus:
         machine_state = states.get(node.name, "not_created")
-        ok = machine_state == "running" and reachable(ssh_target(state, node))
+        ok = machine_state in ("running", EXISTING) and reachable(ssh_target(state, node))
         return NodeStatus(
             node.name, render.ROLE_NAMES[node.role], str(node.address), machine_state, ok
         )
@@ -216,12 +251,16 @@ def destroy_lab(
 
     The lab's etcd backups stay in ``<state>/backups`` unless ``purge``: they are what a
     user keeps a lab's state for. The state directory is checked before anything goes.
+    Existing hosts are never touched here: only the state is forgotten (the caller resets
+    their cluster first).
     """
     state = LabState.of(lab_name)
     state.checked_root()
     result = Destroyed()
     with progress.phase("destroy", f"lab {lab_name}"):
-        if provider == "docker":
+        if provider == EXISTING:
+            pass
+        elif provider == "docker":
             with engine.networks_lock(progress):
                 Vagrant(state).destroy(provider)
                 result.removed += engine.remove_lab_objects(lab_name, state.root)

@@ -14,8 +14,8 @@ from pathlib import Path
 import paramiko
 
 from toolkit.errors import HostError
-from toolkit.hosts.lifecycle import ssh_target
-from toolkit.hosts.ssh import SshTarget, connect, run_command
+from toolkit.hosts.ssh import SshTarget, connect, run_command, script_command
+from toolkit.lab.render import ssh_target
 from toolkit.lab.spec import Lab, Node
 from toolkit.lab.state import LabState
 
@@ -36,12 +36,6 @@ def try_root(lab: Lab, node: Node, script: str, timeout: float = 60) -> tuple[in
         return run_command(target(lab, node), sudo(script), timeout=timeout)
     except (TimeoutError, OSError, paramiko.SSHException) as exc:
         raise HostError(f"{node.name}: cannot run over SSH: {exc or type(exc).__name__}") from exc
-
-
-def script_command(script: Traversable, *args: str | int) -> str:
-    """A packaged shell script run by ``sh -c`` with its arguments, each one quoted."""
-    text = script.read_text(encoding="utf-8")
-    return " ".join(shlex.quote(str(part)) for part in ("sh", "-c", text, script.name, *args))
 
 
 def try_run_script(

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
+import shlex
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 import paramiko
@@ -30,6 +35,14 @@ class HostKeyChangedError(HostError):
 
 
 _KNOWN_HOSTS_LOCK = threading.Lock()
+# Told of each host key trusted on first use: the known_hosts name, key type, fingerprint.
+NewKeyHook = Callable[[str, str, str], None]
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    """The key's fingerprint as OpenSSH shows it (``ssh-keygen -lf``): SHA256:base64."""
+    digest = hashlib.sha256(key.asbytes()).digest()
+    return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
 class _AcceptNew(paramiko.MissingHostKeyPolicy):
@@ -37,8 +50,9 @@ class _AcceptNew(paramiko.MissingHostKeyPolicy):
     known_hosts is trusted and recorded there; a known host with another key never gets
     here (paramiko refuses it)."""
 
-    def __init__(self, known_hosts: Path) -> None:
+    def __init__(self, known_hosts: Path, on_new_key: NewKeyHook | None = None) -> None:
         self.known_hosts = known_hosts
+        self.on_new_key = on_new_key
 
     def missing_host_key(
         self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
@@ -49,16 +63,21 @@ class _AcceptNew(paramiko.MissingHostKeyPolicy):
             with os.fdopen(fd, "a") as handle:
                 handle.write(line)
         client.get_host_keys().add(hostname, key.get_name(), key)
+        if self.on_new_key is not None:
+            self.on_new_key(hostname, key.get_name(), fingerprint(key))
 
 
-def connect(target: SshTarget, timeout: float = 30) -> paramiko.SSHClient:
+def connect(
+    target: SshTarget, timeout: float = 30, on_new_key: NewKeyHook | None = None
+) -> paramiko.SSHClient:
     """An SSH session to the host with the lab's key, its host key checked against the
-    lab's known_hosts (the one way the Python side reaches a host)."""
+    lab's known_hosts (the one way the Python side reaches a host); ``on_new_key`` is told
+    of a key trusted on first use."""
     client = paramiko.SSHClient()
     with _KNOWN_HOSTS_LOCK:
         if target.known_hosts.exists():
             client.load_host_keys(str(target.known_hosts))
-    client.set_missing_host_key_policy(_AcceptNew(target.known_hosts))
+    client.set_missing_host_key_policy(_AcceptNew(target.known_hosts, on_new_key))
     try:
         client.connect(
             target.address,
@@ -83,6 +102,12 @@ def connect(target: SshTarget, timeout: float = 30) -> paramiko.SSHClient:
         client.close()
         raise
     return client
+
+
+def script_command(script: Traversable, *args: str | int) -> str:
+    """A packaged shell script run by ``sh -c`` with its arguments, each one quoted."""
+    text = script.read_text(encoding="utf-8")
+    return " ".join(shlex.quote(str(part)) for part in ("sh", "-c", text, script.name, *args))
 
 
 def run_command(target: SshTarget, command: str, timeout: float = 30) -> tuple[int, str]:

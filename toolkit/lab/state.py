@@ -83,6 +83,12 @@ class LabState:
         return self.root / "known_hosts"
 
     @property
+    def host_kinds(self) -> Path:
+        """Which hosts are containers, as each host said when last reached (the roles'
+        container branches follow it)."""
+        return self.root / "hosts.json"
+
+    @property
     def vagrant_dotfile(self) -> Path:
         return self.root / "vagrant"
 

@@ -18,7 +18,7 @@ from toolkit import ansible
 from toolkit.bundle import parts, store
 from toolkit.bundle.build import build
 from toolkit.errors import BundleError, HostError, K8slabError
-from toolkit.hosts.lifecycle import record_host_keys, record_up_timings
+from toolkit.hosts.lifecycle import reach_hosts, record_up_timings
 from toolkit.kube import spread_coredns, wait_for_ready_nodes, wait_for_system_workloads
 from toolkit.lab import render
 from toolkit.lab.spec import Lab
@@ -120,7 +120,6 @@ def check_ready_to_provision(lab: Lab, state: LabState, progress: Progress = SIL
     """Everything a run needs, checked before any host is changed."""
     if not state.inventory.exists():
         raise HostError(f"lab {lab.name} has no hosts yet; run `k8slab up {lab.name}`")
-    refresh_inventory(lab, state)
     with_parts = "".join(f" --with {part}" for part in lab.bundle_parts)
     if not store.is_complete(lab.kubernetes_version):
         raise BundleError(
@@ -128,7 +127,8 @@ def check_ready_to_provision(lab: Lab, state: LabState, progress: Progress = SIL
             f"`k8slab bundle build --kubernetes {lab.kubernetes_version}{with_parts}`"
         )
     check_bundle_parts(lab)
-    record_host_keys(lab, state)
+    reach_hosts(lab, state, progress)
+    refresh_inventory(lab, state)
     tracker = EventTracker(progress, _phase_of_plays([PREFLIGHT]))
     run = ansible.run_runner(
         state,
@@ -249,8 +249,8 @@ def reset(lab: Lab, progress: Progress = SILENT) -> ansible.RunStats:
     state = LabState.of(lab.name)
     if not state.inventory.exists():
         raise HostError(f"lab {lab.name} has no hosts; there is nothing to reset")
+    reach_hosts(lab, state, progress)
     refresh_inventory(lab, state)
-    record_host_keys(lab, state)
     tracker = EventTracker(progress, _phase_of_plays([RESET]))
     return _run_playbook(
         state,
