@@ -172,9 +172,10 @@ def _modules(facts: HostFacts) -> list[str]:
     found = []
     for module in KERNEL_MODULES:
         state = facts.modules.get(module, "unknown")
-        if facts.is_container and state not in ("loaded", "builtin"):
+        if facts.is_container and state != "present":
             found.append(
-                f"kernel module {module} is not loaded, and a container cannot load it: run "
+                f"kernel module {module} is neither loaded nor built in, and a container cannot "
+                "load it: run "
                 f"`modprobe {module}` on the machine that runs it (and list it in "
                 "/etc/modules-load.d there)"
             )

@@ -25,10 +25,20 @@ for unit in systemd-timesyncd chrony chronyd ntpsec ntp openntpd; do
   if systemctl is-active --quiet "$unit" 2>/dev/null; then active="$unit"; break; fi
 done
 echo "time_sync=$active"
+# A module is present when what it provides is there (loaded, or built in: a built-in
+# module without parameters has no /sys/module entry, and a kernel may list no builtins).
+present() {
+  case $1 in
+    overlay) grep -qw overlay /proc/filesystems ;;
+    br_netfilter) [ -e /proc/sys/net/bridge/bridge-nf-call-iptables ] ;;
+    *) [ -d "/sys/module/$1" ] ;;
+  esac
+}
 builtin="/lib/modules/$(uname -r)/modules.builtin"
 for module in "$@"; do
-  if [ -d "/sys/module/$module" ]; then state=loaded
-  elif [ -f "$builtin" ] && grep -q "/$module\.ko" "$builtin"; then state=builtin
+  if present "$module" || [ -d "/sys/module/$module" ]; then state=present
+  elif [ -f "$builtin" ] && grep -q "/$module\.ko" "$builtin"; then state=present
+  elif [ ! -e /proc/modules ]; then state=missing  # a kernel that loads no modules
   elif ! command -v modprobe >/dev/null 2>&1; then state=unknown
   elif modprobe --dry-run --quiet "$module" 2>/dev/null; then state=loadable
   else state=missing
