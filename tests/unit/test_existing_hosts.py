@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from tests.helpers.host_facts import good
 from tests.helpers.lab_specs import existing, mutated, private_key, write_spec
 from toolkit import drills
 from toolkit.cli import lab as cli_lab
@@ -109,6 +110,38 @@ def test_up_refuses_existing_hosts_before_writing_anything_for_ansible(
         lifecycle.up_hosts(lab)
     state = LabState.of(lab.name)
     assert not state.inventory.exists() and not state.private_key.exists()
+
+
+def test_preflight_prints_each_host_and_fails_listing_the_problems(
+    tmp_path: Path, key: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab = lab_with(tmp_path, key)
+    checks = [preflight.HostCheck(node, good(str(node.address))) for node in lab.nodes]
+    checks[0].new_key = "ssh-ed25519 SHA256:abc"
+    checks[-1] = preflight.HostCheck(lab.node("w1"), problems=["no SSH at 172.30.9.21:22"])
+    monkeypatch.setattr(
+        cli_lab, "run_preflight", lambda model, progress: preflight.Preflight(model, checks)
+    )
+    result = CliRunner().invoke(main, ["preflight", str(lab.source)])
+    assert result.exit_code == 1
+    assert "cp1       172.30.9.11     Debian GNU/Linux 13 (trixie), " in result.output
+    assert "host key trusted on first use: ssh-ed25519 SHA256:abc" in result.output
+    assert "w1        172.30.9.21     not reached" in result.output
+    assert "error: lab demo: 1 problem on its hosts; nothing was changed on any of them\n" in (
+        result.output
+    )
+    assert "  w1 (172.30.9.21): no SSH at 172.30.9.21:22" in result.output
+
+
+def test_status_of_existing_hosts_needs_no_vagrant(
+    tmp_path: Path, key: Path, isolated_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab = lab_with(tmp_path, key)
+    monkeypatch.setattr(lifecycle, "Vagrant", lambda state: pytest.fail("Vagrant asked"))
+    monkeypatch.setattr(lifecycle, "reachable", lambda target: target.port == 2200)
+    statuses = lifecycle.lab_status(lab)
+    assert {(s.name, s.state, s.reachable) for s in statuses} >= {("cp1", "existing", True)}
+    assert LabState.of(lab.name).root.is_dir(), "ready to record host keys"
 
 
 def test_destroy_resets_existing_hosts_after_asking_and_forgets_the_state(

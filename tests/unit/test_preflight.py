@@ -5,7 +5,6 @@ machine and loopback, reading only)."""
 
 from __future__ import annotations
 
-import dataclasses
 import ipaddress
 import platform
 import socket
@@ -17,17 +16,12 @@ from typing import Any
 import paramiko
 import pytest
 
+from tests.helpers.host_facts import good
 from tests.helpers.lab_specs import existing, external, mutated, private_key, write_spec
 from toolkit.hosts import ports, preflight
 from toolkit.hosts.facts import FACTS_SCRIPT, KERNEL_MODULES, Clock, HostFacts, parse_facts
-from toolkit.hosts.preflight import (
-    HostCheck,
-    PreflightError,
-    clock_problem,
-    judge_host,
-    kinds_problem,
-    run_preflight,
-)
+from toolkit.hosts.judge import clock_problem, judge_host, kinds_problem, vip_problem
+from toolkit.hosts.preflight import PreflightError, run_preflight
 from toolkit.hosts.ssh import SshTarget
 from toolkit.lab.model import Lab
 from toolkit.lab.spec import load_lab
@@ -37,30 +31,6 @@ from toolkit.lab.spec import load_lab
 def lab(tmp_path: Path) -> Lab:
     key = private_key(tmp_path / "id_ed25519")
     return load_lab(write_spec(tmp_path, mutated(lambda d: existing(d, key))))
-
-
-def good(address: str, **changes: Any) -> HostFacts:
-    """A host that passes: Debian 13, this machine's architecture, enough of everything."""
-    facts = HostFacts(
-        os_id="debian",
-        os_version="13",
-        os_name="Debian GNU/Linux 13 (trixie)",
-        arch=platform.machine(),
-        kernel="6.12.0-1-amd64",
-        cpus=4,
-        memory_mib=7900,
-        var_free_gib=40.0,
-        cgroup_version=2,
-        swap_mib=0,
-        container="none",
-        systemd="running",
-        python3="/usr/bin/python3",
-        sudo=True,
-        addresses={"lo": ["127.0.0.1/8"], "eth1": [f"{address}/24"]},
-        time_sync="systemd-timesyncd",
-        modules={"overlay": "loadable", "br_netfilter": "loadable"},
-    )
-    return dataclasses.replace(facts, **changes)
 
 
 def test_a_good_host_has_no_problem(lab: Lab) -> None:
@@ -172,14 +142,30 @@ def test_clocks_apart_beyond_their_reading_are_a_problem(
         assert "the hosts' clocks differ by 5.0s (cp1 and cp2;" in problem
 
 
-def test_containers_and_machines_do_not_mix(lab: Lab) -> None:
-    checks = [
-        HostCheck(lab.node("cp1"), good("172.30.9.11", container="docker")),
-        HostCheck(lab.node("cp2"), good("172.30.9.12")),
-        HostCheck(lab.node("cp3")),  # not reached: neither
-    ]
-    assert "some hosts are containers (cp1) and some are not (cp2)" in (kinds_problem(checks) or "")
-    assert kinds_problem(checks[1:]) is None
+def test_containers_and_machines_do_not_mix() -> None:
+    found = {"cp1": good("172.30.9.11", container="docker"), "cp2": good("172.30.9.12")}
+    assert "some hosts are containers (cp1) and some are not (cp2)" in (kinds_problem(found) or "")
+    assert kinds_problem({"cp2": found["cp2"]}) is None
+
+
+def with_vip(address: str, holder: bool) -> HostFacts:
+    cidrs = [f"{address}/24", *(["172.30.9.100/24"] if holder else [])]
+    return good(address, addresses={"eth1": cidrs})
+
+
+def test_the_vip_must_be_free_or_a_control_planes(lab: Lab) -> None:
+    free = {"cp1": with_vip("172.30.9.11", False), "w1": with_vip("172.30.9.21", False)}
+    assert vip_problem(lab, free, answers=False) is None
+    assert vip_problem(lab, free, answers=None) is None, "no ping there: cannot tell"
+    assert "172.30.9.100 answers ping, so another machine has it" in (
+        vip_problem(lab, free, answers=True) or ""
+    )
+    on_cp = {**free, "cp1": with_vip("172.30.9.11", True)}
+    assert vip_problem(lab, on_cp, answers=True) is None, "a provisioned lab's own VIP"
+    on_worker = {**free, "w1": with_vip("172.30.9.21", True)}
+    assert "is an address of w1, not a control plane" in (
+        vip_problem(lab, on_worker, answers=None) or ""
+    )
 
 
 def test_the_ports_each_topology_needs(lab: Lab, tmp_path: Path) -> None:
@@ -238,7 +224,15 @@ def test_every_hosts_problems_are_listed_at_once_and_nothing_is_probed_from_or_t
         probed.append((target.name, arguments))
         return "\n".join(f"{a.replace(':', ' ')} refused" for a in arguments[1:])
 
-    result = run_preflight(lab, reader=fake_reader(facts, {"w1": 9.0}), prober=prober)
+    pinged: list[tuple[str, str]] = []
+
+    def pinger(target: SshTarget, address: str) -> bool:
+        pinged.append((target.name, address))
+        return True
+
+    result = run_preflight(
+        lab, reader=fake_reader(facts, {"w1": 9.0}), prober=prober, pinger=pinger
+    )
     assert not result.passed
     lines = result.problem_lines()
     assert any(line.startswith("cp1 (172.30.9.11): has 1024 MiB of swap on") for line in lines)
@@ -248,6 +242,8 @@ def test_every_hosts_problems_are_listed_at_once_and_nothing_is_probed_from_or_t
     )
     assert any(line.startswith("w1 (172.30.9.21): 172.30.9.21 (its address") for line in lines)
     assert any(line.startswith("lab demo: the hosts' clocks differ by 9.0s") for line in lines)
+    assert pinged == [("cp1", "172.30.9.100")], "once, from a reached control plane"
+    assert any(line.startswith("lab demo: api_endpoint.vip 172.30.9.100 answers") for line in lines)
     assert sorted(name for name, _ in probed) == ["cp1", "cp2", "w1"]
     assert not any("172.30.9.13" in arg for _, arguments in probed for arg in arguments)
     assert result.hosts[0].new_key == "ssh-ed25519 SHA256:cp1"
@@ -268,8 +264,11 @@ def test_hosts_that_pass_raise_nothing(lab: Lab, isolated_state: Path) -> None:
     def prober(target: SshTarget, arguments: list[str]) -> str:
         return "\n".join(f"{a.replace(':', ' ')} open" for a in arguments[1:])
 
-    result = run_preflight(lab, reader=fake_reader(facts, {}), prober=prober)
+    result = run_preflight(
+        lab, reader=fake_reader(facts, {}), prober=prober, pinger=lambda target, vip: False
+    )
     assert result.passed, result.problem_lines()
+    assert all(check.summary.startswith("Debian GNU/Linux 13 (trixie), ") for check in result.hosts)
     result.raise_if_failed()
 
 

@@ -12,7 +12,7 @@ from toolkit.cli.cluster import print_summary
 from toolkit.cli.params import LAB, changes_lab
 from toolkit.errors import HostError, LabNotFoundError
 from toolkit.hosts import lifecycle
-from toolkit.hosts.preflight import describe, run_preflight
+from toolkit.hosts.preflight import run_preflight
 from toolkit.lab import spec
 from toolkit.lab.state import LabState
 from toolkit.progress import SILENT, Progress
@@ -51,8 +51,7 @@ def preflight(lab: str) -> None:
     model = spec.load_lab(lab)
     result = run_preflight(model, SILENT)
     for check in result.hosts:
-        found = describe(check.facts, check.clock) if check.facts else "not reached"
-        click.echo(f"{check.node.name:<10}{check.node.address!s:<16}{found}")
+        click.echo(f"{check.node.name:<10}{check.node.address!s:<16}{check.summary}")
         if check.new_key:
             click.echo(f"{'':<26}host key trusted on first use: {check.new_key}")
     result.raise_if_failed()

@@ -14,7 +14,7 @@ from toolkit.bundle.store import bundles_root
 from toolkit.errors import HostError
 from toolkit.hosts import engine, facts
 from toolkit.hosts.image import build_node_image
-from toolkit.hosts.preflight import describe, run_preflight
+from toolkit.hosts.preflight import run_preflight
 from toolkit.hosts.ssh import reachable, wait_until_ready
 from toolkit.hosts.vagrant import Vagrant
 from toolkit.lab import render
@@ -134,7 +134,7 @@ def _check_existing_hosts(lab: Lab, progress: Progress) -> dict[str, float]:
         result = run_preflight(lab, progress)
         for check in result.hosts:
             if check.facts is not None:
-                progress.say("preflight", describe(check.facts, check.clock), check.node.name)
+                progress.say("preflight", check.summary, check.node.name)
         result.raise_if_failed()
     facts.record_kinds(state, {c.node.name: c.facts.container for c in result.hosts if c.facts})
     write_access_files(lab, state)
@@ -213,11 +213,11 @@ def lab_status(lab: Lab) -> list[NodeStatus]:
     """Each node's state (Vagrant's; ``existing`` for hosts k8slab did not make) and
     whether it answers SSH."""
     state = LabState.of(lab.name)
-    states = (
-        {node.name: EXISTING for node in lab.nodes}
-        if lab.existing
-        else Vagrant(state).status(lab.provider)
-    )
+    if lab.existing:
+        state.ensure_root()  # where a host's key is recorded on first contact
+        states = {node.name: EXISTING for node in lab.nodes}
+    else:
+        states = Vagrant(state).status(lab.provider)
 
     def one(node: Node) -> NodeStatus:
         machine_state = states.get(node.name, "not_created")

@@ -1,16 +1,12 @@
 """The preflight of hosts k8slab did not make: every host is read at once (SSH with its
 login, sudo, OS, CPU, memory, disk, cgroups, swap, kernel modules, addresses, clock) and
-probes the ports the lab needs on the others; each host's problems are judged here and
-all of them reported together, before anything on any host changes.
-
-Judging is apart from reading (``judge_host``, ``clock_problem``, ``ports.unreached``),
-so that it is tested with facts made up for the purpose.
+probes the ports the lab needs on the others, and a control plane pings the API's VIP;
+each host's problems (``toolkit.hosts.judge``) are reported together, before anything on
+any host changes. Reading goes through functions a test replaces with fakes.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import platform
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,21 +15,25 @@ import paramiko
 
 from toolkit.errors import HostError
 from toolkit.hosts import ports
-from toolkit.hosts.facts import KERNEL_MODULES, Clock, HostFacts, read_host
-from toolkit.hosts.ssh import HostKeyChangedError, SshTarget, run_command, script_command
+from toolkit.hosts.facts import Clock, HostFacts, read_host
+from toolkit.hosts.judge import (
+    clock_problem,
+    describe,
+    judge_host,
+    kinds_problem,
+    ssh_problem,
+    vip_problem,
+)
+from toolkit.hosts.ssh import SshTarget, run_command, script_command
 from toolkit.lab import render
 from toolkit.lab.model import Lab, Node
 from toolkit.lab.state import LabState
 from toolkit.progress import SILENT, Progress
 
-# The roles install Debian 13's packages (containerd, runc, haproxy, keepalived...).
-SUPPORTED_OS = {("debian", "13"): "Debian 13 (trixie)"}
-MIN_FREE_VAR_GIB = 5.0
-MAX_CLOCK_SKEW_S = 2.0
-SYSTEMD_UP = ("running", "degraded")
-
 Reader = Callable[[SshTarget, Callable[[str, str, str], None]], tuple[HostFacts, Clock]]
 Prober = Callable[[SshTarget, list[str]], str]
+# Whether an address answers ping from the host (None: the host cannot tell, no ping).
+Pinger = Callable[[SshTarget, str], bool | None]
 
 
 class PreflightError(HostError):
@@ -48,6 +48,11 @@ class HostCheck:
     # "TYPE SHA256:..." when its host key was trusted on first use by this preflight.
     new_key: str = ""
     problems: list[str] = field(default_factory=list)
+
+    @property
+    def summary(self) -> str:
+        """What the host is, in a line."""
+        return describe(self.facts, self.clock) if self.facts else "not reached"
 
 
 @dataclass
@@ -75,167 +80,6 @@ class Preflight:
         )
 
 
-def describe(facts: HostFacts, clock: Clock | None) -> str:
-    """One line of what a host is."""
-    kind = f"container ({facts.container})" if facts.is_container else "machine"
-    skew = f", clock {clock.offset_s:+.2f}s" if clock else ""
-    return (
-        f"{facts.os_name}, {facts.arch}, {kind}, {facts.cpus} CPUs, {facts.memory_mib} MiB, "
-        f"{facts.var_free_gib} GiB free on /var, cgroup v{facts.cgroup_version or '?'}, "
-        f"swap {facts.swap_mib} MiB, time sync {facts.time_sync or 'none'}{skew}"
-    )
-
-
-def judge_host(lab: Lab, node: Node, facts: HostFacts) -> list[str]:
-    """Everything on this host that would fail the lab later, each with its fix."""
-    user = node.login.user if node.login else "the login user"
-    found = []
-    if not facts.sudo:
-        found.append(
-            f"sudo asks {user} for a password (or refuses); k8slab needs sudo without one: "
-            f"add `{user} ALL=(ALL) NOPASSWD:ALL` to /etc/sudoers.d/{user}"
-        )
-    wanted = SUPPORTED_OS.get((facts.os_id, facts.os_version))
-    if wanted is None:
-        found.append(
-            f"runs {facts.os_name}; k8slab's roles install the packages of "
-            f"{', '.join(SUPPORTED_OS.values())}: use that"
-        )
-    here = platform.machine()
-    if facts.arch != here:
-        found.append(f"is {facts.arch}; the bundle is built on this machine, for {here}")
-    if facts.systemd not in SYSTEMD_UP:
-        found.append(
-            f"systemd says {facts.systemd or 'nothing'}; k8slab needs systemd as init, booted "
-            "(`systemctl is-system-running` running or degraded)"
-        )
-    if not facts.python3:
-        found.append("has no python3, which Ansible needs: apt-get install python3")
-    found += _resources(node, facts)
-    found += _addresses(lab, node, facts)
-    found += _modules(facts)
-    return found
-
-
-def _resources(node: Node, facts: HostFacts) -> list[str]:
-    found = []
-    role = render.ROLE_NAMES[node.role]
-    if facts.cpus < node.cpus:
-        found.append(f"has {facts.cpus} CPUs; a {role} here needs {node.cpus} (cpus in the spec)")
-    if facts.memory_mib < node.memory_mb:
-        found.append(
-            f"has {facts.memory_mib} MiB of memory (MemTotal); a {role} here needs "
-            f"{node.memory_mb} (memory_mb in the spec)"
-        )
-    if facts.var_free_gib < MIN_FREE_VAR_GIB:
-        found.append(
-            f"has {facts.var_free_gib} GiB free on /var; the bundle's images, containerd and "
-            f"etcd need at least {MIN_FREE_VAR_GIB:.0f}"
-        )
-    if facts.cgroup_version == 0:
-        found.append("has no cgroup filesystem at /sys/fs/cgroup, which the kubelet needs")
-    if facts.swap_mib > 0:
-        where = "the machine that runs this container has" if facts.is_container else "has"
-        found.append(
-            f"{where} {facts.swap_mib} MiB of swap on, and the kubelet refuses to start with "
-            "swap: `swapoff -a` and remove the swap from /etc/fstab"
-        )
-    return found
-
-
-def _addresses(lab: Lab, node: Node, facts: HostFacts) -> list[str]:
-    own = {name: cidrs for name, cidrs in facts.addresses.items() if name != "lo"}
-    listed = ", ".join(f"{cidr} on {name}" for name, cidrs in own.items() for cidr in cidrs)
-    holders = facts.interfaces_of(node.address)
-    if not holders:
-        return [
-            f"{node.address} (its address in the spec) is not one of its own "
-            f"({listed or 'it has none'}); give each host's own address on the lab network"
-        ]
-    found = []
-    if node.interface and node.interface not in holders:
-        found.append(
-            f"{node.address} is on {', '.join(holders)}, not on {node.interface} (interface in "
-            "the spec); name the interface that holds it, or leave it out"
-        )
-    for cidr in facts.addresses[holders[0]]:
-        network = ipaddress.IPv4Interface(cidr)
-        if network.ip == node.address and network.network != lab.network.subnet:
-            found.append(
-                f"{node.address} is on the network {network.network}, but network.subnet is "
-                f"{lab.network.subnet}; the VIP goes on that network: make them the same"
-            )
-    return found
-
-
-def _modules(facts: HostFacts) -> list[str]:
-    found = []
-    for module in KERNEL_MODULES:
-        state = facts.modules.get(module, "unknown")
-        if facts.is_container and state != "present":
-            found.append(
-                f"kernel module {module} is neither loaded nor built in, and a container cannot "
-                "load it: run "
-                f"`modprobe {module}` on the machine that runs it (and list it in "
-                "/etc/modules-load.d there)"
-            )
-        elif state == "missing":
-            found.append(
-                f"kernel module {module} is neither built into kernel {facts.kernel} nor "
-                "loadable (`modprobe --dry-run` finds no such module)"
-            )
-    return found
-
-
-def clock_problem(clocks: dict[str, Clock]) -> str | None:
-    """The hosts' clocks differ by more than MAX_CLOCK_SKEW_S, beyond what reading them
-    could account for (each reading's half round trip)."""
-    if len(clocks) < 2:
-        return None
-    first = min(clocks, key=lambda name: clocks[name].offset_s)
-    last = max(clocks, key=lambda name: clocks[name].offset_s)
-    spread = clocks[last].offset_s - clocks[first].offset_s
-    slack = clocks[last].uncertainty_s + clocks[first].uncertainty_s
-    if spread - slack <= MAX_CLOCK_SKEW_S:
-        return None
-    offsets = ", ".join(f"{name} {clock.offset_s:+.1f}s" for name, clock in clocks.items())
-    return (
-        f"the hosts' clocks differ by {spread:.1f}s ({first} and {last}; against this "
-        f"machine's: {offsets}); etcd and the certificates need them within "
-        f"{MAX_CLOCK_SKEW_S:.0f}s: keep every host's clock in sync (systemd-timesyncd, chrony)"
-    )
-
-
-def kinds_problem(checks: list[HostCheck]) -> str | None:
-    reached = [check for check in checks if check.facts is not None]
-    containers = [c.node.name for c in reached if c.facts and c.facts.is_container]
-    if not containers or len(containers) == len(reached):
-        return None
-    machines = [c.node.name for c in reached if c.node.name not in containers]
-    return (
-        f"some hosts are containers ({', '.join(containers)}) and some are not "
-        f"({', '.join(machines)}); the kubelet's cgroup driver is cluster-wide in kubeadm's "
-        "configuration, so a lab's hosts must all be one or the other"
-    )
-
-
-def ssh_problem(target: SshTarget, exc: BaseException) -> str:
-    """What failed reaching the host, and what to do about it."""
-    if isinstance(exc, HostKeyChangedError):
-        return str(exc)
-    if isinstance(exc, paramiko.AuthenticationException):
-        return (
-            f"SSH refused {target.username} with the key {target.private_key}: put its public "
-            f"half in ~{target.username}/.ssh/authorized_keys there, or give the right ssh_key"
-        )
-    if isinstance(exc, (TimeoutError, OSError)):
-        return (
-            f"no SSH at {target.address}:{target.port} ({exc or type(exc).__name__}); is the "
-            "host up, sshd running, the address and ssh_port right?"
-        )
-    return f"SSH to {target.address}:{target.port} failed: {exc or type(exc).__name__}"
-
-
 def read_with_ssh(
     target: SshTarget, on_new_key: Callable[[str, str, str], None]
 ) -> tuple[HostFacts, Clock]:
@@ -247,13 +91,24 @@ def probe_with_ssh(target: SshTarget, arguments: list[str]) -> str:
     return run_command(target, command, timeout=ports.PROBE_TIMEOUT_S + 30)[1]
 
 
+def ping_with_ssh(target: SshTarget, address: str) -> bool | None:
+    command = (
+        "command -v ping >/dev/null || { echo unknown; exit 0; }; "
+        f"if ping -c 2 -W 1 {address} >/dev/null 2>&1; then echo answers; else echo silent; fi"
+    )
+    verdict = run_command(target, command, timeout=30)[1].strip()
+    return {"answers": True, "silent": False}.get(verdict)
+
+
 def run_preflight(
     lab: Lab,
     progress: Progress = SILENT,
     reader: Reader = read_with_ssh,
     prober: Prober = probe_with_ssh,
+    pinger: Pinger = ping_with_ssh,
 ) -> Preflight:
-    """Read and judge every host at once, then probe the ports between those reached."""
+    """Read and judge every host at once, then probe the ports between those reached and
+    ping the VIP from a control plane when no host holds it."""
     state = LabState.of(lab.name)
     state.ensure_root()
     targets = {node.name: render.ssh_target(state, node) for node in lab.nodes}
@@ -289,7 +144,15 @@ def run_preflight(
         list(pool.map(probe, [check for check in checks if check.facts is not None]))
     result = Preflight(lab, checks)
     clocks = {check.node.name: check.clock for check in checks if check.clock is not None}
-    for problem in (clock_problem(clocks), kinds_problem(checks)):
+    found = {check.node.name: check.facts for check in checks if check.facts is not None}
+    answers = None
+    pinging = [c for c in checks if c.facts is not None and c.node in lab.control_planes]
+    if pinging and not any(f.interfaces_of(lab.api_vip) for f in found.values()):
+        try:
+            answers = pinger(targets[pinging[0].node.name], str(lab.api_vip))
+        except (HostError, TimeoutError, OSError, paramiko.SSHException):
+            answers = None
+    for problem in (clock_problem(clocks), kinds_problem(found), vip_problem(lab, found, answers)):
         if problem:
             result.lab_problems.append(problem)
     return result
