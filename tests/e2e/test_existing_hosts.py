@@ -95,7 +95,7 @@ def test_preflight_refuses_listing_every_hosts_problem_and_changes_nothing(
             output = result.output
             assert "problems on its hosts; nothing was changed on any of them" in output
             assert "cp1 (172.30.60.11): SSH refused admin with the key" in output
-            assert "cp2 (172.30.60.12): sudo asks nosudo for a password" in output
+            assert "cp2 (172.30.60.12): `sudo -n true` fails for nosudo" in output
             assert (
                 "cp3 (172.30.60.13): the machine that runs this container has 1024 MiB of swap on"
                 in output

@@ -1,56 +1,18 @@
 """The Python side checks lab hosts' keys against the lab's known_hosts, as Ansible's
-OpenSSH does (accept-new): against a real SSH server on loopback (paramiko's)."""
+OpenSSH does (accept-new): against a real SSH server on loopback (paramiko's,
+tests/helpers/exec_ssh.py)."""
 
 from __future__ import annotations
 
-import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import paramiko
 import pytest
 
+from tests.helpers.exec_ssh import ExecServer as Server
 from toolkit.hosts.ssh import HostKeyChangedError, SshTarget, connect
-
-
-class AnyKey(paramiko.ServerInterface):
-    def get_allowed_auths(self, username: str) -> str:
-        return "publickey"
-
-    def check_auth_publickey(self, username: str, key: paramiko.PKey) -> int:
-        return paramiko.AUTH_SUCCESSFUL
-
-
-class Server:
-    """An SSH server on 127.0.0.1 that accepts any client key, serving ``host_key``."""
-
-    def __init__(self, host_key: paramiko.PKey) -> None:
-        self.host_key = host_key
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.sock.settimeout(10)
-        self.port = self.sock.getsockname()[1]
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            transport = paramiko.Transport(conn)
-            transport.add_server_key(self.host_key)
-            try:
-                transport.start_server(server=AnyKey())
-            except (paramiko.SSHException, EOFError):
-                transport.close()
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ machine and loopback, reading only)."""
 
 from __future__ import annotations
 
+import getpass
 import ipaddress
 import platform
 import socket
@@ -16,6 +17,7 @@ from typing import Any
 import paramiko
 import pytest
 
+from tests.helpers.exec_ssh import ExecServer
 from tests.helpers.host_facts import good
 from tests.helpers.lab_specs import existing, external, mutated, private_key, write_spec
 from toolkit.hosts import ports, preflight
@@ -23,8 +25,9 @@ from toolkit.hosts.facts import FACTS_SCRIPT, KERNEL_MODULES, Clock, HostFacts, 
 from toolkit.hosts.judge import clock_problem, judge_host, kinds_problem, vip_problem
 from toolkit.hosts.preflight import PreflightError, run_preflight
 from toolkit.hosts.ssh import SshTarget
-from toolkit.lab.model import Lab
+from toolkit.lab.model import Lab, Login, Network, Node, Role
 from toolkit.lab.spec import load_lab
+from toolkit.lab.state import LabState
 
 
 @pytest.fixture
@@ -40,7 +43,10 @@ def test_a_good_host_has_no_problem(lab: Lab) -> None:
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"sudo": False}, "sudo asks admin for a password (or refuses)"),
+        (
+            {"sudo": False},
+            "`sudo -n true` fails for admin (a password asked, sudo refused or missing)",
+        ),
         (
             {"os_id": "ubuntu", "os_version": "24.04", "os_name": "Ubuntu 24.04"},
             "runs Ubuntu 24.04; k8slab's roles install the packages of Debian 13 (trixie)",
@@ -339,3 +345,50 @@ def test_port_probe_script_tells_open_from_refused_on_loopback() -> None:
         ("127.0.0.1", open_port): "open",
         ("127.0.0.1", closed_port): "refused",
     }
+
+
+def test_a_host_is_read_and_probed_over_ssh_for_real(tmp_path: Path, isolated_state: Path) -> None:
+    """The real reader, prober and pinger, through an SSH server on loopback that runs
+    their commands on this machine: two nodes, both this machine."""
+    server = ExecServer(paramiko.RSAKey.generate(2048))
+    try:
+        key = private_key(tmp_path / "id_ed25519")
+        login = Login(getpass.getuser(), key, server.port)
+        here = ipaddress.IPv4Address("127.0.0.1")
+        lab = Lab(
+            name="loop",
+            provider="existing",
+            kubernetes_version="v1.34.4",
+            etcd_topology="stacked",
+            container_runtime="containerd",
+            cni="flannel",
+            network=Network(
+                ipaddress.IPv4Network("127.0.0.0/8"),
+                ipaddress.IPv4Network("10.244.0.0/16"),
+                ipaddress.IPv4Network("10.96.0.0/16"),
+            ),
+            api_vip=ipaddress.IPv4Address("127.0.0.100"),
+            api_port=8443,
+            nodes=tuple(
+                Node(name, Role.CONTROL_PLANE, here, 1, 1, "containerd", login=login)
+                for name in ("cp1", "cp2")
+            ),
+            source=tmp_path / "lab.yml",
+        )
+        result = run_preflight(lab)
+    finally:
+        server.close()
+    os_release = dict(
+        line.split("=", 1)
+        for line in Path("/etc/os-release").read_text().splitlines()
+        if "=" in line
+    )
+    for check in result.hosts:
+        assert check.facts is not None, check.problems
+        assert check.facts.os_name == os_release["PRETTY_NAME"].strip('"')
+        assert check.facts.arch == platform.machine()
+        assert check.clock is not None and abs(check.clock.offset_s) < 1 + check.clock.uncertainty_s
+        # Every port the other "host" needs was probed, and reached (refused or open).
+        assert not [p for p in check.problems if "does not reach" in p or "probes" in p]
+    assert any(check.new_key.startswith("ssh-rsa SHA256:") for check in result.hosts)
+    assert f"[127.0.0.1]:{server.port} ssh-rsa " in LabState.of("loop").known_hosts.read_text()

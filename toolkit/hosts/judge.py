@@ -38,8 +38,9 @@ def judge_host(lab: Lab, node: Node, facts: HostFacts) -> list[str]:
     found = []
     if not facts.sudo:
         found.append(
-            f"sudo asks {user} for a password (or refuses); k8slab needs sudo without one: "
-            f"add `{user} ALL=(ALL) NOPASSWD:ALL` to /etc/sudoers.d/{user}"
+            f"`sudo -n true` fails for {user} (a password asked, sudo refused or missing); "
+            f"k8slab needs sudo without a password: add `{user} ALL=(ALL) NOPASSWD:ALL` to "
+            f"/etc/sudoers.d/{user}"
         )
     wanted = SUPPORTED_OS.get((facts.os_id, facts.os_version))
     if wanted is None:

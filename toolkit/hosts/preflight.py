@@ -92,9 +92,11 @@ def probe_with_ssh(target: SshTarget, arguments: list[str]) -> str:
 
 
 def ping_with_ssh(target: SshTarget, address: str) -> bool | None:
+    # ping exits 1 when nothing answered, 2 and more when it could not ask (no rights).
     command = (
         "command -v ping >/dev/null || { echo unknown; exit 0; }; "
-        f"if ping -c 2 -W 1 {address} >/dev/null 2>&1; then echo answers; else echo silent; fi"
+        f"ping -c 2 -W 1 {address} >/dev/null 2>&1; "
+        "case $? in 0) echo answers ;; 1) echo silent ;; *) echo unknown ;; esac"
     )
     verdict = run_command(target, command, timeout=30)[1].strip()
     return {"answers": True, "silent": False}.get(verdict)
