@@ -169,7 +169,12 @@ def test_a_drill_that_stops_a_host_needs_host_power_on_existing_hosts(
 ) -> None:
     lab = lab_with(tmp_path, key)
     monkeypatch.setattr(drills, "wait_healthy", lambda *a, **k: pytest.fail("gate reached"))
-    expected = re.escape("host_power: {stop: 'virsh destroy lab-{name}'")
+    expected = re.escape(
+        "drill control-plane-loss needs a way to stop and start a whole host, and lab demo's "
+        f"hosts were not made by k8slab: say how in {lab.source}, e.g. host_power: {{stop: "
+        "'virsh destroy lab-{name}', start: 'virsh start lab-{name}'} (commands run on this "
+        "machine, without a shell; {name} and {address} become the node's)"
+    )
     with pytest.raises(drills.DrillError, match=expected):
         drills.run_drill(lab, "control-plane-loss")
 

@@ -49,7 +49,7 @@ def run_drill(
     if name not in DRILLS:
         raise DrillError(f"no drill {name!r}; the drills are: {', '.join(DRILL_NAMES)}")
     if name in STOPS_HOSTS:
-        check_host_power(lab, name)
+        check_host_power(lab, f"drill {name}")
     try:
         wait_healthy(lab, GATE_S)
     except DrillError as exc:

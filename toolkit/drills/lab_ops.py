@@ -75,14 +75,14 @@ def wait_healthy(lab: Lab, timeout_s: float = 300, interval_s: float = 5) -> flo
 # --- whole hosts -------------------------------------------------------------------------------
 
 
-def check_host_power(lab: Lab, drill: str) -> None:
-    """A drill that stops and starts a whole host can on hosts k8slab made; on existing
+def check_host_power(lab: Lab, what: str) -> None:
+    """Stopping and starting a whole host: k8slab knows how on hosts it made; on existing
     hosts only with the lab's own commands for it (host_power in the spec)."""
     if lab.existing and lab.host_power is None:
         raise DrillError(
-            f"drill {drill} stops and starts a whole host, and lab {lab.name}'s hosts were "
-            f"not made by k8slab: say how in {lab.source}, e.g. host_power: {{stop: 'virsh "
-            "destroy lab-{name}', start: 'virsh start lab-{name}'}} (commands run on this "
+            f"{what} needs a way to stop and start a whole host, and lab {lab.name}'s hosts "
+            f"were not made by k8slab: say how in {lab.source}, e.g. host_power: {{stop: 'virsh "
+            "destroy lab-{name}', start: 'virsh start lab-{name}'} (commands run on this "
             "machine, without a shell; {name} and {address} become the node's)"
         )
 
@@ -90,7 +90,7 @@ def check_host_power(lab: Lab, drill: str) -> None:
 def stop_host(lab: Lab, node: Node) -> None:
     """Stop the whole host (container or VM), as a power loss would."""
     if lab.existing:
-        check_host_power(lab, "that stops a host")
+        check_host_power(lab, f"stopping {node.name}")
         assert lab.host_power is not None
         run(lab.host_power.argv("stop", node), timeout=300)
     elif lab.provider == "docker":
@@ -104,7 +104,7 @@ def start_host(lab: Lab, node: Node, progress: Progress = SILENT) -> float:
     """Start the host again and wait until systemd has booted; return seconds."""
     started = time.monotonic()
     if lab.existing:
-        check_host_power(lab, "that starts a host")
+        check_host_power(lab, f"starting {node.name}")
         assert lab.host_power is not None
         run(lab.host_power.argv("start", node), timeout=300)
     elif lab.provider == "docker":
