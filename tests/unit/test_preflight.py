@@ -376,8 +376,15 @@ def test_a_host_is_read_and_probed_over_ssh_for_real(tmp_path: Path, isolated_st
             source=tmp_path / "lab.yml",
         )
         result = run_preflight(lab)
+        server.host_key = paramiko.RSAKey.generate(2048)  # the "host" re-created
+        again = run_preflight(lab)
     finally:
         server.close()
+    # A changed host key is refused, with the way out if the host really was re-created.
+    for check in again.hosts:
+        assert check.facts is None
+        assert check.problems[0].startswith(f"host {check.node.name} (127.0.0.1) offers another")
+        assert f"ssh-keygen -R '[127.0.0.1]:{server.port}'" in check.problems[0]
     os_release = dict(
         line.split("=", 1)
         for line in Path("/etc/os-release").read_text().splitlines()
