@@ -25,6 +25,7 @@ from toolkit.lab import render
 from toolkit.lab.model import Lab
 from toolkit.lab.spec import load_lab
 from toolkit.lab.state import LabState
+from toolkit.scale.plan import ScaleError, ScaleRequest, plan
 
 
 @pytest.fixture
@@ -193,6 +194,27 @@ def test_host_power_commands_stop_and_start_the_host(
         ["docker", "stop", "--time", "10", "byoh-cp2"],
         ["docker", "start", "byoh-cp2"],
     ]
+
+
+def test_scale_which_makes_and_destroys_hosts_is_refused_on_existing_ones(
+    tmp_path: Path, key: Path
+) -> None:
+    lab = lab_with(tmp_path, key)
+    text = lab.source.read_text()
+    for request in (ScaleRequest(add_workers=("w9",)), ScaleRequest(remove=("w1",))):
+        with pytest.raises(ScaleError, match=r"not made by k8slab .* it is refused there"):
+            plan(lab, text, request)
+
+
+def test_reaching_some_hosts_keeps_what_the_others_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab = load_lab("single")
+    state = LabState(lab.name, tmp_path / "single")
+    facts.record_kinds(state, {"cp1": "docker", "gone": "docker"})
+    monkeypatch.setattr(facts, "read_container", lambda target, timeout, hook: "docker")
+    lifecycle.reach_hosts(lab, state, nodes=[lab.node("w1")])  # as scale reaches a new node
+    assert render.recorded_kinds(state) == {"cp1": "docker", "w1": "docker"}
 
 
 def test_kinds_are_recorded_as_json(tmp_path: Path) -> None:

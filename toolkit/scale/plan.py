@@ -118,6 +118,11 @@ def _address_problem(
 def plan(lab: Lab, text: str, request: ScaleRequest) -> ScalePlan:
     """Check the whole request against the lab (every problem at once) and make the plan."""
     where = display_path(lab.source)
+    if lab.existing:
+        raise ScaleError(
+            f"lab {lab.name}'s hosts were not made by k8slab (provider: existing), and scale "
+            "makes and destroys hosts; it is refused there (nothing was changed)"
+        )
     adds, remove = request.adds, list(request.remove)
     if not adds and not remove:
         raise ScaleError("nothing to do: give --add-worker, --add-control-plane or --remove")
