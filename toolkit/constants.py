@@ -20,6 +20,9 @@ CONTROLLER_MANAGER_PORT = 10257
 MANIFESTS_DIR = "/etc/kubernetes/manifests"
 # etcd's data directory: kubeadm's stacked members and the etcd role's external members.
 ETCD_DATA_DIR = "/var/lib/etcd"
+# kubeadm's patches folder: init, join and upgrade read it (the kubelet role writes each
+# container node's kubelet settings there, which `kubeadm upgrade` must apply again).
+KUBEADM_PATCHES_DIR = "/etc/kubernetes/patches"
 # Where `k8slab etcd restore` parks static Pod manifests while etcd is restored.
 PARKED_MANIFESTS_DIR = "/etc/kubernetes/k8slab-parked"
 # The toolkit's own work folder on a node (restores' snapshots, drills' probes).
@@ -75,6 +78,7 @@ def inventory_vars() -> dict[str, Any]:
     return {
         "k8slab_apiserver_port": APISERVER_PORT,
         "k8slab_manifests_dir": MANIFESTS_DIR,
+        "k8slab_kubeadm_patches_dir": KUBEADM_PATCHES_DIR,
         "k8slab_etcd_data_dir": ETCD_DATA_DIR,
         "k8slab_parked_manifests_dir": PARKED_MANIFESTS_DIR,
         "k8slab_etcd_work_dir": ETCD_WORK_DIR,
