@@ -32,6 +32,7 @@ COMMANDS = {
     "bundle": "toolkit.cli.bundle:bundle",
     "etcd": "toolkit.cli.etcd:etcd_group",
     "drill": "toolkit.cli.drill:drill",
+    "upgrade": "toolkit.cli.upgrade:upgrade_command",
     "conformance": "toolkit.cli.conformance:conformance",
 }
 

@@ -197,6 +197,7 @@ def _run_playbook(
     failed_in: Callable[[], str],
     fix: str = "",
     tags: tuple[str, ...] = (),
+    limit: str = "",
 ) -> ansible.RunStats:
     """Run one playbook with the tracker's progress; a ProvisionError if any host failed."""
     run = ansible.run_runner(
@@ -206,6 +207,7 @@ def _run_playbook(
         extravars={"k8slab_state_dir": str(state.root), **extravars},
         event_handler=tracker.handle,
         **({"tags": ",".join(tags)} if tags else {}),
+        limit=limit or None,
     )
     tracker.finish()
     stats = ansible.RunStats.from_runner(run.status, run.stats)
@@ -268,10 +270,11 @@ def run_playbook(
     extravars: dict[str, Any],
     *,
     tags: tuple[str, ...] = (),
+    limit: str = "",
     progress: Progress = SILENT,
 ) -> ansible.RunStats:
-    """One playbook besides the provisioning phases (the conformance part's images), with
-    their progress lines and failure report; only the tasks of ``tags`` when given."""
+    """One playbook besides a whole provisioning run (the conformance part's images, an
+    upgrade's steps), with their progress and failure report; ``tags``, ``limit`` if given."""
     state = LabState.of(lab.name)
     refresh_inventory(lab, state)
     tracker = EventTracker(progress, _phase_of_plays([phase]))
@@ -283,6 +286,7 @@ def run_playbook(
         tracker,
         failed_in=lambda: phase.name,
         tags=tags,
+        limit=limit,
     )
 
 
