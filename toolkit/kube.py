@@ -134,14 +134,16 @@ def not_ready_nodes(lab: Lab) -> list[str]:
 
 
 def pods_not_ready_on(lab: Lab, node: Node) -> list[str]:
-    """The Pods (any namespace) scheduled on ``node`` that are not Running and Ready."""
+    """The Pods (any namespace) scheduled on ``node`` that are not Running and Ready; a Pod
+    that ran to completion (a Job's, such as kubeadm's upgrade health check) is not one."""
     pods = kubectl_json(
         lab, ["get", "pods", "-A", "--field-selector", f"spec.nodeName={node.name}"]
     )
     return sorted(
         f"{pod['metadata']['namespace']}/{pod['metadata']['name']}"
         for pod in pods["items"]
-        if pod["status"].get("phase") != "Running" or not is_ready(pod)
+        if pod["status"].get("phase") != "Succeeded"
+        and (pod["status"].get("phase") != "Running" or not is_ready(pod))
     )
 
 

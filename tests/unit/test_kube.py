@@ -207,7 +207,12 @@ def test_pods_not_ready_on_a_node(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> 
             "status": {"phase": phase, "conditions": conditions},
         }
 
-    pods = [pod("a", "Running", True), pod("b", "Running", False), pod("c", "Pending", False)]
+    pods = [
+        pod("a", "Running", True),
+        pod("b", "Running", False),
+        pod("c", "Pending", False),
+        pod("job", "Succeeded", False),
+    ]
     hosts = fake_hosts(monkeypatch, lambda host, script: (0, json.dumps({"items": pods})))
     assert kube.pods_not_ready_on(lab, lab.node("w1")) == ["kube-system/b", "kube-system/c"]
     assert "--field-selector spec.nodeName=w1" in hosts.asked[0][1]

@@ -366,3 +366,15 @@ def test_the_kubelet_configuration_gets_fail_cgroup_v1_false_once(
 def test_upgrade_needs_a_target_version() -> None:
     result = CliRunner().invoke(main, ["upgrade", "ha-stacked"])
     assert result.exit_code == 2 and "--to" in result.output
+
+
+def test_what_a_step_records_about_its_stage_survives_the_stage_figures(lab: Lab) -> None:
+    record = new_journal(lab)
+
+    def converged(step: PlannedStep) -> None:
+        if step.name == "converged":
+            record.stages.setdefault("converged", {})["changed"] = {"cp1": 1}
+
+    run_steps(record, plan_steps(lab, OLD, NEW), converged, FakeProbes(), SILENT, "again")
+    assert record.stages["converged"]["changed"] == {"cp1": 1}
+    assert record.stages["converged"]["api"]["requests"] == 10

@@ -72,6 +72,7 @@ def run_stage(
         figures = _merged(before, earlier if resumed else {}, seen)
         took = record.stages.get(stage, {}).get("seconds", 0.0) + time.monotonic() - begun
         record.stages[stage] = {
+            **record.stages.get(stage, {}),
             **as_dict(figures),
             "seconds": round(took, 1),
             "probe_node": where,
