@@ -378,3 +378,102 @@ def test_what_a_step_records_about_its_stage_survives_the_stage_figures(lab: Lab
     run_steps(record, plan_steps(lab, OLD, NEW), converged, FakeProbes(), SILENT, "again")
     assert record.stages["converged"]["changed"] == {"cp1": 1}
     assert record.stages["converged"]["api"]["requests"] == 10
+
+
+# --- the whole upgrade, every host and cluster call faked -------------------------------------
+
+
+def test_a_whole_upgrade_in_order_then_a_second_run_does_nothing(
+    isolated_state: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = tmp_path / "ha-stacked" / "lab.yml"
+    spec.parent.mkdir()
+    spec.write_text(Path("inventories/ha-stacked/lab.yml").read_text())
+    lab = load_lab(spec)
+    calls: list[str] = []
+    versions_now = {"cluster": "v1.34.4"}
+
+    def record(name: str) -> Any:
+        return lambda *args, **kwargs: calls.append(
+            " ".join([name, *(a.name for a in args if isinstance(a, Node))])
+        )
+
+    for name in ("deliver_kubeadm", "stage_images", "kubeadm_node", "drain", "uncordon"):
+        monkeypatch.setattr(actions, name, record(name))
+    monkeypatch.setattr(actions, "kubeadm_plan", lambda ctx: "COMPONENT  NODE  CURRENT  TARGET")
+    monkeypatch.setattr(actions, "allow_cgroup_v1", lambda ctx: True)
+    monkeypatch.setattr(actions, "deliver_node", record("deliver_node"))
+    monkeypatch.setattr(actions, "restart_kubelet", record("restart_kubelet"))
+    monkeypatch.setattr(actions, "wait_node_back", lambda lab, node, version: 0.0)
+
+    def apply(ctx: actions.Context, node: Node) -> None:
+        calls.append(f"kubeadm_apply {node.name}")
+        versions_now["cluster"] = "v1.35.4"
+
+    monkeypatch.setattr(actions, "kubeadm_apply", apply)
+    monkeypatch.setattr(actions, "cluster_version", lambda lab: versions_now["cluster"])
+    nodes = ["cp1", "cp2", "cp3", "w1", "w2"]
+    monkeypatch.setattr(
+        actions,
+        "kubelet_versions",
+        lambda lab: dict.fromkeys(nodes, versions_now["cluster"]),
+    )
+    monkeypatch.setattr(
+        actions, "apiserver_versions", lambda lab: {"cp1 API server": versions_now["cluster"]}
+    )
+    monkeypatch.setattr(run.store, "is_complete", lambda version: True)
+    monkeypatch.setattr(run, "check_bundle_parts", lambda lab: None)
+    monkeypatch.setattr(run, "wait_healthy", lambda lab, timeout_s: 0.0)
+    monkeypatch.setattr(disruption, "deploy", lambda lab: "10.96.0.50:80")
+    monkeypatch.setattr(disruption, "remove", record("remove workload"))
+    monkeypatch.setattr(disruption, "start", lambda lab, node, service: {})
+    monkeypatch.setattr(
+        disruption,
+        "stop",
+        lambda lab, node: {"api": Figures(20, 0, 0.5), "service": Figures(20, 0, 0.3)},
+    )
+    monkeypatch.setattr(run, "remove_probe_files", lambda lab: [])
+    provisioned: list[str] = []
+
+    def provision(lab: Lab, progress: Any) -> Any:
+        provisioned.append(lab.kubernetes_version)
+        return type("Report", (), {"changed": {"cp1": 1}})()
+
+    monkeypatch.setattr(run, "provision", provision)
+    for wait in ("wait_for_ready_nodes", "wait_for_system_workloads", "spread_coredns"):
+        monkeypatch.setattr(kube, wait, lambda lab: 0.0)
+    verified = type("Verified", (), {"passed": True, "failures": [], "markdown": "v.md"})()
+    plans: list[str] = []
+
+    result = run.upgrade(lab, "v1.35.4", on_plan=plans.append, verify=lambda lab: verified)
+
+    assert result.passed, result.checks
+    assert plans == ["COMPONENT  NODE  CURRENT  TARGET"]
+    assert calls[:3] == ["deliver_kubeadm cp1", "stage_images", "deliver_kubeadm cp1"]
+    assert calls[3:8] == [
+        "kubeadm_apply cp1",
+        "drain cp1",
+        "deliver_node cp1",
+        "restart_kubelet cp1",
+        "uncordon cp1",
+    ]
+    assert calls.index("kubeadm_node cp2") < calls.index("kubeadm_node w1")
+    assert calls[-1] == "remove workload"
+    assert provisioned == ["v1.35.4"]
+    assert "kubernetes_version: v1.35.4" in spec.read_text()
+    stored = journal.load(lab.name)
+    assert stored is not None and stored.state == "finished" and not stored.pending()
+    report = json.loads(
+        (isolated_state / "ha-stacked" / "reports" / f"upgrade-{stored.stamp}.json").read_text()
+    )
+    assert report["passed"] and report["converged_changed"] == {"cp1": 1}
+    assert report["stages"]["worker w2"]["service"] == {
+        "requests": 20,
+        "failed": 0,
+        "longest_gap_s": 0.3,
+    }
+
+    # Run again: the cluster and the spec say v1.35.4, so nothing happens.
+    calls.clear()
+    again = run.upgrade(load_lab(spec), "v1.35.4", verify=lambda lab: verified)
+    assert again.nothing_to_do and calls == []
