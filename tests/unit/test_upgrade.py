@@ -477,3 +477,13 @@ def test_a_whole_upgrade_in_order_then_a_second_run_does_nothing(
     calls.clear()
     again = run.upgrade(load_lab(spec), "v1.35.4", verify=lambda lab: verified)
     assert again.nothing_to_do and calls == []
+
+
+def test_a_resumed_run_keeps_the_workloads_image(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    deployed = {"spec": {"template": {"spec": {"containers": [{"image": "kube-proxy:v1.34.4"}]}}}}
+    answers = {"deployment": json.dumps(deployed)}
+    monkeypatch.setattr(kube, "kubectl_ok", lambda lab, args, **kw: answers.get(args[1], ""))
+    monkeypatch.setattr(disruption, "kube_proxy_image", lambda lab: "kube-proxy:v1.35.4")
+    assert disruption.workload_image(lab) == "kube-proxy:v1.34.4"
+    answers.clear()
+    assert disruption.workload_image(lab) == "kube-proxy:v1.35.4"

@@ -104,9 +104,19 @@ def kube_proxy_image(lab: Lab) -> str:
     return str(found["spec"]["template"]["spec"]["containers"][0]["image"])
 
 
+def workload_image(lab: Lab) -> str:
+    """The image of the workload a cut-short run deployed (a resumed run keeps it, or
+    applying the workload again would roll it), else kube-proxy's."""
+    args = ["get", "deployment", APP, "-n", NAMESPACE, "-o", "json", "--ignore-not-found"]
+    found = kube.kubectl_ok(lab, args).strip()
+    if found:
+        return str(json.loads(found)["spec"]["template"]["spec"]["containers"][0]["image"])
+    return kube_proxy_image(lab)
+
+
 def deploy(lab: Lab) -> str:
     """Apply the workload (again: it is idempotent), wait until it runs; its Service's address."""
-    kube.apply(lab, manifest(lab, kube_proxy_image(lab)))
+    kube.apply(lab, manifest(lab, workload_image(lab)))
     kube.wait_rolled_out(lab, f"deployment/{APP}", NAMESPACE, ROLLOUT_TIMEOUT_S)
     service = kube.kubectl_json(lab, ["get", "service", APP, "-n", NAMESPACE])
     return f"{service['spec']['clusterIP']}:80"
