@@ -33,6 +33,7 @@ COMMANDS = {
     "etcd": "toolkit.cli.etcd:etcd_group",
     "drill": "toolkit.cli.drill:drill",
     "upgrade": "toolkit.cli.upgrade:upgrade_command",
+    "certs": "toolkit.cli.certs:certs",
     "conformance": "toolkit.cli.conformance:conformance",
 }
 
