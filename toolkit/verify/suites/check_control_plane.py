@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from cryptography import x509
 
+from toolkit.certs.expiry import CertError, expiring, parse_kubeadm
 from toolkit.constants import APISERVER_PORT, MANIFESTS_DIR
 from toolkit.kube import APISERVER_CLIENT_CERT, COMPONENT_PORTS, PKI_DIR, healthz_command
 from toolkit.lab.spec import Lab, Node, Role
@@ -37,6 +38,7 @@ def apiserver_command(node: Node, endpoint: str) -> str:
     return f"curl -sS --max-time 20 --fail-with-body {APISERVER_CLIENT_CERT} {url}"
 
 
+CHECK_EXPIRATION_COMMAND = "kubeadm certs check-expiration -o json"
 MANIFESTS_COMMAND = f'for f in {MANIFESTS_DIR}/*.yaml; do echo "=== $f"; cat "$f"; done'
 ETCD_OUTGOING = "ss -Htnp state established '( dport = :2379 )'"
 ETCD_INCOMING = "ss -Htn state established '( sport = :2379 )'"
@@ -146,6 +148,29 @@ def test_apiserver_serving_certificate(lab: Lab, cluster: Cluster, control_plane
         + (f"lacks SANs {missing}" if missing else f"expires in {remaining.days} days"),
         f"DNS SANs {sorted(names)}\nIP SANs {sorted(addresses)}\n"
         f"not after {cert.not_valid_after_utc.isoformat()}",
+    )
+
+
+def test_certificates_valid_for_30_days(cluster: Cluster, control_plane: Node) -> None:
+    """Every certificate kubeadm keeps on the control plane, CAs included (kubeadm's own
+    account); `k8slab certs LAB --renew` renews them."""
+    run = cluster.run(control_plane, CHECK_EXPIRATION_COMMAND, timeout=60)
+    expect(run.ok, f"{control_plane.name}: kubeadm certs check-expiration failed", run.evidence)
+    now = datetime.now(UTC)
+    try:
+        found = parse_kubeadm(control_plane.name, run.stdout)
+    except CertError as exc:
+        fail(str(exc), run.evidence)
+    soon = expiring(found, now, CERT_MIN_VALIDITY.days)
+    expect(
+        bool(found) and not soon,
+        f"{control_plane.name}: "
+        + (
+            ", ".join(f"{c.name} expires in {c.left(now).days} days" for c in soon)
+            or "kubeadm lists no certificate"
+        )
+        + "; renew them with `k8slab certs LAB --renew`",
+        run.evidence,
     )
 
 

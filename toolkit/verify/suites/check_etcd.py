@@ -4,11 +4,13 @@ and compaction. Stacked (a static Pod on each control plane) or external (etcd h
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import yaml
 
+from toolkit.certs.expiry import CertError, enddates_command, expiring, parse_enddates
 from toolkit.etcd.status import ACTIVE_PEERS_METRIC, EtcdError, inactive_peers, parse_member_list
 from toolkit.etcd.topology import PEER_PORT, Topology
 from toolkit.lab.spec import Lab, Node
@@ -17,6 +19,8 @@ from toolkit.verify.cluster import Cluster, Run
 
 STACKED_PKI = "/etc/kubernetes/pki/etcd"
 EXTERNAL_PKI = "/etc/etcd/pki"
+# What control-plane/certificates_valid_for_30_days asks of kubeadm's certificates too.
+MIN_VALIDITY_DAYS = 30
 EXTERNAL_CONFIG = "/etc/etcd/etcd.conf.yml"
 ETCD_MANIFEST = "/etc/kubernetes/manifests/etcd.yaml"
 APISERVER_MANIFEST = "/etc/kubernetes/manifests/kube-apiserver.yaml"
@@ -135,6 +139,27 @@ def test_member_healthy(lab: Lab, cluster: Cluster, etcd_member: Node) -> None:
     healthy = run.ok and all(e.get("health") for e in json.loads(run.stdout or "[]"))
     journal = "" if healthy else _etcd_journal(cluster, etcd_member)
     expect(healthy, f"etcd on {etcd_member.name} is not healthy", run.evidence, journal)
+
+
+def test_member_certificates_valid_for_30_days(
+    lab: Lab, cluster: Cluster, etcd_member: Node
+) -> None:
+    """The member's CA, server, peer and health-check client certificates (the same four
+    files in kubeadm's stacked PKI and the etcd role's); `k8slab certs LAB --renew`."""
+    run = cluster.run(etcd_member, enddates_command(pki(lab)))
+    now = datetime.now(UTC)
+    try:
+        found = parse_enddates(etcd_member.name, run.stdout)
+    except CertError as exc:
+        fail(str(exc), run.evidence)
+    soon = expiring(found, now, MIN_VALIDITY_DAYS)
+    expect(
+        not soon,
+        f"{etcd_member.name}: "
+        + ", ".join(f"{c.name} expires in {c.left(now).days} days" for c in soon)
+        + "; renew them with `k8slab certs LAB --renew`",
+        run.evidence,
+    )
 
 
 def _etcd_journal(cluster: Cluster, member: Node) -> str:
