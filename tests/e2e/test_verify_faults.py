@@ -1079,7 +1079,51 @@ def restore_standby_certificate(scene: Scene) -> None:
 
 
 def short_certificate_expected(scene: Scene) -> set[str]:
-    return {cp_check("apiserver_serving_certificate", scene.standby())}
+    # kubeadm's account of the node's certificates lists it too.
+    standby = scene.standby()
+    return {
+        cp_check("apiserver_serving_certificate", standby),
+        cp_check("certificates_valid_for_30_days", standby),
+    }
+
+
+# An etcd member's health-check client certificate reissued (same key and CA) to expire
+# soon: on a member that holds the etcd CA's key (every stacked control plane; the first
+# external member, which made the CA). Clients still connect with it; any lab can take it.
+def etcd_certificate_member(scene: Scene) -> Node:
+    if scene.lab.etcd_topology == "stacked":
+        return scene.lab.control_planes[-1]
+    return scene.lab.etcd_hosts[0]
+
+
+def etcd_pki(scene: Scene) -> str:
+    return f"{PKI}/etcd" if scene.lab.etcd_topology == "stacked" else "/etc/etcd/pki"
+
+
+def shorten_etcd_certificate(scene: Scene) -> None:
+    node = etcd_certificate_member(scene)
+    park_file(scene, node, f"{etcd_pki(scene)}/healthcheck-client.crt")
+    run(
+        scene,
+        node,
+        f"cd {etcd_pki(scene)} && openssl x509 -x509toreq -in healthcheck-client.crt "
+        f"-signkey healthcheck-client.key -copy_extensions copyall -out {PARKED}/etcd.csr && "
+        f"openssl x509 -req -in {PARKED}/etcd.csr -CA ca.crt -CAkey ca.key "
+        f"-CAserial {PARKED}/etcd-ca.srl -CAcreateserial -days 10 -copy_extensions copyall "
+        f"-out {PARKED}/etcd-short.crt && cat {PARKED}/etcd-short.crt > healthcheck-client.crt",
+    )
+
+
+def restore_etcd_certificate(scene: Scene) -> None:
+    restore_file(scene, etcd_certificate_member(scene), f"{etcd_pki(scene)}/healthcheck-client.crt")
+
+
+def short_etcd_certificate_expected(scene: Scene) -> set[str]:
+    node = etcd_certificate_member(scene)
+    expected = {node_check("etcd", "member_certificates_valid_for_30_days", node)}
+    if scene.lab.etcd_topology == "stacked":
+        expected.add(cp_check("certificates_valid_for_30_days", node))
+    return expected
 
 
 # One etcd member cut off from one peer's peer port (its packets there dropped): it can
@@ -1361,6 +1405,12 @@ FAULTS = [
         unfit=without_vip_failover,
     ),
     *REDUNDANCY_FAULTS,
+    Fault(
+        "etcd-certificate-expiring-on-a-member",
+        shorten_etcd_certificate,
+        restore_etcd_certificate,
+        short_etcd_certificate_expected,
+    ),
 ]
 
 
