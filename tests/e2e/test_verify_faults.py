@@ -1058,18 +1058,24 @@ def cut_off_components_may_fail(scene: Scene) -> set[str]:
 PKI = "/etc/kubernetes/pki"
 
 
-def shorten_standby_certificate(scene: Scene) -> None:
-    node = pick_standby(scene)
-    park_file(scene, node, f"{PKI}/apiserver.crt")
+def shorten_certificate(scene: Scene, node: Node, pki: str, name: str) -> None:
+    """``pki/name.crt`` reissued with its own key, names and the CA of ``pki`` to expire
+    in ten days (the original parked for the heal); the CA's serial file stays out of
+    ``pki``."""
+    park_file(scene, node, f"{pki}/{name}.crt")
     run(
         scene,
         node,
-        f"cd {PKI} && openssl x509 -x509toreq -in apiserver.crt -signkey apiserver.key "
-        f"-copy_extensions copyall -out {PARKED}/apiserver.csr && "
-        f"openssl x509 -req -in {PARKED}/apiserver.csr -CA ca.crt -CAkey ca.key "
-        f"-CAcreateserial -days 10 -copy_extensions copyall -out {PARKED}/short.crt && "
-        f"cat {PARKED}/short.crt > apiserver.crt",
+        f"cd {pki} && openssl x509 -x509toreq -in {name}.crt -signkey {name}.key "
+        f"-copy_extensions copyall -out {PARKED}/{name}.csr && "
+        f"openssl x509 -req -in {PARKED}/{name}.csr -CA ca.crt -CAkey ca.key "
+        f"-CAserial {PARKED}/{name}-ca.srl -CAcreateserial -days 10 -copy_extensions copyall "
+        f"-out {PARKED}/{name}-short.crt && cat {PARKED}/{name}-short.crt > {name}.crt",
     )
+
+
+def shorten_standby_certificate(scene: Scene) -> None:
+    shorten_certificate(scene, pick_standby(scene), PKI, "apiserver")
 
 
 def restore_standby_certificate(scene: Scene) -> None:
@@ -1102,16 +1108,7 @@ def etcd_pki(scene: Scene) -> str:
 
 def shorten_etcd_certificate(scene: Scene) -> None:
     node = etcd_certificate_member(scene)
-    park_file(scene, node, f"{etcd_pki(scene)}/healthcheck-client.crt")
-    run(
-        scene,
-        node,
-        f"cd {etcd_pki(scene)} && openssl x509 -x509toreq -in healthcheck-client.crt "
-        f"-signkey healthcheck-client.key -copy_extensions copyall -out {PARKED}/etcd.csr && "
-        f"openssl x509 -req -in {PARKED}/etcd.csr -CA ca.crt -CAkey ca.key "
-        f"-CAserial {PARKED}/etcd-ca.srl -CAcreateserial -days 10 -copy_extensions copyall "
-        f"-out {PARKED}/etcd-short.crt && cat {PARKED}/etcd-short.crt > healthcheck-client.crt",
-    )
+    shorten_certificate(scene, node, etcd_pki(scene), "healthcheck-client")
 
 
 def restore_etcd_certificate(scene: Scene) -> None:
