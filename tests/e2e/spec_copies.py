@@ -6,9 +6,14 @@ in-place spec edit sees a real spec)."""
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
+from click.testing import CliRunner
+
+from toolkit.cli import main
 from toolkit.lab.loader import read_spec_text
 from toolkit.lab.spec import Lab, available_labs, load_lab, spec_path
 
@@ -48,3 +53,16 @@ def copy_lab(source: str, into: Path, suffix: str) -> Lab:
     copy = load_lab(path)
     assert copy.network.subnet == new and len(copy.nodes) == len(original.nodes)
     return copy
+
+
+def up_copy(source: str, into: Path, suffix: str) -> Iterator[Lab]:
+    """A fixture's body: the copy (see :func:`copy_lab`) brought up from nothing, yielded,
+    then destroyed with its backups (K8SLAB_KEEP_LABS=1: left up)."""
+    lab = copy_lab(source, into, suffix)
+    spec = str(lab.source)
+    CliRunner().invoke(main, ["destroy", "--purge", spec])
+    result = CliRunner().invoke(main, ["up", spec])
+    assert result.exit_code == 0, result.output
+    yield lab
+    if not os.environ.get("K8SLAB_KEEP_LABS"):
+        CliRunner().invoke(main, ["destroy", "--purge", spec])

@@ -13,7 +13,6 @@ before they come up.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 
@@ -21,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.e2e.conftest import LABS
-from tests.e2e.spec_copies import copy_lab
+from tests.e2e.spec_copies import up_copy
 from tests.helpers.processes import killed_when
 from toolkit import kube
 from toolkit.cli import main
@@ -44,14 +43,8 @@ COPIES = [f"{lab}-scale" for lab in LABS if lab in SCALED]
 
 @pytest.fixture(scope="module", params=COPIES)
 def copy(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    lab = copy_lab(request.param.removesuffix("-scale"), tmp_path_factory.mktemp("specs"), "scale")
-    spec = str(lab.source)
-    CliRunner().invoke(main, ["destroy", "--purge", spec])
-    result = CliRunner().invoke(main, ["up", spec])
-    assert result.exit_code == 0, result.output
-    yield lab
-    if not os.environ.get("K8SLAB_KEEP_LABS"):
-        CliRunner().invoke(main, ["destroy", "--purge", spec])
+    source = request.param.removesuffix("-scale")
+    yield from up_copy(source, tmp_path_factory.mktemp("specs"), "scale")
 
 
 def scale(lab: Lab, *args: str) -> str:

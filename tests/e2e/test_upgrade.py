@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tests.e2e.spec_copies import copy_lab
+from tests.e2e.spec_copies import up_copy
 from tests.helpers.processes import killed_when
 from toolkit.cli import main
 from toolkit.lab.spec import Lab, load_lab
@@ -45,15 +45,8 @@ FIRST_RUN_TIMEOUT_S = 3600
 @pytest.fixture(scope="module", params=COPIES)
 def copy(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     source = request.param.removesuffix("-upgrade")
-    lab = copy_lab(source, tmp_path_factory.mktemp("specs"), "upgrade")
-    assert lab.kubernetes_version == SOURCE_VERSION
-    spec = str(lab.source)
-    CliRunner().invoke(main, ["destroy", "--purge", spec])
-    result = CliRunner().invoke(main, ["up", spec])
-    assert result.exit_code == 0, result.output
-    yield lab
-    if not os.environ.get("K8SLAB_KEEP_LABS"):
-        CliRunner().invoke(main, ["destroy", "--purge", spec])
+    assert load_lab(source).kubernetes_version == SOURCE_VERSION
+    yield from up_copy(source, tmp_path_factory.mktemp("specs"), "upgrade")
 
 
 @pytest.fixture(scope="module")
