@@ -12,15 +12,16 @@ none of these can be mistaken for upstream's digests. The pause image is the bas
 
 from __future__ import annotations
 
-import json
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from toolkit.bundle.gobuild import module_source
 from toolkit.bundle.images import DEBIAN_MIRROR
 from toolkit.bundle.manifest import VersionCheck
 from toolkit.bundle.recipe import (
     GOMOD_DIR,
+    OWN_REGISTRY,
     GoBinary,
     GoBuild,
     ImageSpec,
@@ -29,12 +30,11 @@ from toolkit.bundle.recipe import (
     PartCheck,
     kubernetes_ldflags,
 )
-from toolkit.bundle.tools import run
-from toolkit.errors import BundleError, CommandError
+from toolkit.errors import BundleError
 from toolkit.versions import KubernetesRelease
 
 NAME = "conformance"
-REGISTRY = "k8slab.test"
+REGISTRY = OWN_REGISTRY
 E2E_REGISTRY = f"{REGISTRY}/e2e-test-images"
 # The repo list e2e.test reads: the keys of RegistryList (test/utils/image/manifest.go)
 # this part serves; every other registry keeps upstream's default.
@@ -350,24 +350,10 @@ MODULE_FILES = {
 }
 
 
-def module_source(go: str, rel: KubernetesRelease, log: Path) -> Path:
-    """The k8s.io/kubernetes module's folder in the module cache (downloaded with the
-    part's Go modules)."""
-    folder = GOMOD_DIR / rel.minor / MODULE
-    try:
-        out = run(
-            [go, "mod", "download", "-json", f"k8s.io/kubernetes@{rel.version}"],
-            cwd=folder,
-            log=log,
-        )
-    except CommandError as exc:
-        raise BundleError(f"cannot find k8s.io/kubernetes@{rel.version}'s source: {exc}") from None
-    return Path(json.loads(out)["Dir"])
-
-
 def module_files(go: str, rel: KubernetesRelease, log: Path) -> dict[str, Path]:
     """The files of the Kubernetes source the images copy, by the name the build uses."""
-    source = module_source(go, rel, log)
+    folder = GOMOD_DIR / rel.minor / MODULE
+    source = module_source(go, folder, f"k8s.io/kubernetes@{rel.version}", log)
     return {name: source / relative for name, relative in MODULE_FILES.items()}
 
 

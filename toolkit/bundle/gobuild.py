@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -45,6 +46,16 @@ def download(go: str, build: GoBuild, minor: str, log: Path) -> None:
             f"through the Go module proxy (GOPROXY): {exc}. "
             "Check the network, or set GOPROXY to a reachable proxy"
         ) from None
+
+
+def module_source(go: str, folder: Path, target: str, log: Path) -> Path:
+    """The folder of module ``target`` (``path@version``) in the module cache, downloaded
+    through the recipe module in ``folder`` (so by its go.sum) if it is not there yet."""
+    try:
+        out = run([go, "mod", "download", "-json", target], cwd=folder, env=build_env(), log=log)
+    except CommandError as exc:
+        raise BundleError(f"cannot find {target}'s source: {exc}") from None
+    return Path(json.loads(out)["Dir"])
 
 
 def compile_build(go: str, build: GoBuild, minor: str, out: Path, log: Path) -> dict[str, Path]:

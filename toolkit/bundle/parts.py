@@ -17,11 +17,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import shutil
 from pathlib import Path
 
 import yaml
 
-from toolkit.bundle import conformance, cri_dockerd, images, kconfig, recipe
+from toolkit.bundle import conformance, cri_dockerd, images, kconfig, metallb, recipe
 from toolkit.bundle.build import (
     BuildResult,
     build_images,
@@ -32,7 +33,7 @@ from toolkit.bundle.build import (
     place_binary,
 )
 from toolkit.bundle.manifest import MANIFEST_NAME, Artifact, Manifest, sha256_of
-from toolkit.bundle.recipe import Part
+from toolkit.bundle.recipe import Part, PinnedFile
 from toolkit.bundle.store import (
     bundle_dir,
     check_artifact,
@@ -47,7 +48,9 @@ from toolkit.progress import SILENT, Progress
 from toolkit.versions import KubernetesRelease, release
 
 # Every part, by the name `--with` takes.
-PARTS: dict[str, Part] = {part.name: part for part in (conformance.PART, cri_dockerd.PART)}
+PARTS: dict[str, Part] = {
+    part.name: part for part in (conformance.PART, cri_dockerd.PART, metallb.PART)
+}
 NAMES = tuple(PARTS)
 
 
@@ -133,7 +136,7 @@ def recipe_hash(part: Part, rel: KubernetesRelease, base: Manifest) -> str:
     its recipe folders and the base contexts its images reuse."""
     digest = hashlib.sha256()
     described: tuple[object, ...] = (
-        [dataclasses.asdict(b) for b in part.go_builds(rel)],
+        [_fields(b) for b in part.go_builds(rel)],
         [dataclasses.asdict(s) for s in part.images(rel)],
         part.components(rel),
         dict(part.config),
@@ -142,14 +145,25 @@ def recipe_hash(part: Part, rel: KubernetesRelease, base: Manifest) -> str:
     )
     # Only when it has some: a part without C programs keeps the hash it had before
     # parts could have them, so it is not rebuilt for nothing.
-    kconfig = [dataclasses.asdict(b) for b in part.kconfig_builds(rel)]
+    kconfig = [_fields(b) for b in part.kconfig_builds(rel)]
     if kconfig:
         described += (kconfig,)
+    if part.files:
+        described += ([dataclasses.asdict(f) for f in part.files],)
     digest.update(repr(described).encode())
     contexts = {spec.context.split("/")[0] for spec in part.images(rel)}
     borrowed = [recipe.IMAGES_DIR / c for c in sorted(contexts - set(part.contexts))]
     recipe.hash_files(digest, part.folders(rel.minor) + borrowed)
     return digest.hexdigest()[:16]
+
+
+def _fields(build: object) -> dict[str, object]:
+    """A build's fields for the hash, every one but a version check's ``exit_status`` of 0:
+    the parts built before checks had one keep their hash, and are not rebuilt for nothing."""
+    return dataclasses.asdict(  # type: ignore[call-overload,no-any-return]
+        build,
+        dict_factory=lambda items: {k: v for k, v in items if (k, v) != ("exit_status", 0)},
+    )
 
 
 def build_part(
@@ -203,6 +217,31 @@ def _config_artifact(part: Part, rel: KubernetesRelease, work: Path) -> Artifact
     )
 
 
+def _pinned_artifact(
+    part: Part, pinned: PinnedFile, found: Path, work: Path
+) -> tuple[Artifact, Path]:
+    """A published file into the part, byte for byte, once its sha256 is the pinned one."""
+    actual = sha256_of(found)
+    if actual != pinned.sha256:
+        raise BundleError(
+            f"the {part.name} part's {pinned.name} ({found}) has sha256 {actual}, not the "
+            f"pinned {pinned.sha256}; refusing it"
+        )
+    target = work / pinned.path
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(found, target)
+    artifact = Artifact(
+        pinned.name,
+        "file",
+        pinned.version,
+        pinned.source,
+        sha256_of(target),
+        target.stat().st_size,
+        pinned.path,
+    )
+    return artifact, target
+
+
 def _build_locked(
     part: Part,
     rel: KubernetesRelease,
@@ -232,6 +271,9 @@ def _build_locked(
     if part.config_file:
         artifacts.append(_config_artifact(part, rel, work))
         placed[part.config_file] = work / part.config_file
+    for pinned in part.files:
+        artifact, placed[pinned.name] = _pinned_artifact(part, pinned, placed[pinned.name], work)
+        artifacts.append(artifact)
     if part.check is not None:
         with progress.phase("check", part.check.what):
             problems = part.check.problems(rel, placed)

@@ -17,6 +17,11 @@ from toolkit.paths import REPO_ROOT
 from toolkit.versions import KubernetesRelease
 
 RECIPE_DIR = REPO_ROOT / "bundle"
+# k8slab's own registry name, for the images the optional parts build under names of their
+# own (never upstream's, whose digests they cannot have): no registry serves it, so a node
+# that lacks such an image fails to pull it instead of fetching something else. A reserved
+# name (RFC 2606's .test). The base bundle keeps upstream's names, which kubeadm asks for.
+OWN_REGISTRY = "k8slab.test"
 GOMOD_DIR = RECIPE_DIR / "gomod"
 IMAGES_DIR = RECIPE_DIR / "images"
 PAUSE_SOURCE = RECIPE_DIR / "pause" / "pause.c"
@@ -313,6 +318,19 @@ def _no_kconfig_builds(rel: KubernetesRelease) -> list[KconfigBuild]:
 
 
 @dataclass(frozen=True)
+class PinnedFile:
+    """A file a part carries as its publisher made it, byte for byte (an upstream manifest):
+    one of the part's sources (``Part.sources``, by ``name``), refused unless its sha256 is
+    the one pinned here."""
+
+    name: str  # the source's name, and the artifact's
+    path: str  # where it goes in the part's folder
+    version: str
+    source: str  # where it comes from, for the manifest
+    sha256: str
+
+
+@dataclass(frozen=True)
 class PartCheck:
     """A check of a part's own, run on its built binaries before its images are built."""
 
@@ -346,6 +364,8 @@ class Part:
     config_file: str = ""
     config: Mapping[str, str] = field(default_factory=dict)
     check: PartCheck | None = None
+    # Published files it carries unchanged, each checked against its pinned sha256.
+    files: tuple[PinnedFile, ...] = ()
 
     def folders(self, minor: str) -> list[Path]:
         """The recipe folders it owns: its Go modules of ``minor``, its image contexts."""

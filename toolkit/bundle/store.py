@@ -180,11 +180,13 @@ def _check_version(path: Path, artifact: Artifact) -> str | None:
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"{artifact.name}: does not run ({exc})"
     output = result.stdout + result.stderr
-    if result.returncode != 0 or artifact.check.expect not in output:
+    if result.returncode != artifact.check.exit_status or artifact.check.expect not in output:
         said = " ".join(output.split())[:200]
+        status = artifact.check.exit_status
         return (
             f"{artifact.name}: `{' '.join(artifact.check.argv)}` should print "
-            f"{artifact.check.expect!r}, said {said!r} (exit {result.returncode})"
+            f"{artifact.check.expect!r}{f' and exit {status}' if status else ''}, "
+            f"said {said!r} (exit {result.returncode})"
         )
     return None
 
