@@ -285,6 +285,68 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         lambda d: d["nodes"]["workers"][0].update(memory_mb=128),
         "nodes.workers[0].memory_mb: is 128; it must be at least 512",
     ),
+    (
+        "load-balancer-pool-outside-the-subnet",
+        lambda d: d.update(load_balancer={"pool": ["172.30.10.240/29"]}),
+        "load_balancer.pool[0]: 172.30.10.240-172.30.10.247 is not inside the lab subnet "
+        "172.30.9.0/24",
+    ),
+    (
+        "load-balancer-pool-holding-a-node",
+        lambda d: d.update(load_balancer={"pool": ["172.30.9.20-172.30.9.29"]}),
+        "load_balancer.pool[0]: 172.30.9.20-172.30.9.29 holds 172.30.9.21, w1's address, "
+        "nodes.workers[0].address;",
+    ),
+    (
+        "load-balancer-pool-holding-the-vip",
+        lambda d: d.update(load_balancer={"pool": ["172.30.9.96/28"]}),
+        "holds 172.30.9.100, api_endpoint.vip, the API's virtual IP;",
+    ),
+    (
+        "load-balancer-pool-holding-the-gateway",
+        lambda d: d.update(load_balancer={"pool": ["172.30.9.0/28"]}),
+        "holds 172.30.9.0, the network address of 172.30.9.0/24; 172.30.9.1, the lab "
+        "network's gateway, which the host holds; 172.30.9.11, cp1's address",
+    ),
+    (
+        "load-balancer-pool-holding-the-broadcast-address",
+        lambda d: d.update(load_balancer={"pool": ["172.30.9.240/28"]}),
+        "holds 172.30.9.255, the broadcast address of 172.30.9.0/24;",
+    ),
+    (
+        "load-balancer-pool-with-host-bits",
+        lambda d: d.update(load_balancer={"pool": ["172.30.9.241/29"]}),
+        "load_balancer.pool[0]: '172.30.9.241/29' is not an IPv4 range (172.30.9.241/29 has "
+        "host bits set)",
+    ),
+    (
+        "load-balancer-pool-backwards",
+        lambda d: d.update(load_balancer={"pool": ["172.30.9.250-172.30.9.240"]}),
+        "load_balancer.pool[0]: '172.30.9.250-172.30.9.240' ends before it starts",
+    ),
+    (
+        "load-balancer-pool-entries-overlapping",
+        lambda d: d.update(
+            load_balancer={"pool": ["172.30.9.240/29", "172.30.9.244-172.30.9.250"]}
+        ),
+        "load_balancer.pool[1]: 172.30.9.244-172.30.9.250 overlaps load_balancer.pool[0] "
+        "172.30.9.240-172.30.9.247",
+    ),
+    (
+        "load-balancer-pool-empty",
+        lambda d: d.update(load_balancer={"pool": []}),
+        "load_balancer.pool: is empty; a list of address ranges inside network.subnet",
+    ),
+    (
+        "load-balancer-without-pool",
+        lambda d: d.update(load_balancer={"range": ["172.30.9.240/29"]}),
+        "load_balancer.pool: missing; add it",
+    ),
+    (
+        "load-balancer-pool-not-a-string",
+        lambda d: d.update(load_balancer={"pool": [24]}),
+        "load_balancer.pool[0]: is int 24, expected an address range",
+    ),
 ]
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from toolkit.bundle.metallb import NAME as LOAD_BALANCER_PART
 from toolkit.constants import CRI_RUNTIMES
 from toolkit.errors import SpecError
 
@@ -77,6 +78,35 @@ class Network:
 
 
 @dataclass(frozen=True)
+class AddressRange:
+    """A range of IPv4 addresses, first to last inclusive: one entry of a pool."""
+
+    first: ipaddress.IPv4Address
+    last: ipaddress.IPv4Address
+
+    def __contains__(self, address: object) -> bool:
+        return isinstance(address, ipaddress.IPv4Address) and self.first <= address <= self.last
+
+    def __str__(self) -> str:
+        """As MetalLB's IPAddressPool takes it."""
+        return f"{self.first}-{self.last}"
+
+    def overlaps(self, other: AddressRange) -> bool:
+        return self.first <= other.last and other.first <= self.last
+
+
+@dataclass(frozen=True)
+class LoadBalancer:
+    """LoadBalancer Services (the spec's ``load_balancer``): MetalLB in L2 mode hands them
+    addresses from ``pool``, a part of the lab subnet nothing else uses."""
+
+    pool: tuple[AddressRange, ...]
+
+    def __contains__(self, address: object) -> bool:
+        return any(address in entry for entry in self.pool)
+
+
+@dataclass(frozen=True)
 class Lab:
     name: str
     provider: str
@@ -91,6 +121,7 @@ class Lab:
     source: Path = field(compare=False)
     # Existing hosts only: how to stop and start one (None: not configured).
     host_power: HostPower | None = None
+    load_balancer: LoadBalancer | None = None
 
     @property
     def existing(self) -> bool:
@@ -127,6 +158,19 @@ class Lab:
             part = CRI_RUNTIMES[node.container_runtime].bundle_part
             if part:
                 needs.setdefault(part, []).append(node)
+        return dict(sorted(needs.items()))
+
+    @property
+    def needed_parts(self) -> dict[str, str]:
+        """Every optional bundle part the lab needs, by name, with what in its spec asks for
+        it (the refusal of a lab whose bundle lacks the part says so)."""
+        needs = {}
+        for part, nodes in self.bundle_parts.items():
+            fields = dict.fromkeys(f"{n.runtime_field} is {n.container_runtime!r}" for n in nodes)
+            names = ("node " if len(nodes) == 1 else "nodes ") + ", ".join(n.name for n in nodes)
+            needs[part] = f"{', '.join(fields)} ({names})"
+        if self.load_balancer is not None:
+            needs[LOAD_BALANCER_PART] = "load_balancer.pool is set (LoadBalancer Services)"
         return dict(sorted(needs.items()))
 
     def node(self, name: str) -> Node:

@@ -175,6 +175,10 @@ def inventory(lab: Lab, state: LabState) -> dict[str, Any]:
                 "k8slab_service_cidr": str(lab.network.service_cidr),
                 "k8slab_api_vip": str(lab.api_vip),
                 "k8slab_api_port": lab.api_port,
+                # LoadBalancer Services' addresses (MetalLB's IPAddressPool); none: no MetalLB.
+                "k8slab_load_balancer_pool": [
+                    str(entry) for entry in (lab.load_balancer.pool if lab.load_balancer else ())
+                ],
                 "k8slab_bundle_dir": str(bundle_dir(lab.kubernetes_version)),
                 # Lab hosts here are cgroup v1; 1.35+ kubelets refuse that unless told not to.
                 "k8slab_kubelet_fail_cgroup_v1": not release(

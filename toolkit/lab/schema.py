@@ -130,6 +130,16 @@ TOP_KEYS: dict[str, Key] = {
         hint="sandboxed runtimes beside runc; none is offered on these hosts (docs/labs.md)",
     ),
     "host_power": Key(dict, required=False, hint="with provider: existing, stop and start"),
+    "load_balancer": Key(
+        dict, required=False, hint="LoadBalancer Services: a mapping with pool (docs/labs.md)"
+    ),
+}
+LOAD_BALANCER_KEYS: dict[str, Key] = {
+    "pool": Key(
+        list,
+        hint="a list of address ranges inside network.subnet, each a CIDR "
+        "(172.30.2.240/29) or first-last (172.30.2.240-172.30.2.250)",
+    ),
 }
 NETWORK_KEYS: dict[str, Key] = {
     "subnet": Key(str, hint="the lab network in CIDR form, e.g. 172.30.2.0/24"),

@@ -21,6 +21,7 @@ from typing import Any
 from toolkit import versions
 from toolkit.errors import LabNotFoundError
 from toolkit.lab import access, rules
+from toolkit.lab.load_balancer import parse_load_balancer
 from toolkit.lab.loader import read_spec
 from toolkit.lab.model import EXISTING, Lab, Network, Node, Role
 from toolkit.lab.schema import (
@@ -128,6 +129,7 @@ def parse_lab(data: dict[str, Any], path: Path) -> Lab:
         top.get("etcd_topology"), network, api_vip, api_port, nodes, problems, provider == EXISTING
     )
     _check_runtime_classes(top.get("runtime_classes"), problems)
+    load_balancer = parse_load_balancer(top.get("load_balancer"), network, api_vip, nodes, problems)
 
     problems.raise_if_any()
     assert network is not None and api_vip is not None  # guaranteed: no problems were found
@@ -144,6 +146,7 @@ def parse_lab(data: dict[str, Any], path: Path) -> Lab:
         nodes=tuple(node for node, _ in nodes),
         source=path,
         host_power=host_power,
+        load_balancer=load_balancer,
     )
 
 

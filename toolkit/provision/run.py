@@ -97,21 +97,17 @@ def select_phases(names: list[str] | None) -> list[Phase]:
 
 
 def check_bundle_parts(lab: Lab) -> None:
-    """Refuse a lab whose nodes need an optional bundle part its bundle lacks (a node whose
-    container_runtime is docker needs cri-dockerd), naming the spec field that asks for it
-    and the command that builds it; `up` asks before any host exists."""
+    """Refuse a lab that needs an optional bundle part its bundle lacks (a node whose
+    container_runtime is docker needs cri-dockerd, a load_balancer.pool needs metallb),
+    naming the spec field that asks for it and the command that builds it; `up` asks
+    before any host exists."""
     built = parts.present(lab.kubernetes_version)
-    problems = []
-    for part, nodes in lab.bundle_parts.items():
-        if part in built:
-            continue
-        fields = dict.fromkeys(f"{n.runtime_field} is {n.container_runtime!r}" for n in nodes)
-        names = ("node " if len(nodes) == 1 else "nodes ") + ", ".join(n.name for n in nodes)
-        problems.append(
-            f"{', '.join(fields)} ({names}), which needs the "
-            f"bundle's {part} part: build it with "
-            f"`{parts.build_command(lab.kubernetes_version, part)}`"
-        )
+    problems = [
+        f"{why}, which needs the bundle's {part} part: build it with "
+        f"`{parts.build_command(lab.kubernetes_version, part)}`"
+        for part, why in lab.needed_parts.items()
+        if part not in built
+    ]
     if problems:
         raise BundleError(f"{lab.source}: {'; '.join(problems)}")
 
@@ -120,7 +116,7 @@ def check_ready_to_provision(lab: Lab, state: LabState, progress: Progress = SIL
     """Everything a run needs, checked before any host is changed."""
     if not state.inventory.exists():
         raise HostError(f"lab {lab.name} has no hosts yet; run `k8slab up {lab.name}`")
-    with_parts = "".join(f" --with {part}" for part in lab.bundle_parts)
+    with_parts = "".join(f" --with {part}" for part in lab.needed_parts)
     if not store.is_complete(lab.kubernetes_version):
         raise BundleError(
             f"no complete bundle for Kubernetes {lab.kubernetes_version}; build it with "
