@@ -24,7 +24,7 @@ from toolkit.versions import DEFAULT_KUBERNETES_VERSION, release
 
 MOLECULE = Path(sys.executable).parent / "molecule"
 # The roles whose scenario installs an optional part of the bundle (toolkit/bundle/parts.py).
-SCENARIO_PARTS = {"docker_engine": "cri-dockerd"}
+SCENARIO_PARTS = {"docker_engine": "cri-dockerd", "metallb": "metallb"}
 
 
 class MoleculeSetupError(Exception):

@@ -46,6 +46,8 @@ PHASES = (
     Phase("control-plane", "control_plane.yml"),
     Phase("workers", "workers.yml"),
     Phase("network", "network.yml"),
+    # LoadBalancer Services (MetalLB), for a lab whose spec declares load_balancer.pool.
+    Phase("metallb", "metallb.yml"),
 )
 PHASE_NAMES = tuple(phase.name for phase in PHASES)
 PREFLIGHT = Phase("preflight", "preflight.yml")
