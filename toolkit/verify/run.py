@@ -22,14 +22,23 @@ import pytest
 
 from toolkit.lab.spec import Lab, Node
 from toolkit.progress import SILENT, Progress
+from toolkit.verify import load_balancer
 from toolkit.verify.cluster import Cluster, VerifyError
 from toolkit.verify.report import VerifyReport, parse_junit, render_markdown
 from toolkit.verify.workload import Layout, Workload
 
 SUITES_DIR = Path(__file__).parent / "suites"
 # In the order they run: a broken control plane explains failures further down.
-GROUPS = ("control-plane", "control-plane-ha", "etcd", "nodes", "network", "scheduling")
-WORKLOAD_GROUPS = {"nodes", "network", "scheduling"}
+GROUPS = (
+    "control-plane",
+    "control-plane-ha",
+    "etcd",
+    "nodes",
+    "network",
+    "load-balancer",
+    "scheduling",
+)
+WORKLOAD_GROUPS = {"nodes", "network", "load-balancer", "scheduling"}
 CONTEXT_KEY = pytest.StashKey["VerifyContext"]()
 
 
@@ -200,7 +209,14 @@ def run_verify(
     with interruptible_by_sigterm():
         try:
             if WORKLOAD_GROUPS & set(groups):
-                workload = Workload(cluster, layout_for(cluster))
+                layout = layout_for(cluster)
+                # The LoadBalancer Service, for a lab with a pool (MetalLB gives it an address).
+                extra = (
+                    (load_balancer.manifests(layout),)
+                    if lab.load_balancer is not None and "load-balancer" in groups
+                    else ()
+                )
+                workload = Workload(cluster, layout, extra)
                 workload.start()
                 progress.say(
                     "verify", f"test Pods on {workload.layout.a.name}, {workload.layout.b.name}"

@@ -69,6 +69,8 @@ class Layout:
 class Workload:
     cluster: Cluster
     layout: Layout
+    # Documents of other suites' own, applied with the rest (toolkit/verify/load_balancer.py).
+    extra: tuple[str, ...] = ()
     applied: Run | None = None
     _thread: threading.Thread | None = field(default=None, repr=False)
 
@@ -90,7 +92,8 @@ class Workload:
         )
         self.cluster.kubectl("label", "node", b, "=".join(SSD_LABEL), "--overwrite")
         self.cluster.kubectl("taint", "node", a, f"{TAINT_KEY}=verify:NoSchedule", "--overwrite")
-        self.applied = self.cluster.apply(manifests(self.layout), timeout=APPLY_TIMEOUT_S)
+        documents = "\n---\n".join([manifests(self.layout), *self.extra])
+        self.applied = self.cluster.apply(documents, timeout=APPLY_TIMEOUT_S)
 
     def wait_applied(self) -> Run:
         if self._thread is not None:
@@ -165,7 +168,7 @@ CONTROL_PLANE_TOLERATION = {
 }
 
 
-def _tolerations(layout: Layout, verify_taint: bool = True) -> str:
+def tolerations(layout: Layout, verify_taint: bool = True) -> str:
     """The test Pods' tolerations: the verify taint on node ``a`` (unless ``verify_taint``
     is off: the Pods that must stay away from it), and kubeadm's control-plane taint when
     one of the two nodes is a control plane (a lab with fewer than two workers), so that
@@ -188,7 +191,7 @@ metadata: {{name: {name}, namespace: {namespace}, labels: {{app: echo}}}}
 spec:
   nodeName: {node}
   terminationGracePeriodSeconds: 0
-  tolerations: {_tolerations(layout)}
+  tolerations: {tolerations(layout)}
   containers:
     - name: tcp
       image: {layout.image}
@@ -225,7 +228,7 @@ metadata: {{name: client, namespace: {NAMESPACE}, labels: {{app: client}}}}
 spec:
   nodeName: {layout.a.name}
   terminationGracePeriodSeconds: 0
-  tolerations: {_tolerations(layout)}
+  tolerations: {tolerations(layout)}
   containers:
     - name: client
       image: {layout.image}
@@ -315,20 +318,20 @@ def manifests(layout: Layout) -> str:
         _scheduled_deployment(
             "ssd",
             f"      nodeSelector: {{{SSD_LABEL[0]}: {SSD_LABEL[1]}}}\n"
-            f"      tolerations: {_tolerations(layout, verify_taint=False)}",
+            f"      tolerations: {tolerations(layout, verify_taint=False)}",
             layout,
         ),
         # No toleration of the verify taint: the scheduler must keep these off node a.
         _scheduled_deployment(
             "untolerated",
-            f"      tolerations: {_tolerations(layout, verify_taint=False)}",
+            f"      tolerations: {tolerations(layout, verify_taint=False)}",
             layout,
             replicas=3,
         ),
         _scheduled_deployment(
             "tolerating",
             f"      nodeSelector: {{kubernetes.io/hostname: {a}}}\n"
-            f"      tolerations: {_tolerations(layout)}",
+            f"      tolerations: {tolerations(layout)}",
             layout,
             replicas=1,
         ),
