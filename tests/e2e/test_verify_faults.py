@@ -27,6 +27,18 @@ from toolkit.lab.spec import Lab, Node
 from toolkit.poll import problems_gone, wait_until
 from toolkit.verify import run_verify
 from toolkit.verify.cluster import Cluster, eventually
+from toolkit.verify.load_balancer import (
+    METALLB_NAMESPACE,
+    SERVICE,
+    announcers,
+    forget_neighbour,
+    mac_command,
+    neighbour,
+    neighbour_macs,
+    probe,
+    service_address,
+)
+from toolkit.verify.load_balancer import manifests as load_balancer_manifests
 from toolkit.verify.ranges import contained_commands
 from toolkit.verify.redundancy import (
     COMPONENT_KUBECONFIGS,
@@ -134,16 +146,54 @@ def run(scene: Scene, node: Node | str, command: str, timeout: float = 60) -> No
     assert result.ok, result.evidence
 
 
-def in_kube_system(scene: Scene, *args: str, timeout: float = 60) -> None:
-    result = scene.cluster.kubectl("-n", "kube-system", *args, timeout=timeout)
+def in_namespace(scene: Scene, namespace: str, *args: str, timeout: float = 60) -> None:
+    result = scene.cluster.kubectl("-n", namespace, *args, timeout=timeout)
     assert result.ok, result.evidence
 
 
-def rolled_out(scene: Scene, workload: str, timeout_s: int) -> None:
-    """Wait for a kube-system workload's rollout (``ds/kube-proxy``, ``deploy/coredns``)."""
-    in_kube_system(
-        scene, "rollout", "status", workload, f"--timeout={timeout_s}s", timeout=timeout_s + 30
+def in_kube_system(scene: Scene, *args: str, timeout: float = 60) -> None:
+    in_namespace(scene, "kube-system", *args, timeout=timeout)
+
+
+def rolled_out(scene: Scene, workload: str, timeout_s: int, namespace: str = "kube-system") -> None:
+    """Wait for a workload's rollout (``ds/kube-proxy``, ``deploy/coredns``)."""
+    in_namespace(
+        scene,
+        namespace,
+        "rollout",
+        "status",
+        workload,
+        f"--timeout={timeout_s}s",
+        timeout=timeout_s + 30,
     )
+
+
+def not_on(node: str) -> str:
+    """A merge patch keeping a DaemonSet's Pods off ``node`` (the kubelet stops its Pod
+    there); a JSON patch removing the affinity (REMOVE_AFFINITY) undoes it."""
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {"key": "kubernetes.io/hostname", "operator": "NotIn", "values": [node]}
+                        ]
+                    }
+                ]
+            }
+        }
+    }
+    return json.dumps({"spec": {"template": {"spec": {"affinity": affinity}}}})
+
+
+REMOVE_AFFINITY = json.dumps([{"op": "remove", "path": "/spec/template/spec/affinity"}])
+
+
+def load_balancer_checks(scene: Scene, *checks: str) -> set[str]:
+    """The load-balancer group's ``checks``, in a lab that has the group (a pool); the
+    test Service's backend runs on node a, and a speaker on every node."""
+    return {f"load-balancer/{check}" for check in checks} if scene.lab.load_balancer else set()
 
 
 def node_ready(scene: Scene, name: str) -> bool:
@@ -225,6 +275,9 @@ class Fault:
     may_fail: Callable[[Scene], set[str]] = lambda scene: set()
     # Why the fault cannot be injected into this lab without taking it down ("": it can).
     unfit: Callable[[Lab], str] = lambda lab: ""
+    # What the fault needs in place before its expected set can be named (its heal undoes
+    # it too): the node it breaks may be one only the lab can tell.
+    prepare: Callable[[Scene], None] = lambda scene: None
 
 
 def fewer_than(least: int, nodes: Callable[[Lab], list[Node]], reason: str) -> Callable[[Lab], str]:
@@ -276,7 +329,13 @@ def kubelet_expected(scene: Scene) -> set[str]:
         f"nodes/kubelet_talks_to_configured_cri_socket[{w}]",
         f"nodes/pod_runs_logs_execs_and_is_deleted[{w}]",
     }
-    return expected | node_b_pods_missing(scene) | coredns_failures(scene, w)
+    speaker = load_balancer_checks(scene, f"speaker_ready[{w}]")
+    return expected | node_b_pods_missing(scene) | coredns_failures(scene, w) | speaker
+
+
+def controller_may_be_there(scene: Scene) -> set[str]:
+    """MetalLB's controller may run on the node whose kubelet is gone (marked not ready)."""
+    return load_balancer_checks(scene, "controller_ready[-]")
 
 
 def node_b_pods_missing(scene: Scene) -> set[str]:
@@ -307,29 +366,14 @@ def client_node(scene: Scene) -> Node:
 def stop_kube_proxy(scene: Scene, where: Callable[[Scene], Node] = worker_node) -> None:
     node = where(scene)
     w = node.name
-    affinity = {
-        "nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [
-                    {
-                        "matchExpressions": [
-                            {"key": "kubernetes.io/hostname", "operator": "NotIn", "values": [w]}
-                        ]
-                    }
-                ]
-            }
-        }
-    }
-    patch = json.dumps({"spec": {"template": {"spec": {"affinity": affinity}}}})
-    in_kube_system(scene, "patch", "ds", "kube-proxy", "-p", patch)
+    in_kube_system(scene, "patch", "ds", "kube-proxy", "-p", not_on(w))
     settle(f"no kube-proxy on {w}", lambda: container_gone(scene, node, "kube-proxy"))
     run(scene, node, "iptables -t nat -F KUBE-SERVICES && iptables -t nat -F KUBE-NODEPORTS")
     rolled_out(scene, "ds/kube-proxy", 180)
 
 
 def start_kube_proxy(scene: Scene) -> None:
-    patch = json.dumps([{"op": "remove", "path": "/spec/template/spec/affinity"}])
-    in_kube_system(scene, "patch", "ds", "kube-proxy", "--type", "json", "-p", patch)
+    in_kube_system(scene, "patch", "ds", "kube-proxy", "--type", "json", "-p", REMOVE_AFFINITY)
     rolled_out(scene, "ds/kube-proxy", 180)
 
 
@@ -340,6 +384,14 @@ def kube_proxy_expected(scene: Scene, where: Callable[[Scene], Node] = worker_no
         f"nodes/kube_proxy_service_rules[{w}]",
         f"network/nodeport_from_outside_the_cluster[{w}]",
     }
+
+
+def lb_through_node_may_fail(scene: Scene) -> set[str]:
+    """Where the node without kube-proxy is the one announcing the test Service's address,
+    nothing there forwards it to the backend: announcer-dependent, so allowed, not required."""
+    return load_balancer_checks(
+        scene, "answers_from_this_machine[tcp]", "answers_from_this_machine[udp]"
+    )
 
 
 def kube_proxy_on_client_expected(scene: Scene) -> set[str]:
@@ -611,7 +663,9 @@ def runtime_may_fail(runtime: str) -> Callable[[Scene], set[str]]:
     are marked not ready before the suite looks depends on the node controller's timing."""
 
     def may_fail(scene: Scene) -> set[str]:
-        return coredns_failures(scene, runtime_node(scene, runtime).name)
+        node = runtime_node(scene, runtime).name
+        speaker = load_balancer_checks(scene, f"speaker_ready[{node}]")
+        return coredns_failures(scene, node) | speaker | controller_may_be_there(scene)
 
     return may_fail
 
@@ -824,16 +878,6 @@ def claim_vip_on_standby(scene: Scene) -> None:
     settle("two VIP holders", lambda: len(vip_holder(scene)) == 2, 30)
 
 
-def neighbour_macs(ip_neigh: str) -> set[str]:
-    """The link addresses in `ip neigh show to ADDR` (an entry still resolving has none)."""
-    found = set()
-    for line in ip_neigh.splitlines():
-        words = line.split()
-        if "lladdr" in words[:-1]:
-            found.add(words[words.index("lladdr") + 1].lower())
-    return found
-
-
 def claim_left_on(ss_output: str, vip: str, api_port: int) -> list[str]:
     """What the released claim still leaves on the node that made it, from its
     `ss -Htnp state established`: connections from the VIP, which no packet reaches any
@@ -851,13 +895,7 @@ def claim_left_on(ss_output: str, vip: str, api_port: int) -> list[str]:
 
 
 def holder_mac(scene: Scene, holder: str) -> str:
-    vip = scene.lab.api_vip
-    result = scene.cluster.run(
-        holder,
-        f"i=$(ip -o -4 addr show | awk -v vip='{vip}/' 'index($4, vip) == 1 {{print $2; exit}}')"
-        ' && cat "/sys/class/net/$i/address"',
-        fresh=True,
-    )
+    result = scene.cluster.run(holder, mac_command(str(scene.lab.api_vip)), fresh=True)
     return result.stdout.strip().lower() if result.ok else ""
 
 
@@ -1257,6 +1295,98 @@ def same_node_may_fail(scene: Scene) -> set[str]:
     return set(SERVICE_CHECKS)
 
 
+# --- MetalLB's speaker stopped on the node announcing a LoadBalancer address -------------
+# The fault's own LoadBalancer Service (the verify run's comes and goes with each run), in
+# a namespace of its own: its announcer is the node whose speaker is taken away.
+FAULT_LB_NAMESPACE = "k8slab-fault-lb"
+
+
+def without_load_balancer(lab: Lab) -> str:
+    return "" if lab.load_balancer else "declares no load_balancer.pool, so it runs no MetalLB"
+
+
+def lb_announced_by(scene: Scene, avoid: str = "") -> str:
+    """The one node announcing the fault's Service at its address, answering over TCP with
+    its backend's name, and named by this machine's ARP entry (asked anew); "" until then.
+    Not ``avoid``: the node that announced it before."""
+    address = service_address(scene.cluster, FAULT_LB_NAMESPACE)
+    nodes = announcers(scene.cluster, FAULT_LB_NAMESPACE)
+    if not address or len(nodes) != 1 or nodes[0] == avoid:
+        return ""
+    node = scene.lab.node(nodes[0])
+    mac = scene.cluster.run(node, mac_command(str(node.address)), fresh=True).stdout.strip()
+    forget_neighbour(address)
+    if probe(address, "tcp") != SERVICE or neighbour_macs(neighbour(address)) != {mac.lower()}:
+        return ""
+    SAVED["lb_address"] = address
+    return node.name
+
+
+def expose_fault_service(scene: Scene) -> None:
+    namespace = f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {FAULT_LB_NAMESPACE}}}"
+    manifest = f"{namespace}\n---\n{load_balancer_manifests(scene.layout, FAULT_LB_NAMESPACE)}"
+    result = scene.cluster.apply(manifest)
+    assert result.ok, result.evidence
+    SAVED.pop("lb_announcer", None)
+    settle("the fault's LoadBalancer Service answering", lambda: bool(lb_announced_by(scene)))
+    SAVED["lb_announcer"] = lb_announced_by(scene)
+    assert SAVED["lb_announcer"], "the fault's LoadBalancer Service stopped answering"
+
+
+def stop_speaker_on_announcer(scene: Scene) -> None:
+    node = scene.lab.node(SAVED["lb_announcer"])
+    address = SAVED["lb_address"]
+    in_namespace(scene, METALLB_NAMESPACE, "patch", "ds", "speaker", "-p", not_on(node.name))
+    settle(f"no speaker on {node.name}", lambda: container_gone(scene, node, "speaker"))
+    rolled_out(scene, "ds/speaker", 180, METALLB_NAMESPACE)
+    # The address moves: another node announces it, and it answers there.
+    settle(
+        f"{address} announced by a node other than {node.name}, answering",
+        lambda: bool(lb_announced_by(scene, avoid=node.name)) and SAVED["lb_address"] == address,
+    )
+
+
+def speaker_on_announcer_expected(scene: Scene) -> set[str]:
+    """The announcer's speaker check: the announcer is known once the fault's Service is
+    up (its prepare); on paper it is not, and nothing is claimed."""
+    announcer = SAVED.get("lb_announcer")
+    return {f"load-balancer/speaker_ready[{announcer}]"} if announcer else set()
+
+
+def start_speakers(scene: Scene) -> None:
+    affinity = scene.cluster.kubectl(
+        "-n",
+        METALLB_NAMESPACE,
+        "get",
+        "ds",
+        "speaker",
+        "-o",
+        "jsonpath={.spec.template.spec.affinity}",
+    )
+    if affinity.stdout.strip():
+        in_namespace(
+            scene,
+            METALLB_NAMESPACE,
+            "patch",
+            "ds",
+            "speaker",
+            "--type",
+            "json",
+            "-p",
+            REMOVE_AFFINITY,
+        )
+    rolled_out(scene, "ds/speaker", 180, METALLB_NAMESPACE)
+    result = scene.cluster.kubectl(
+        "delete",
+        "namespace",
+        FAULT_LB_NAMESPACE,
+        "--ignore-not-found",
+        "--timeout=120s",
+        timeout=150,
+    )
+    assert result.ok, result.evidence
+
+
 REDUNDANCY_FAULTS = [
     Fault(
         "keepalived-stopped-on-a-standby",
@@ -1343,6 +1473,15 @@ REDUNDANCY_FAULTS = [
         partial(stop_kube_proxy, where=client_node),
         start_kube_proxy,
         kube_proxy_on_client_expected,
+        lb_through_node_may_fail,
+    ),
+    Fault(
+        "metallb-speaker-stopped-on-announcer",
+        stop_speaker_on_announcer,
+        start_speakers,
+        speaker_on_announcer_expected,
+        unfit=without_load_balancer,
+        prepare=expose_fault_service,
     ),
     Fault(
         "same-node-pod-traffic-dropped",
@@ -1355,9 +1494,19 @@ REDUNDANCY_FAULTS = [
 
 
 FAULTS = [
-    Fault("kubelet-stopped-on-a-worker", stop_kubelet, start_kubelet, kubelet_expected),
     Fault(
-        "kube-proxy-stopped-rules-flushed", stop_kube_proxy, start_kube_proxy, kube_proxy_expected
+        "kubelet-stopped-on-a-worker",
+        stop_kubelet,
+        start_kubelet,
+        kubelet_expected,
+        controller_may_be_there,
+    ),
+    Fault(
+        "kube-proxy-stopped-rules-flushed",
+        stop_kube_proxy,
+        start_kube_proxy,
+        kube_proxy_expected,
+        lb_through_node_may_fail,
     ),
     Fault(
         "cni-config-removed",
@@ -1432,6 +1581,11 @@ def scene(provisioned_lab: Lab) -> Iterator[Scene]:
 def test_fault_is_caught_then_healed(scene: Scene, fault: Fault) -> None:
     if reason := fault.unfit(scene.lab):
         pytest.skip(f"{fault.name} on {scene.lab.name}: {reason}")
+    try:
+        fault.prepare(scene)
+    except BaseException:
+        fault.heal(scene)
+        raise
     expected, may_fail = fault.expected(scene), fault.may_fail(scene)
     try:
         fault.inject(scene)

@@ -204,12 +204,14 @@ NEEDS_HA = {
 }
 # A runtime's fault needs a node that runs it: the shipped labs but runtimes have no docker.
 NO_DOCKER = {"docker-stopped"}
+# MetalLB's fault needs a lab with a load_balancer.pool: of the shipped labs, bridge.
+NO_POOL = {"metallb-speaker-stopped-on-announcer"}
 UNFIT = {
-    "ha-stacked": NO_DOCKER,
-    "ha-external": NO_DOCKER,
+    "ha-stacked": NO_DOCKER | NO_POOL,
+    "ha-external": NO_DOCKER | NO_POOL,
     "bridge": NEEDS_HA | NO_DOCKER,
-    "single": NEEDS_HA | NO_DOCKER,
-    "runtimes": NEEDS_HA,
+    "single": NEEDS_HA | NO_DOCKER | NO_POOL,
+    "runtimes": NEEDS_HA | NO_POOL,
 }
 
 
