@@ -193,6 +193,18 @@ def test_every_bad_name_and_address_is_refused_at_once(tmp_path: Path) -> None:
         assert expected in message
 
 
+def test_the_load_balancer_pool_is_never_a_new_node_s(tmp_path: Path) -> None:
+    # The workers' next free address would be .22, the pool's first.
+    pool = mutated(lambda d: d.update(load_balancer={"pool": ["172.30.9.22-172.30.9.23"]}))
+    result = planned(tmp_path, ScaleRequest(add_workers=("w2",)), pool)
+    assert [str(n.address) for n in result.added] == ["172.30.9.24"]
+    with pytest.raises(
+        ScaleError,
+        match=r"172\.30\.9\.23 is taken by load_balancer\.pool \(172\.30\.9\.22-172\.30\.9\.23\)",
+    ):
+        planned(tmp_path, ScaleRequest(add_workers=("w3",), addresses=("172.30.9.23",)), pool)
+
+
 def test_an_address_of_another_node_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ScaleError, match=r"172.30.9.21 is taken by node w1"):
         planned(tmp_path, ScaleRequest(add_workers=("w2",), addresses=("172.30.9.21",)))

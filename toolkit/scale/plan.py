@@ -143,6 +143,10 @@ def plan(lab: Lab, text: str, request: ScaleRequest) -> ScalePlan:
     taken: dict[ipaddress.IPv4Address, str] = {n.address: f"node {n.name}" for n in lab.nodes}
     taken[lab.api_vip] = "the API's virtual IP (api_endpoint.vip)"
     taken[lab.network.gateway] = "the lab network's gateway"
+    # MetalLB hands these to LoadBalancer Services: never a node's.
+    for entry in lab.load_balancer.pool if lab.load_balancer else ():
+        for number in range(int(entry.first), int(entry.last) + 1):
+            taken.setdefault(ipaddress.IPv4Address(number), f"load_balancer.pool ({entry})")
     new: list[NewNode] = []
     chosen: list[str] = []
     for index, (role, name) in enumerate(adds):
