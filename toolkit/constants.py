@@ -35,6 +35,12 @@ DRILL_DIR = f"{NODE_STATE_DIR}/drill"
 # nothing listens on, so the pull fails at once. Every image a lab runs comes from the
 # bundle, and lab nodes reach no registry outside the machine (Docker Hub included).
 OFFLINE_REGISTRY = "https://127.0.0.1:1"
+# k8slab's own registry name: the images its optional bundle parts build are tagged under
+# it (conformance's test images, the add-ons'), so none can be taken for an upstream
+# image, and a name the bundle lacks fails to pull instead of reaching a real registry.
+# The base bundle keeps upstream's names (kubeadm asks for them), and its own flannel CNI
+# plugin its module path, k8slab.local/flannel-cni.
+IMAGE_REGISTRY = "k8slab.test"
 # Where the artifacts role installs the bundle's binaries (kubeadm, kubelet, etcdctl...).
 BIN_DIR = "/usr/local/bin"
 

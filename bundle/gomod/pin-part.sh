@@ -32,11 +32,13 @@ rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
     echo
     echo "require $module $version"
     echo
-    echo "// Carried from $target's own go.mod."
-    echo "replace ("
-    echo "$replaces" | sed 's/^[[:space:]]*/\t/'
-    echo ")"
-    echo
+    if [ -n "$replaces" ]; then
+        echo "// Carried from $target's own go.mod."
+        echo "replace ("
+        echo "$replaces" | sed 's/^[[:space:]]*/\t/'
+        echo ")"
+        echo
+    fi
     echo "tool ("
     for tool in "$@"; do echo "	$tool"; done
     echo ")"

@@ -21,7 +21,6 @@ from toolkit.bundle.images import DEBIAN_MIRROR
 from toolkit.bundle.manifest import VersionCheck
 from toolkit.bundle.recipe import (
     GOMOD_DIR,
-    OWN_REGISTRY,
     GoBinary,
     GoBuild,
     ImageSpec,
@@ -30,11 +29,12 @@ from toolkit.bundle.recipe import (
     PartCheck,
     kubernetes_ldflags,
 )
+from toolkit.constants import IMAGE_REGISTRY
 from toolkit.errors import BundleError
 from toolkit.versions import KubernetesRelease
 
 NAME = "conformance"
-REGISTRY = OWN_REGISTRY
+REGISTRY = IMAGE_REGISTRY
 E2E_REGISTRY = f"{REGISTRY}/e2e-test-images"
 # The repo list e2e.test reads: the keys of RegistryList (test/utils/image/manifest.go)
 # this part serves; every other registry keeps upstream's default.

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from toolkit.bundle import conformance, cri_dockerd, images, kconfig, metallb, recipe
+from toolkit.bundle import addons, conformance, cri_dockerd, images, k9s, kconfig, metallb, recipe
 from toolkit.bundle.build import (
     BuildResult,
     build_images,
@@ -49,7 +49,8 @@ from toolkit.versions import KubernetesRelease, release
 
 # Every part, by the name `--with` takes.
 PARTS: dict[str, Part] = {
-    part.name: part for part in (conformance.PART, cri_dockerd.PART, metallb.PART)
+    part.name: part
+    for part in (conformance.PART, cri_dockerd.PART, metallb.PART, addons.PART, k9s.PART)
 }
 NAMES = tuple(PARTS)
 
