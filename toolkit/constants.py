@@ -23,6 +23,9 @@ ETCD_DATA_DIR = "/var/lib/etcd"
 # kubeadm's patches folder: init, join and upgrade read it (the kubelet role writes each
 # container node's kubelet settings there, which `kubeadm upgrade` must apply again).
 KUBEADM_PATCHES_DIR = "/etc/kubernetes/patches"
+# etcd's plain-HTTP metrics listener (kubeadm's default port; /metrics and /health only):
+# the monitoring add-on scrapes it on each member's lab address.
+ETCD_METRICS_PORT = 2381
 # Where `k8slab etcd restore` parks static Pod manifests while etcd is restored.
 PARKED_MANIFESTS_DIR = "/etc/kubernetes/k8slab-parked"
 # The toolkit's own work folder on a node (restores' snapshots, drills' probes).
@@ -86,6 +89,7 @@ def inventory_vars() -> dict[str, Any]:
         "k8slab_manifests_dir": MANIFESTS_DIR,
         "k8slab_kubeadm_patches_dir": KUBEADM_PATCHES_DIR,
         "k8slab_etcd_data_dir": ETCD_DATA_DIR,
+        "k8slab_etcd_metrics_port": ETCD_METRICS_PORT,
         "k8slab_parked_manifests_dir": PARKED_MANIFESTS_DIR,
         "k8slab_etcd_work_dir": ETCD_WORK_DIR,
         "k8slab_drill_dir": DRILL_DIR,

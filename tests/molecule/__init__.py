@@ -19,12 +19,13 @@ from toolkit.bundle import parts
 from toolkit.bundle.store import bundle_dir
 from toolkit.hosts import engine
 from toolkit.hosts.image import image_present, node_image
+from toolkit.lab import addons
 from toolkit.paths import ROLES_DIR
 from toolkit.versions import DEFAULT_KUBERNETES_VERSION, release
 
 MOLECULE = Path(sys.executable).parent / "molecule"
 # The roles whose scenario installs an optional part of the bundle (toolkit/bundle/parts.py).
-SCENARIO_PARTS = {"docker_engine": "cri-dockerd", "metallb": "metallb"}
+SCENARIO_PARTS = {"docker_engine": "cri-dockerd", "metallb": "metallb", "addons": "addons"}
 
 
 class MoleculeSetupError(Exception):
@@ -64,6 +65,8 @@ def scenario_settings(kubernetes_version: str = DEFAULT_KUBERNETES_VERSION) -> d
         "constants": constants.inventory_vars(),
         # What a rendered inventory gives each node for its container runtime.
         "runtimes": {name: constants.node_runtime_vars(name) for name in constants.CRI_RUNTIMES},
+        # What a rendered inventory gives every host for no add-on, and for all of them.
+        "addons": {"none": addons.inventory_vars(()), "all": addons.inventory_vars(addons.NAMES)},
     }
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from toolkit.bundle.addons import NAME as ADDONS_PART
 from toolkit.bundle.metallb import NAME as LOAD_BALANCER_PART
 from toolkit.constants import CRI_RUNTIMES
 from toolkit.errors import SpecError
@@ -122,6 +123,8 @@ class Lab:
     # Existing hosts only: how to stop and start one (None: not configured).
     host_power: HostPower | None = None
     load_balancer: LoadBalancer | None = None
+    # The cluster add-ons it asks for (toolkit/lab/addons.py), in the catalogue's order.
+    addons: tuple[str, ...] = ()
 
     @property
     def existing(self) -> bool:
@@ -171,6 +174,8 @@ class Lab:
             needs[part] = f"{', '.join(fields)} ({names})"
         if self.load_balancer is not None:
             needs[LOAD_BALANCER_PART] = "load_balancer.pool is set (LoadBalancer Services)"
+        if self.addons:
+            needs[ADDONS_PART] = f"addons is [{', '.join(self.addons)}]"
         return dict(sorted(needs.items()))
 
     def node(self, name: str) -> Node:

@@ -12,6 +12,7 @@ from toolkit.bundle.store import bundle_dir, bundles_root
 from toolkit.errors import HostError
 from toolkit.hosts.engine import DockerNames, owner_labels
 from toolkit.hosts.image import LOGIN_USER
+from toolkit.lab import addons
 from toolkit.hosts.ssh import SshTarget
 from toolkit.lab.model import Login
 from toolkit.lab.spec import Lab, Node
@@ -187,6 +188,8 @@ def inventory(lab: Lab, state: LabState) -> dict[str, Any]:
                 **_node_kind_vars(lab, state),
                 # Node paths and ports the toolkit shares with the roles (toolkit/constants.py).
                 **constants.inventory_vars(),
+                # The add-ons it asks for, their namespace and memory (toolkit/lab/addons.py).
+                **addons.inventory_vars(lab.addons),
             },
             "children": {
                 "k8s_cluster": {

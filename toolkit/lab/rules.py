@@ -9,7 +9,12 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from toolkit.constants import APISERVER_PORT, CONTROLLER_MANAGER_PORT, SCHEDULER_PORT
+from toolkit.constants import (
+    APISERVER_PORT,
+    CONTROLLER_MANAGER_PORT,
+    ETCD_METRICS_PORT,
+    SCHEDULER_PORT,
+)
 from toolkit.lab.model import Network, Node, Role
 from toolkit.lab.schema import DEFAULT_API_PORT, NODE_MINIMUMS, Problems
 
@@ -24,7 +29,11 @@ CONTROL_PLANE_PORTS = {
     CONTROLLER_MANAGER_PORT: "kube-controller-manager",
     SCHEDULER_PORT: "kube-scheduler",
 }
-STACKED_ETCD_PORTS = {2379: "etcd's clients", 2380: "etcd's peers", 2381: "etcd's metrics"}
+STACKED_ETCD_PORTS = {
+    2379: "etcd's clients",
+    2380: "etcd's peers",
+    ETCD_METRICS_PORT: "etcd's metrics",
+}
 # The API server's default --service-node-port-range: kube-proxy DNATs a NodePort on every
 # local address, the VIP included, before haproxy sees the connection.
 NODE_PORTS = range(30000, 32768)

@@ -124,6 +124,11 @@ TOP_KEYS: dict[str, Key] = {
     "api_endpoint": Key(dict),
     "node_defaults": Key(dict, required=False),
     "nodes": Key(dict),
+    "addons": Key(
+        list,
+        required=False,
+        hint="cluster add-ons: metrics-server, monitoring, logging (docs/labs.md)",
+    ),
     "runtime_classes": Key(
         list,
         required=False,

@@ -20,7 +20,7 @@ from typing import Any
 
 from toolkit import versions
 from toolkit.errors import LabNotFoundError
-from toolkit.lab import access, rules
+from toolkit.lab import access, addons, rules
 from toolkit.lab.load_balancer import parse_load_balancer
 from toolkit.lab.loader import read_spec
 from toolkit.lab.model import EXISTING, Lab, Network, Node, Role
@@ -130,6 +130,8 @@ def parse_lab(data: dict[str, Any], path: Path) -> Lab:
     )
     _check_runtime_classes(top.get("runtime_classes"), problems)
     load_balancer = parse_load_balancer(top.get("load_balancer"), network, api_vip, nodes, problems)
+    chosen = addons.parse(top.get("addons"), problems)
+    addons.check_memory(chosen, nodes, problems)
 
     problems.raise_if_any()
     assert network is not None and api_vip is not None  # guaranteed: no problems were found
@@ -147,6 +149,7 @@ def parse_lab(data: dict[str, Any], path: Path) -> Lab:
         source=path,
         host_power=host_power,
         load_balancer=load_balancer,
+        addons=chosen,
     )
 
 
