@@ -35,6 +35,9 @@ COMMANDS = {
     "upgrade": "toolkit.cli.upgrade:upgrade_command",
     "certs": "toolkit.cli.certs:certs",
     "conformance": "toolkit.cli.conformance:conformance",
+    "open": "toolkit.cli.access:open_command",
+    "kubeconfig": "toolkit.cli.access:kubeconfig_command",
+    "k9s": "toolkit.cli.access:k9s_command",
 }
 
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from toolkit.bundle.addons import IMAGES
-from toolkit.lab.model import Node, Role
+from toolkit.errors import K8slabError
+from toolkit.lab.model import Lab, Node, Role
 from toolkit.lab.schema import Problems
 
 # The optional bundle part every add-on comes from (toolkit/bundle/addons.py).
@@ -33,6 +34,23 @@ RESERVED_MB = {Role.WORKER: 1024, Role.CONTROL_PLANE: 1536}
 
 
 @dataclass(frozen=True)
+class Ui:
+    """An add-on's web UI, reached from this machine on a NodePort of any node."""
+
+    name: str  # as `k8slab open LAB NAME` takes it
+    service: str
+    node_port: int
+    path: str  # the page a person opens first
+
+    def base(self, lab: Lab) -> str:
+        """Its server on the lab's first worker (where the add-ons' Pods run)."""
+        return f"http://{lab.workers[0].address}:{self.node_port}"
+
+    def url(self, lab: Lab) -> str:
+        return self.base(lab) + self.path
+
+
+@dataclass(frozen=True)
 class Addon:
     name: str
     what: str
@@ -43,14 +61,15 @@ class Addon:
     kubelet_serving_certs: bool
     # Whether it scrapes etcd's metrics listener, which then listens on the node's address.
     etcd_metrics: bool
-    # Its web UI: the Service and the NodePort this machine reaches it on, on any node.
-    ui: tuple[str, int] | None = None
+    ui: Ui | None = None
 
     @property
     def programs(self) -> tuple[str, ...]:
         return self.deployments + self.daemonsets
 
 
+PROMETHEUS_UI = Ui("prometheus", "prometheus", 30090, "/graph")
+LOGS_UI = Ui("logs", "victoria-logs", 30428, "/select/vmui/")
 ADDONS = {
     a.name: a
     for a in (
@@ -69,7 +88,7 @@ ADDONS = {
             ("node-exporter",),
             kubelet_serving_certs=True,
             etcd_metrics=True,
-            ui=("prometheus", 30090),
+            ui=PROMETHEUS_UI,
         ),
         Addon(
             "logging",
@@ -78,7 +97,7 @@ ADDONS = {
             ("vlagent",),
             kubelet_serving_certs=False,
             etcd_metrics=False,
-            ui=("victoria-logs", 30428),
+            ui=LOGS_UI,
         ),
     )
 }
@@ -165,7 +184,25 @@ def inventory_vars(addons: tuple[str, ...]) -> dict[str, Any]:
         # DaemonSets' images go onto every node, the others' onto the workers only.
         "k8slab_addons_node_images": [IMAGES[p] for a in chosen for p in a.daemonsets],
         "k8slab_addons_worker_images": [IMAGES[p] for a in chosen for p in a.deployments],
-        "k8slab_addons_node_ports": {a.ui[0]: a.ui[1] for a in chosen if a.ui},
+        "k8slab_addons_node_ports": {a.ui.service: a.ui.node_port for a in chosen if a.ui},
         "k8slab_kubelet_serving_certs": any(a.kubelet_serving_certs for a in chosen),
         "k8slab_etcd_metrics_on_node_address": any(a.etcd_metrics for a in chosen),
     }
+
+
+def uis(lab: Lab, name: str = "") -> list[Ui]:
+    """The web UIs of the lab's add-ons, or the one ``name`` names (a UI's name or its
+    add-on's); an error saying which there are otherwise."""
+    found = {a.ui.name: (a.name, a.ui) for a in map(ADDONS.get, lab.addons) if a and a.ui}
+    if not found:
+        raise K8slabError(
+            f"lab {lab.name} has no add-on with a web UI; add monitoring or logging to "
+            f"addons: in {lab.source}"
+        )
+    if not name:
+        return [ui for _, ui in found.values()]
+    for ui_name, (addon, ui) in found.items():
+        if name in (ui_name, addon):
+            return [ui]
+    names = ", ".join(f"{n} ({a})" for n, (a, _) in found.items())
+    raise K8slabError(f"lab {lab.name} has no web UI {name!r}; its UIs are: {names}")

@@ -75,6 +75,11 @@ class LabState:
         return self.root / "inventory.yml"
 
     @property
+    def kubeconfig(self) -> Path:
+        """The admin kubeconfig the control_plane role copies here (mode 0600)."""
+        return self.root / "kubeconfig"
+
+    @property
     def ssh_config(self) -> Path:
         return self.root / "ssh_config"
 

@@ -37,6 +37,7 @@ GROUPS = (
     "network",
     "load-balancer",
     "scheduling",
+    "addons",
 )
 WORKLOAD_GROUPS = {"nodes", "network", "load-balancer", "scheduling"}
 CONTEXT_KEY = pytest.StashKey["VerifyContext"]()
