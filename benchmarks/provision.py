@@ -2,11 +2,15 @@
 
 For each lab: time from `k8slab up LAB` to every node Ready, a no-op re-provision, the
 time inside kubeadm against the total, and the machine's peak memory use. With
---scale, also `single` with 1, 2 and 4 workers, to show how time grows per worker.
+--scale, also `single` with 1, 2 and 4 workers, to show how time grows per worker. With
+--addons LAB, what the add-ons cost: LAB as it is, then LAB with every add-on (its workers
+given the memory they need), and the difference in time to Ready and in peak memory, with
+the addons phase's own time (the issue's goal: under 60 s and 1.5 GiB more).
 Updates benchmarks/results/provision.json: the labs measured replace their earlier entries,
 the others stay.
 
     .venv/bin/python benchmarks/provision.py [--labs ha-stacked] [--scale] [--keep]
+    .venv/bin/python benchmarks/provision.py --labs --addons ha-stacked
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from toolkit.lab import addons
 from toolkit.lab.spec import spec_path
 from toolkit.lab.state import LabState
 
@@ -83,6 +88,7 @@ def measure(lab: str, spec: str | None = None, keep: bool = False) -> dict[str, 
 
 def scale_spec(workers: int, folder: Path) -> str:
     base = yaml.safe_load(spec_path("single").read_text())
+    base.pop("addons", None)  # the cost of workers alone; --addons measures the add-ons'
     name = f"scale-w{workers}"
     base["name"] = name
     base["network"]["subnet"] = "172.30.9.0/24"
@@ -98,11 +104,51 @@ def scale_spec(workers: int, folder: Path) -> str:
     return str(path)
 
 
+# What each worker gets in the add-ons' copy of a lab: enough for toolkit/lab/addons.py's
+# rules whatever the lab's worker count (one worker holds them all).
+ADDONS_WORKER_MB = 2560
+
+
+def addons_spec(lab: str, folder: Path) -> str:
+    """``lab``'s spec with every add-on, under its own name (so its state is the lab's)."""
+    spec = yaml.safe_load(spec_path(lab).read_text())
+    spec["addons"] = list(addons.NAMES)
+    for worker in spec["nodes"].get("workers", []):
+        worker["memory_mb"] = max(worker.get("memory_mb", 0), ADDONS_WORKER_MB)
+    path = folder / lab / "lab.yml"
+    path.parent.mkdir(parents=True)
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return str(path)
+
+
+def measure_addons(lab: str) -> dict[str, Any]:
+    """LAB without add-ons, then with all of them: each run, the difference, and the
+    addons phase's own seconds."""
+    plain = yaml.safe_load(spec_path(lab).read_text())
+    assert not plain.get("addons"), f"{lab} already has add-ons; measure one without"
+    without = measure(lab)
+    with tempfile.TemporaryDirectory() as folder:
+        with_all = measure(lab, addons_spec(lab, Path(folder)), keep=True)
+        report = json.loads((LabState.of(lab).root / "timings" / "provision.json").read_text())
+    k8slab("destroy", lab)
+    phase = next((p["seconds"] for p in report["phases"] if p["name"] == "addons"), None)
+    return {
+        "addons": list(addons.NAMES),
+        "without": without,
+        "with": with_all,
+        "extra_up_to_ready_s": round(with_all["up_to_ready_s"] - without["up_to_ready_s"], 1),
+        "extra_peak_machine_memory_mib": with_all["peak_machine_memory_mib"]
+        - without["peak_machine_memory_mib"],
+        "addons_phase_s": phase,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--labs", nargs="*", default=["ha-stacked"])
     parser.add_argument("--scale", action="store_true")
     parser.add_argument("--keep", action="store_true", help="leave the last of --labs up")
+    parser.add_argument("--addons", metavar="LAB", help="what every add-on costs on LAB")
     options = parser.parse_args()
     results: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results.setdefault("labs", {})
@@ -118,6 +164,11 @@ def main() -> None:
                     "recorded_at": recorded_at,
                     **measure(f"scale-w{workers}", spec),
                 }
+    if options.addons:
+        results.setdefault("addons", {})[options.addons] = {
+            "recorded_at": recorded_at,
+            **measure_addons(options.addons),
+        }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

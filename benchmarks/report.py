@@ -118,7 +118,31 @@ def provision_tables(data: dict[str, Any]) -> list[Table]:
         "no-op re-provision",
         "peak machine memory",
     ]
-    return [(header, rows)]
+    return [(header, rows), *addons_tables(data.get("addons", {}))]
+
+
+def addons_tables(measured: dict[str, Any]) -> list[Table]:
+    """What every add-on costs a lab (`benchmarks/provision.py --addons LAB`)."""
+    rows = [
+        [
+            f"`{lab}`",
+            fmt(run.get("recorded_at")),
+            f"{seconds(run['without']['up_to_ready_s'])} → {seconds(run['with']['up_to_ready_s'])}",
+            seconds(run["extra_up_to_ready_s"]),
+            seconds(run.get("addons_phase_s")),
+            f"{run['extra_peak_machine_memory_mib'] / 1024:.1f} GiB",
+        ]
+        for lab, run in measured.items()
+    ]
+    header = [
+        "lab with every add-on",
+        "recorded",
+        "`k8slab up` to all Ready, without → with",
+        "extra time",
+        "addons phase",
+        "extra peak memory",
+    ]
+    return [(header, rows)] if rows else []
 
 
 def verify_tables(data: dict[str, Any]) -> list[Table]:

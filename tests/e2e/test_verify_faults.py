@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.e2e import addon_faults
 from toolkit.constants import APISERVER_PORT, MANIFESTS_DIR
 from toolkit.etcd import cluster as etcd
 from toolkit.etcd.status import ACTIVE_PEERS_METRIC, inactive_peers
@@ -49,7 +50,7 @@ from toolkit.verify.redundancy import (
     established,
 )
 from toolkit.verify.report import VerifyReport, render_table
-from toolkit.verify.run import layout_for
+from toolkit.verify.run import GROUPS, layout_for
 from toolkit.verify.vip import vip_holders
 from toolkit.verify.workload import Layout
 
@@ -278,6 +279,10 @@ class Fault:
     # What the fault needs in place before its expected set can be named (its heal undoes
     # it too): the node it breaks may be one only the lab can tell.
     prepare: Callable[[Scene], None] = lambda scene: None
+    # The verify groups whose checks it must fail exactly as expected. A fault of the
+    # cluster is judged on the cluster's groups: what it does to the add-ons (a node's
+    # targets down, its alerts) is the add-on faults' to prove. Healed, every group passes.
+    groups: tuple[str, ...] = tuple(g for g in GROUPS if g != "addons")
 
 
 def fewer_than(least: int, nodes: Callable[[Lab], list[Node]], reason: str) -> Callable[[Lab], str]:
@@ -1557,6 +1562,32 @@ FAULTS = [
         restore_etcd_certificate,
         short_etcd_certificate_expected,
     ),
+    Fault(
+        "vlagent-stopped-on-a-worker",
+        addon_faults.freeze_vlagent,
+        addon_faults.thaw_vlagent,
+        addon_faults.vlagent_expected,
+        unfit=lambda lab: (
+            addon_faults.without("logging")(lab) or addon_faults.without("monitoring")(lab)
+        ),
+        groups=("addons",),
+    ),
+    Fault(
+        "prometheus-stopped",
+        addon_faults.stop_prometheus,
+        addon_faults.start_prometheus,
+        addon_faults.prometheus_expected,
+        unfit=addon_faults.without("monitoring"),
+        groups=("addons",),
+    ),
+    Fault(
+        "pod-crash-looping",
+        addon_faults.crash_loop_a_pod,
+        addon_faults.stop_crash_loop,
+        lambda scene: {"addons/alert_rule_is_loaded_and_not_firing[PodCrashLooping]"},
+        unfit=addon_faults.without("monitoring"),
+        groups=("addons",),
+    ),
 ]
 
 
@@ -1589,7 +1620,7 @@ def test_fault_is_caught_then_healed(scene: Scene, fault: Fault) -> None:
     expected, may_fail = fault.expected(scene), fault.may_fail(scene)
     try:
         fault.inject(scene)
-        broken = run_verify(scene.lab)
+        broken = run_verify(scene.lab, fault.groups)
     finally:
         fault.heal(scene)
         settle(

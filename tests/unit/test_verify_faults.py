@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 
+from tests.e2e import addon_faults
 from tests.e2e import test_verify_faults as faults
 from toolkit.lab.spec import Lab, Node, load_lab
 from toolkit.verify.cluster import Cluster, Run
@@ -206,12 +208,14 @@ NEEDS_HA = {
 NO_DOCKER = {"docker-stopped"}
 # MetalLB's fault needs a lab with a load_balancer.pool: of the shipped labs, bridge.
 NO_POOL = {"metallb-speaker-stopped-on-announcer"}
+# The add-ons' faults need the add-ons: only single asks for them.
+NO_ADDONS = {"vlagent-stopped-on-a-worker", "prometheus-stopped", "pod-crash-looping"}
 UNFIT = {
-    "ha-stacked": NO_DOCKER | NO_POOL,
-    "ha-external": NO_DOCKER | NO_POOL,
-    "bridge": NEEDS_HA | NO_DOCKER,
+    "ha-stacked": NO_DOCKER | NO_POOL | NO_ADDONS,
+    "ha-external": NO_DOCKER | NO_POOL | NO_ADDONS,
+    "bridge": NEEDS_HA | NO_DOCKER | NO_ADDONS,
     "single": NEEDS_HA | NO_DOCKER | NO_POOL,
-    "runtimes": NEEDS_HA | NO_POOL,
+    "runtimes": NEEDS_HA | NO_POOL | NO_ADDONS,
 }
 
 
@@ -269,3 +273,21 @@ def test_every_lab_takes_the_ranges_fault_on_node_b_and_expects_that_check_alone
     assert node == paper.worker.name
     assert command.startswith(f"ip route delete unreachable {lab.network.pod_cidr} && ")
     assert f"iptables -t mangle -D POSTROUTING -d {lab.network.service_cidr} -j DROP" in command
+
+
+def test_a_cluster_fault_is_judged_on_the_cluster_s_groups_an_add_on_fault_on_addons() -> None:
+    by_name = {f.name: f for f in faults.FAULTS}
+    assert "addons" not in by_name["kubelet-stopped-on-a-worker"].groups
+    for name in NO_ADDONS:
+        assert by_name[name].groups == ("addons",)
+
+
+def test_prometheus_stopped_fails_every_check_that_asks_prometheus() -> None:
+    lab = load_lab("single")
+    scene = SimpleNamespace(lab=lab, cluster=None, worker=lab.node("cp1"))
+    expected = addon_faults.prometheus_expected(scene)  # type: ignore[arg-type]
+    assert "addons/prometheus_scrapes_every_kubelet[w1]" in expected
+    assert "addons/prometheus_scrapes_every_etcd_member[cp1]" in expected
+    assert "addons/prometheus_scrapes_vlagent_on_every_node[cp1]" in expected
+    assert "addons/web_ui_renders_in_a_browser[monitoring]" in expected
+    assert not any("victoria_logs" in check or "kubectl_top" in check for check in expected)

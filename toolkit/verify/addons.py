@@ -15,9 +15,12 @@ from typing import Any
 
 from toolkit.lab.addons import LOGS_UI, PROMETHEUS_UI, Ui
 from toolkit.lab.spec import Lab
+from toolkit.verify.cluster import Cluster
 
 PROMETHEUS = PROMETHEUS_UI
 LOGS = LOGS_UI
+# Where verify's log-writing Pods run (removed at the end of the run).
+LOG_NAMESPACE = "k8slab-verify-logs"
 HTTP_TIMEOUT_S = 10
 RENDER_TIMEOUT_S = 90
 # What each UI shows once its scripts have run: text only the working page has, not an
@@ -74,6 +77,13 @@ def prometheus_query(lab: Lab, promql: str) -> Answer:
 
 def logs_query(lab: Lab, logsql: str, limit: int = 50) -> Answer:
     return get_json(LOGS, lab, "/select/logsql/query", query=logsql, limit=str(limit))
+
+
+def shell_image(cluster: Cluster) -> str:
+    """An image with a shell that every node has: kube-proxy's (the bundle's Debian base),
+    for the Pods that write a log line, crash or burn CPU on purpose."""
+    daemonset = cluster.kubectl_json("get", "daemonset", "-n", "kube-system", "kube-proxy")
+    return str(daemonset["spec"]["template"]["spec"]["containers"][0]["image"])
 
 
 def chromium() -> str:

@@ -20,6 +20,7 @@ from toolkit.constants import APISERVER_PORT, ETCD_METRICS_PORT
 from toolkit.lab.addons import ADDONS
 from toolkit.lab.spec import Lab, Node
 from toolkit.verify import addons as reach
+from toolkit.verify.addons import LOG_NAMESPACE
 from toolkit.verify.checks import expect
 from toolkit.verify.cluster import Cluster, eventually
 
@@ -28,12 +29,8 @@ SCRAPE_TIMEOUT_S = 120
 LOGS_TIMEOUT_S = 90
 # Every rule of the monitoring add-on (roles/addons/templates/monitoring.yaml.j2).
 ALERT_RULES = ("TargetDown", "NodeNotReady", "EtcdNoLeader", "PodCrashLooping")
-# Scraped once per node: the kubelet, its cAdvisor, node_exporter.
-NODE_JOBS = ("kubelet", "cadvisor", "node-exporter")
 CLUSTER_JOBS = ("prometheus", "coredns", "kube-state-metrics")
 CONTAINER_CPU = 'sum by (node) (rate(container_cpu_usage_seconds_total{container!=""}[2m]))'
-# Where the log-writing Pods run (removed at the end of the run).
-LOG_NAMESPACE = "k8slab-verify-logs"
 FIGURE = re.compile(r"^[0-9]+(m|Mi|Ki|Gi)?$")
 
 
@@ -124,10 +121,21 @@ def _expect_up(found: list[dict[str, Any]], what: str, targets: reach.Answer) ->
     )
 
 
-@pytest.mark.parametrize("job", NODE_JOBS)
-def test_prometheus_scrapes_every_node(job: str, kube_node: Node, targets: reach.Answer) -> None:
-    found = _matching(targets, job, node=kube_node.name)
-    _expect_up(found, f"{job} of {kube_node.name}", targets)
+def test_prometheus_scrapes_every_kubelet(kube_node: Node, targets: reach.Answer) -> None:
+    found = _matching(targets, "kubelet", node=kube_node.name)
+    _expect_up(found, f"the kubelet of {kube_node.name}", targets)
+
+
+def test_prometheus_scrapes_every_cadvisor(kube_node: Node, targets: reach.Answer) -> None:
+    found = _matching(targets, "cadvisor", node=kube_node.name)
+    _expect_up(found, f"cAdvisor of {kube_node.name}", targets)
+
+
+def test_prometheus_scrapes_node_exporter_on_every_node(
+    kube_node: Node, targets: reach.Answer
+) -> None:
+    found = _matching(targets, "node-exporter", node=kube_node.name)
+    _expect_up(found, f"node_exporter of {kube_node.name}", targets)
 
 
 def test_prometheus_scrapes_every_api_server(control_plane: Node, targets: reach.Answer) -> None:
@@ -200,9 +208,7 @@ def test_alert_rule_is_loaded_and_not_firing(lab: Lab, rule: str) -> None:
 def log_tokens(lab: Lab, cluster: Cluster) -> Iterator[dict[str, str]]:
     """A Pod on each Kubernetes node that writes one line with a token of its own."""
     needs(lab, "logging")
-    image = cluster.kubectl_json("get", "daemonset", "-n", "kube-system", "kube-proxy")["spec"][
-        "template"
-    ]["spec"]["containers"][0]["image"]
+    image = reach.shell_image(cluster)
     tokens = {n.name: f"k8slab-log-{secrets.token_hex(8)}" for n in cluster.kube_nodes}
     pods = "".join(_log_pod(node, token, image) for node, token in tokens.items())
     cluster.apply(f"apiVersion: v1\nkind: Namespace\nmetadata: {{name: {LOG_NAMESPACE}}}\n{pods}")
