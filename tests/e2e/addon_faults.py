@@ -127,16 +127,16 @@ def vlagent_expected(scene: Scene) -> set[str]:
 
 def stop_prometheus(scene: Scene) -> None:
     _kubectl(scene, "-n", NAMESPACE, "scale", "deployment/prometheus", "--replicas=0")
-    _kubectl(
-        scene,
-        "-n",
-        NAMESPACE,
-        "wait",
-        "--for=delete",
-        "pod",
-        "-l",
-        "app.kubernetes.io/name=prometheus",
-        "--timeout=120s",
+
+    def pods() -> list[Any]:
+        found = scene.cluster.kubectl_json(
+            "get", "pods", "-n", NAMESPACE, "-l", "app.kubernetes.io/name=prometheus"
+        )
+        return list(found["items"])
+
+    outcome = poll(pods, lambda found: not found, 120, 3)
+    assert outcome.ok, (
+        f"Prometheus' Pods still there: {[p['metadata']['name'] for p in outcome.value]}"
     )
 
 
