@@ -64,11 +64,11 @@ def test_open_prints_each_ui_or_the_one_named(lab: Lab) -> None:
     both = runner.invoke(main, ["open", str(lab.source)])
     assert both.output.split() == [
         "prometheus",
-        "http://172.30.9.21:30090/graph",
+        "http://172.30.9.21:30090/classic/graph",
         "logs",
         "http://172.30.9.21:30428/select/vmui/",
     ]
     one = runner.invoke(main, ["open", str(lab.source), "monitoring"])
-    assert one.output.split() == ["prometheus", "http://172.30.9.21:30090/graph"]
+    assert one.output.split() == ["prometheus", "http://172.30.9.21:30090/classic/graph"]
     wrong = runner.invoke(main, ["open", str(lab.source), "dashboard"])
     assert wrong.exit_code == 1 and "its UIs are: prometheus (monitoring), logs" in wrong.output

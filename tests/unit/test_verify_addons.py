@@ -87,7 +87,7 @@ def test_open_names_a_ui_by_its_name_or_its_add_on(tmp_path: Path) -> None:
     lab = _lab(tmp_path, ["monitoring", "logging"])
     assert addons.uis(lab) == [addons.PROMETHEUS_UI, addons.LOGS_UI]
     assert addons.uis(lab, "logs") == addons.uis(lab, "logging") == [addons.LOGS_UI]
-    assert addons.PROMETHEUS_UI.url(lab) == "http://172.30.9.21:30090/graph"
+    assert addons.PROMETHEUS_UI.url(lab) == "http://172.30.9.21:30090/classic/graph"
     with pytest.raises(K8slabError, match=r"no web UI 'grafana'; its UIs are: prometheus"):
         addons.uis(lab, "grafana")
     with pytest.raises(K8slabError, match="has no add-on with a web UI"):

@@ -68,7 +68,8 @@ class Addon:
         return self.deployments + self.daemonsets
 
 
-PROMETHEUS_UI = Ui("prometheus", "prometheus", 30090, "/graph")
+# Debian's Prometheus serves a page about its UIs at /graph; its classic UI is here.
+PROMETHEUS_UI = Ui("prometheus", "prometheus", 30090, "/classic/graph")
 LOGS_UI = Ui("logs", "victoria-logs", 30428, "/select/vmui/")
 ADDONS = {
     a.name: a

@@ -23,11 +23,17 @@ LOGS = LOGS_UI
 LOG_NAMESPACE = "k8slab-verify-logs"
 HTTP_TIMEOUT_S = 10
 RENDER_TIMEOUT_S = 90
-# What each UI shows once its scripts have run: text only the working page has, not an
-# error page.
+# What each UI shows once its scripts have run and its API has answered, read from real
+# renders (Chromium 156, --dump-dom) of the addons part's images: text the page's HTML
+# lacks before then (a metric name in Prometheus' expression menu; VictoriaLogs' query form
+# and its version), so an error page or a page whose scripts failed has none of it.
 UI_MARKERS = {
-    "prometheus": ("Prometheus Time Series Collection and Processing Server", "Execute"),
-    "logs": ("VictoriaLogs", "Query"),
+    "prometheus": (
+        "Prometheus Time Series Collection and Processing Server",
+        "insert metric at cursor",
+        "prometheus_build_info",
+    ),
+    "logs": ("Query - UI for VictoriaLogs", "Stream fields", "Execute", "v1.52.1"),
 }
 CHROMIUM_NAMES = ("chromium", "chromium-browser")
 
