@@ -16,6 +16,7 @@ import yaml
 from toolkit.bundle import conformance, metallb, parts, recipe
 from toolkit.bundle.manifest import Artifact, Manifest, VersionCheck
 from toolkit.bundle.store import check_artifact
+from toolkit.constants import IMAGE_REGISTRY
 from toolkit.errors import BundleError
 from toolkit.versions import release, supported_versions
 
@@ -46,7 +47,7 @@ def test_the_programs_are_checked_by_the_version_they_print_before_refusing_to_r
 
 
 def test_the_images_are_under_k8slab_s_own_registry_name_like_conformance_s() -> None:
-    assert conformance.REGISTRY == recipe.OWN_REGISTRY == "k8slab.test"
+    assert conformance.REGISTRY == IMAGE_REGISTRY == "k8slab.test"
     tags = [spec.tag for spec in metallb.images(REL)]
     assert tags == [
         "k8slab.test/metallb/controller:v0.15.2",

@@ -43,12 +43,16 @@ def recipe_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_the_parts_are_the_ones_bundle_build_offers() -> None:
-    assert parts.NAMES == tuple(parts.PARTS) == (
-        "conformance",
-        "cri-dockerd",
-        "metallb",
-        "addons",
-        "k9s",
+    assert (
+        parts.NAMES
+        == tuple(parts.PARTS)
+        == (
+            "conformance",
+            "cri-dockerd",
+            "metallb",
+            "addons",
+            "k9s",
+        )
     )
     assert parts.get("conformance") is conformance.PART
     assert conformance.MODULE in conformance.PART.modules

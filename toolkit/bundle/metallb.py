@@ -22,7 +22,6 @@ from toolkit.bundle.gobuild import module_source
 from toolkit.bundle.manifest import VersionCheck
 from toolkit.bundle.recipe import (
     GOMOD_DIR,
-    OWN_REGISTRY,
     GoBinary,
     GoBuild,
     ImageSpec,
@@ -30,6 +29,7 @@ from toolkit.bundle.recipe import (
     PartCheck,
     PinnedFile,
 )
+from toolkit.constants import IMAGE_REGISTRY
 from toolkit.versions import KubernetesRelease
 
 NAME = "metallb"
@@ -37,7 +37,7 @@ MODULE = "go.universe.tf/metallb"
 # Ask the Go module proxy for this exact version: its version lists may be refused.
 VERSION = "v0.15.2"
 COMPONENTS = ("controller", "speaker")
-REPOSITORY = f"{OWN_REGISTRY}/metallb"
+REPOSITORY = f"{IMAGE_REGISTRY}/metallb"
 UPSTREAM_REPOSITORY = "quay.io/metallb"
 MANIFEST = "metallb-native.yaml"
 # sha256 of config/manifests/metallb-native.yaml in the module's v0.15.2 zip, as the Go

@@ -17,11 +17,6 @@ from toolkit.paths import REPO_ROOT
 from toolkit.versions import KubernetesRelease
 
 RECIPE_DIR = REPO_ROOT / "bundle"
-# k8slab's own registry name, for the images the optional parts build under names of their
-# own (never upstream's, whose digests they cannot have): no registry serves it, so a node
-# that lacks such an image fails to pull it instead of fetching something else. A reserved
-# name (RFC 2606's .test). The base bundle keeps upstream's names, which kubeadm asks for.
-OWN_REGISTRY = "k8slab.test"
 GOMOD_DIR = RECIPE_DIR / "gomod"
 IMAGES_DIR = RECIPE_DIR / "images"
 PAUSE_SOURCE = RECIPE_DIR / "pause" / "pause.c"

@@ -12,8 +12,8 @@ from toolkit.bundle.store import bundle_dir, bundles_root
 from toolkit.errors import HostError
 from toolkit.hosts.engine import DockerNames, owner_labels
 from toolkit.hosts.image import LOGIN_USER
-from toolkit.lab import addons
 from toolkit.hosts.ssh import SshTarget
+from toolkit.lab import addons
 from toolkit.lab.model import Login
 from toolkit.lab.spec import Lab, Node
 from toolkit.lab.state import LabState

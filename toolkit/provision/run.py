@@ -20,7 +20,7 @@ from toolkit.bundle.build import build
 from toolkit.errors import BundleError, HostError, K8slabError
 from toolkit.hosts.lifecycle import reach_hosts, record_up_timings
 from toolkit.kube import spread_coredns, wait_for_ready_nodes, wait_for_system_workloads
-from toolkit.lab import addons, render
+from toolkit.lab import render
 from toolkit.lab.spec import Lab
 from toolkit.lab.state import LabState
 from toolkit.paths import PLAYBOOKS_DIR
