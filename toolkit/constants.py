@@ -16,6 +16,9 @@ APISERVER_PORT = 6443
 # The secure ports the scheduler and the controller-manager serve /healthz on (their defaults).
 SCHEDULER_PORT = 10259
 CONTROLLER_MANAGER_PORT = 10257
+# The cloud-controller-manager's secure port (upstream's default), on the control planes of
+# a lab whose cloud_provider is k8slab; bound to loopback, as kubeadm binds the others.
+CLOUD_CONTROLLER_MANAGER_PORT = 10258
 # kubeadm's folder of static Pod manifests; the kubelet runs what is in it.
 MANIFESTS_DIR = "/etc/kubernetes/manifests"
 # etcd's data directory: kubeadm's stacked members and the etcd role's external members.
@@ -71,6 +74,11 @@ CRI_RUNTIMES = {
 }
 CONTAINERD = CRI_RUNTIMES["containerd"]
 
+# What a spec's cloud_provider may name, each with the optional bundle part it needs:
+# none (kubeadm's default: the kubelets set their own addresses, no cloud-controller-manager),
+# or k8slab's own provider for lab hosts, a cloud-controller-manager with external kubelets.
+CLOUD_PROVIDERS = {"none": "", "k8slab": "cloud-provider"}
+
 
 def node_runtime_vars(runtime: str) -> dict[str, Any]:
     """One node's runtime as the rendered inventory gives it to that host."""
@@ -86,6 +94,7 @@ def inventory_vars() -> dict[str, Any]:
     """The constants as the rendered inventory gives them to every host."""
     return {
         "k8slab_apiserver_port": APISERVER_PORT,
+        "k8slab_cloud_controller_manager_port": CLOUD_CONTROLLER_MANAGER_PORT,
         "k8slab_manifests_dir": MANIFESTS_DIR,
         "k8slab_kubeadm_patches_dir": KUBEADM_PATCHES_DIR,
         "k8slab_etcd_data_dir": ETCD_DATA_DIR,

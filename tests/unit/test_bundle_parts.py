@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -30,18 +29,6 @@ def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "cache"
 
 
-@pytest.fixture
-def recipe_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The recipe folders copied, so files can be added to them."""
-    root = tmp_path / "bundle"
-    shutil.copytree(recipe.RECIPE_DIR, root)
-    monkeypatch.setattr(recipe, "RECIPE_DIR", root)
-    monkeypatch.setattr(recipe, "GOMOD_DIR", root / "gomod")
-    monkeypatch.setattr(recipe, "IMAGES_DIR", root / "images")
-    monkeypatch.setattr(recipe, "PAUSE_SOURCE", root / "pause" / "pause.c")
-    return root
-
-
 def test_the_parts_are_the_ones_bundle_build_offers() -> None:
     assert (
         parts.NAMES
@@ -52,6 +39,7 @@ def test_the_parts_are_the_ones_bundle_build_offers() -> None:
             "metallb",
             "addons",
             "k9s",
+            "cloud-provider",
         )
     )
     assert parts.get("conformance") is conformance.PART

@@ -22,7 +22,18 @@ from pathlib import Path
 
 import yaml
 
-from toolkit.bundle import addons, conformance, cri_dockerd, images, k9s, kconfig, metallb, recipe
+from toolkit.bundle import (
+    addons,
+    cloud_provider,
+    conformance,
+    cri_dockerd,
+    gobuild,
+    images,
+    k9s,
+    kconfig,
+    metallb,
+    recipe,
+)
 from toolkit.bundle.build import (
     BuildResult,
     build_images,
@@ -50,7 +61,14 @@ from toolkit.versions import KubernetesRelease, release
 # Every part, by the name `--with` takes.
 PARTS: dict[str, Part] = {
     part.name: part
-    for part in (conformance.PART, cri_dockerd.PART, metallb.PART, addons.PART, k9s.PART)
+    for part in (
+        conformance.PART,
+        cri_dockerd.PART,
+        metallb.PART,
+        addons.PART,
+        k9s.PART,
+        cloud_provider.PART,
+    )
 }
 NAMES = tuple(PARTS)
 
@@ -265,6 +283,9 @@ def _build_locked(
                 tools, work / "base.log", progress, part.debian_packages
             )
     binaries = go_binaries(rel, part.go_builds(rel), tools, work / "bin", log, progress)
+    for test in part.go_tests:
+        with progress.phase("test", f"go test {test.package}"):
+            gobuild.run_test(tools.go, test, rel.minor, log)
     binaries |= kconfig_binaries(part.kconfig_builds(rel), work / "bin", log, progress)
     artifacts = [place_binary(work, n, b) for n, b in binaries.items()]
     placed = {a.name: work / a.path for a in artifacts}

@@ -20,6 +20,8 @@ RECIPE_DIR = REPO_ROOT / "bundle"
 GOMOD_DIR = RECIPE_DIR / "gomod"
 IMAGES_DIR = RECIPE_DIR / "images"
 PAUSE_SOURCE = RECIPE_DIR / "pause" / "pause.c"
+# k8slab's own Go programs, each a module folder of its own.
+OWN_SOURCES_DIR = RECIPE_DIR / "src"
 
 KUBERNETES_COMMANDS = (
     "kubeadm",
@@ -74,7 +76,7 @@ class GoBuild:
 
     def module_dir(self, minor: str) -> Path:
         if self.own_source:
-            return RECIPE_DIR / "src" / self.module
+            return OWN_SOURCES_DIR / self.module
         return GOMOD_DIR / minor / self.module
 
 
@@ -326,6 +328,15 @@ class PinnedFile:
 
 
 @dataclass(frozen=True)
+class GoTest:
+    """``go test`` of one package, in one of the recipe's Go modules (as its builds are
+    compiled, so the build's cache serves it)."""
+
+    module: str  # folder under bundle/gomod/<minor>/
+    package: str
+
+
+@dataclass(frozen=True)
 class PartCheck:
     """A check of a part's own, run on its built binaries before its images are built."""
 
@@ -347,6 +358,11 @@ class Part:
     components: Callable[[KubernetesRelease], dict[str, str]]
     # The command that writes its module folders for a minor that has none.
     pin_command: Callable[[KubernetesRelease], str]
+    # k8slab's own sources it builds, folders under bundle/src/ (one for every minor; its
+    # module folders above say what each minor builds them against).
+    own_sources: tuple[str, ...] = ()
+    # Go tests run before its artifacts are checked: a failing one fails the build.
+    go_tests: tuple[GoTest, ...] = ()
     # C programs it compiles from their release tarballs (into bin/, like its Go builds).
     kconfig_builds: Callable[[KubernetesRelease], list[KconfigBuild]] = _no_kconfig_builds
     contexts: tuple[str, ...] = ()  # its image contexts under bundle/images/
@@ -363,10 +379,13 @@ class Part:
     files: tuple[PinnedFile, ...] = ()
 
     def folders(self, minor: str) -> list[Path]:
-        """The recipe folders it owns: its Go modules of ``minor``, its image contexts."""
-        return [GOMOD_DIR / minor / m for m in self.modules] + [
-            IMAGES_DIR / c for c in self.contexts
-        ]
+        """The recipe folders it owns: its Go modules of ``minor``, its own sources, its
+        image contexts."""
+        return (
+            [GOMOD_DIR / minor / m for m in self.modules]
+            + [OWN_SOURCES_DIR / s for s in self.own_sources]
+            + [IMAGES_DIR / c for c in self.contexts]
+        )
 
 
 def hash_files(digest: hashlib._Hash, folders: list[Path]) -> None:
@@ -381,15 +400,18 @@ def recipe_hash(rel: KubernetesRelease, base_image: str) -> str:
     """A hash of everything a bundle of ``rel`` is made from: the pins and flags above, the
     userland base image and the recipe files its builds and images name (their Go modules
     of its minor, own sources, pause.c, image contexts). Only those: the optional parts'
-    folders beside them never change it, so adding or changing a part rebuilds no bundle."""
+    folders beside them (their own sources under src/ too) never change it, so adding or
+    changing a part rebuilds no bundle."""
     digest = hashlib.sha256()
     digest.update(repr((go_builds(rel), images(rel), components(rel), base_image)).encode())
     modules = sorted({b.module for b in go_builds(rel) if not b.own_source})
+    own = sorted({b.module for b in go_builds(rel) if b.own_source})
     contexts = sorted({spec.context for spec in images(rel)})
     hash_files(
         digest,
         [GOMOD_DIR / rel.minor / m for m in modules]
-        + [RECIPE_DIR / "src", PAUSE_SOURCE.parent]
+        + [OWN_SOURCES_DIR / m for m in own]
+        + [PAUSE_SOURCE.parent]
         + [IMAGES_DIR / c for c in contexts],
     )
     return digest.hexdigest()[:16]
