@@ -10,6 +10,10 @@ from typing import Any
 
 import yaml
 
+from toolkit.bundle.manifest import Manifest
+from toolkit.bundle.store import bundle_dir
+from toolkit.lab.spec import Lab
+
 BASE: dict[str, Any] = {
     "name": "demo",
     "provider": "docker",
@@ -45,6 +49,15 @@ def mutated(change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
     data = copy.deepcopy(BASE)
     change(data)
     return data
+
+
+def with_base_bundle(lab: Lab) -> Lab:
+    """``lab``, with a complete base bundle of its version (no optional part) in the cache
+    (``K8SLAB_CACHE_DIR``, which the caller points at a temporary folder)."""
+    folder = bundle_dir(lab.kubernetes_version)
+    folder.mkdir(parents=True)
+    Manifest(lab.kubernetes_version, "gomod", {}, []).write(folder)
+    return lab
 
 
 def external(data: dict[str, Any]) -> None:

@@ -11,11 +11,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from tests.helpers.lab_specs import mutated, write_spec
+from tests.helpers.lab_specs import mutated, with_base_bundle, write_spec
 from toolkit import constants, kube
 from toolkit.bundle.manifest import Manifest
 from toolkit.bundle.parts import part_dir
-from toolkit.bundle.store import bundle_dir
 from toolkit.cli import main
 from toolkit.errors import BundleError, K8slabError
 from toolkit.hosts import lifecycle
@@ -224,11 +223,7 @@ def _docker_worker(data: dict[str, Any]) -> None:
 def docker_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
     """A lab with a docker worker, and a complete base bundle without any part."""
     monkeypatch.setenv("K8SLAB_CACHE_DIR", str(tmp_path / "cache"))
-    lab = load_lab(write_spec(tmp_path, mutated(_docker_worker)))
-    folder = bundle_dir(lab.kubernetes_version)
-    folder.mkdir(parents=True)
-    Manifest(lab.kubernetes_version, "gomod", {}, []).write(folder)
-    return lab
+    return with_base_bundle(load_lab(write_spec(tmp_path, mutated(_docker_worker))))
 
 
 def _refusal(lab: Lab) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from toolkit.bundle.addons import NAME as ADDONS_PART
 from toolkit.bundle.metallb import NAME as LOAD_BALANCER_PART
-from toolkit.constants import CRI_RUNTIMES
+from toolkit.constants import CLOUD_PROVIDERS, CRI_RUNTIMES
 from toolkit.errors import SpecError
 
 # The provider of hosts that k8slab did not make.
@@ -50,6 +50,8 @@ class Node:
     login: Login | None = None
     # The interface that carries the lab network, when the spec names it (existing hosts).
     interface: str | None = None
+    # Its zone in the lab's cloud (a lab whose cloud_provider is k8slab); "" without one.
+    zone: str = ""
 
 
 @dataclass(frozen=True)
@@ -125,12 +127,19 @@ class Lab:
     load_balancer: LoadBalancer | None = None
     # The cluster add-ons it asks for (toolkit/lab/addons.py), in the catalogue's order.
     addons: tuple[str, ...] = ()
+    cloud_provider: str = "none"
 
     @property
     def existing(self) -> bool:
         """Its hosts were made outside k8slab: reached with the spec's logins, never
         created or deleted (``provider: existing``)."""
         return self.provider == EXISTING
+
+    @property
+    def region(self) -> str:
+        """The lab's region in its cloud: the lab itself (one lab, one region; its nodes'
+        zones are inside it)."""
+        return self.name
 
     def by_role(self, role: Role) -> list[Node]:
         return [node for node in self.nodes if node.role == role]
@@ -167,7 +176,7 @@ class Lab:
     def needed_parts(self) -> dict[str, str]:
         """Every optional bundle part the lab needs, by name, with what in its spec asks for
         it (the refusal of a lab whose bundle lacks the part says so)."""
-        needs = {}
+        needs: dict[str, str] = {}
         for part, nodes in self.bundle_parts.items():
             fields = dict.fromkeys(f"{n.runtime_field} is {n.container_runtime!r}" for n in nodes)
             names = ("node " if len(nodes) == 1 else "nodes ") + ", ".join(n.name for n in nodes)
@@ -176,6 +185,10 @@ class Lab:
             needs[LOAD_BALANCER_PART] = "load_balancer.pool is set (LoadBalancer Services)"
         if self.addons:
             needs[ADDONS_PART] = f"addons is [{', '.join(self.addons)}]"
+        if CLOUD_PROVIDERS[self.cloud_provider]:
+            needs[CLOUD_PROVIDERS[self.cloud_provider]] = (
+                f"cloud_provider is {self.cloud_provider!r}"
+            )
         return dict(sorted(needs.items()))
 
     def node(self, name: str) -> Node:

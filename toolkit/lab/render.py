@@ -109,6 +109,7 @@ def _host_vars(node: Node) -> dict[str, Any]:
         "k8slab_lab_interface": node.interface or "",
         "k8slab_container_runtime": node.container_runtime,
         **constants.node_runtime_vars(node.container_runtime),
+        "k8slab_zone": node.zone,
     }
 
 
@@ -171,6 +172,8 @@ def inventory(lab: Lab, state: LabState) -> dict[str, Any]:
                 "k8slab_kubernetes_version": lab.kubernetes_version,
                 "k8slab_etcd_topology": lab.etcd_topology,
                 "k8slab_cni": lab.cni,
+                "k8slab_cloud_provider": lab.cloud_provider,
+                "k8slab_region": lab.region,
                 "k8slab_lab_subnet": str(lab.network.subnet),
                 "k8slab_pod_cidr": str(lab.network.pod_cidr),
                 "k8slab_service_cidr": str(lab.network.service_cidr),

@@ -9,12 +9,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from toolkit.constants import (
-    APISERVER_PORT,
-    CONTROLLER_MANAGER_PORT,
-    ETCD_METRICS_PORT,
-    SCHEDULER_PORT,
-)
+from toolkit import constants
 from toolkit.lab.model import Network, Node, Role
 from toolkit.lab.schema import DEFAULT_API_PORT, NODE_MINIMUMS, Problems
 
@@ -26,13 +21,14 @@ CONTROL_PLANE_PORTS = {
     10249: "kube-proxy's metrics",
     10250: "the kubelet",
     10256: "kube-proxy's healthz",
-    CONTROLLER_MANAGER_PORT: "kube-controller-manager",
-    SCHEDULER_PORT: "kube-scheduler",
+    constants.CONTROLLER_MANAGER_PORT: "kube-controller-manager",
+    constants.SCHEDULER_PORT: "kube-scheduler",
+    constants.CLOUD_CONTROLLER_MANAGER_PORT: "the cloud-controller-manager (labs with a cloud)",
 }
 STACKED_ETCD_PORTS = {
     2379: "etcd's clients",
     2380: "etcd's peers",
-    ETCD_METRICS_PORT: "etcd's metrics",
+    constants.ETCD_METRICS_PORT: "etcd's metrics",
 }
 # The API server's default --service-node-port-range: kube-proxy DNATs a NodePort on every
 # local address, the VIP included, before haproxy sees the connection.
@@ -253,7 +249,7 @@ def _check_api_port(port: int, topology: str | None, problems: Problems) -> None
     taken = dict(CONTROL_PLANE_PORTS)
     if topology == "stacked":
         taken.update(STACKED_ETCD_PORTS)
-    if port == APISERVER_PORT:
+    if port == constants.APISERVER_PORT:
         problems.add(
             where,
             f"{port} is the port every API server binds on its control plane, where the load "

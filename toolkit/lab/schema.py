@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from toolkit import versions
-from toolkit.constants import CRI_RUNTIMES
+from toolkit.constants import CLOUD_PROVIDERS, CRI_RUNTIMES
 from toolkit.errors import SpecError
 from toolkit.lab.model import EXISTING, Role
 
@@ -100,6 +100,7 @@ NODE_KEYS: dict[str, Key] = {
         int, required=False, hint=f"memory in MiB, at least {NODE_MINIMUMS['memory_mb']}"
     ),
     "container_runtime": Key(str, required=False, choices=RUNTIMES, refused=REFUSED_RUNTIMES),
+    "zone": Key(str, required=False, hint="the node's zone in the lab's cloud, e.g. zone-a"),
 }
 # How k8slab reaches an existing host (provider: existing only; toolkit/lab/access.py).
 ACCESS_KEYS: dict[str, Key] = {
@@ -138,6 +139,7 @@ TOP_KEYS: dict[str, Key] = {
     "load_balancer": Key(
         dict, required=False, hint="LoadBalancer Services: a mapping with pool (docs/labs.md)"
     ),
+    "cloud_provider": Key(str, required=False, choices=tuple(CLOUD_PROVIDERS)),
 }
 LOAD_BALANCER_KEYS: dict[str, Key] = {
     "pool": Key(

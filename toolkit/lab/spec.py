@@ -20,7 +20,7 @@ from typing import Any
 
 from toolkit import versions
 from toolkit.errors import LabNotFoundError
-from toolkit.lab import access, addons, rules
+from toolkit.lab import access, addons, cloud, rules
 from toolkit.lab.load_balancer import parse_load_balancer
 from toolkit.lab.loader import read_spec
 from toolkit.lab.model import EXISTING, Lab, Network, Node, Role
@@ -132,6 +132,9 @@ def parse_lab(data: dict[str, Any], path: Path) -> Lab:
     load_balancer = parse_load_balancer(top.get("load_balancer"), network, api_vip, nodes, problems)
     chosen = addons.parse(top.get("addons"), problems)
     addons.check_memory(chosen, nodes, problems)
+    cloud_provider = top.get("cloud_provider", "none")
+    if "cloud_provider" in top or "cloud_provider" not in data:
+        cloud.check_zones(cloud_provider, nodes, problems)
 
     problems.raise_if_any()
     assert network is not None and api_vip is not None  # guaranteed: no problems were found
@@ -150,6 +153,7 @@ def parse_lab(data: dict[str, Any], path: Path) -> Lab:
         host_power=host_power,
         load_balancer=load_balancer,
         addons=chosen,
+        cloud_provider=cloud_provider,
     )
 
 
@@ -263,7 +267,16 @@ def _parse_nodes(
             if role == Role.CONTROL_PLANE:
                 rules.check_control_plane_runtime(node_runtime, own_runtime, where, problems)
             node = Node(
-                name, role, address, cpus, memory, node_runtime, runtime_field, login, interface
+                name,
+                role,
+                address,
+                cpus,
+                memory,
+                node_runtime,
+                runtime_field,
+                login,
+                interface,
+                zone=values.get("zone", ""),
             )
             nodes.append((node, where))
     return nodes
