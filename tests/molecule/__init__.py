@@ -25,7 +25,12 @@ from toolkit.versions import DEFAULT_KUBERNETES_VERSION, release
 
 MOLECULE = Path(sys.executable).parent / "molecule"
 # The roles whose scenario installs an optional part of the bundle (toolkit/bundle/parts.py).
-SCENARIO_PARTS = {"docker_engine": "cri-dockerd", "metallb": "metallb", "addons": "addons"}
+SCENARIO_PARTS = {
+    "docker_engine": "cri-dockerd",
+    "metallb": "metallb",
+    "addons": "addons",
+    "cloud_provider": "cloud-provider",
+}
 
 
 class MoleculeSetupError(Exception):
