@@ -26,7 +26,7 @@ from toolkit.etcd.topology import PEER_PORT, Topology
 from toolkit.kube import COMPONENT_PORTS, healthz_command
 from toolkit.lab.spec import Lab, Node
 from toolkit.poll import problems_gone, wait_until
-from toolkit.verify import run_verify
+from toolkit.verify import cloud, run_verify
 from toolkit.verify.cluster import Cluster, eventually
 from toolkit.verify.load_balancer import (
     METALLB_NAMESPACE,
@@ -588,6 +588,59 @@ def coredns_expected(scene: Scene) -> set[str]:
     return {"nodes/coredns_ready[-]", COREDNS_SPREAD, *DNS_CHECKS}
 
 
+# --- the cloud-controller-manager stopped (a lab whose cloud_provider is k8slab) ----------
+
+CLOUD_RUNNING = "cloud-provider/cloud_controller_manager_running[-]"
+# A nodeSelector label no node has: a DaemonSet cannot be scaled to zero.
+CLOUD_PARKED = "k8slab-fault/cloud-controller-manager-stopped"
+
+
+def without_a_cloud(lab: Lab) -> str:
+    return "" if lab.cloud_provider != "none" else "the lab has no cloud-controller-manager"
+
+
+def cloud_manager_pods(scene: Scene) -> list[str]:
+    pods = scene.cluster.kubectl_json(
+        "get", "pods", "-n", cloud.NAMESPACE, "-l", f"k8s-app={cloud.NAME}"
+    )
+    return [p["metadata"]["name"] for p in pods["items"]]
+
+
+def park_cloud_manager(scene: Scene, value: str | None) -> None:
+    patch = {"spec": {"template": {"spec": {"nodeSelector": {CLOUD_PARKED: value}}}}}
+    in_kube_system(scene, "patch", "daemonset", cloud.NAME, "-p", json.dumps(patch))
+
+
+def stop_cloud_manager(scene: Scene) -> None:
+    park_cloud_manager(scene, "true")
+    settle("no cloud-controller-manager Pod", lambda: not cloud_manager_pods(scene))
+
+
+def start_cloud_manager(scene: Scene) -> None:
+    park_cloud_manager(scene, None)
+    rolled_out(scene, f"ds/{cloud.NAME}", 180)
+
+
+def cloud_manager_expected(scene: Scene) -> set[str]:
+    # The Nodes it initialised keep what it gave them: only the manager's own checks fail.
+    return {
+        CLOUD_RUNNING,
+        "cloud-provider/cloud_controller_manager_holds_its_lease[-]",
+        *(
+            f"cloud-provider/cloud_controller_manager_healthy[{cp.name}]"
+            for cp in scene.lab.control_planes
+        ),
+    }
+
+
+def cloud_manager_not_ready(scene: Scene, node: Node) -> set[str]:
+    """A control plane NotReady in a lab with a cloud: the node controller may mark its
+    manager Pod not ready (the manager itself runs on, its lease held)."""
+    if without_a_cloud(scene.lab) or node not in scene.lab.control_planes:
+        return set()
+    return {CLOUD_RUNNING}
+
+
 # --- a node's container runtime stopped (the unit serving the kubelet's CRI socket) --------
 
 # cri-dockerd is socket-activated: its socket unit would start it again at the next call.
@@ -668,9 +721,14 @@ def runtime_may_fail(runtime: str) -> Callable[[Scene], set[str]]:
     are marked not ready before the suite looks depends on the node controller's timing."""
 
     def may_fail(scene: Scene) -> set[str]:
-        node = runtime_node(scene, runtime).name
-        speaker = load_balancer_checks(scene, f"speaker_ready[{node}]")
-        return coredns_failures(scene, node) | speaker | controller_may_be_there(scene)
+        node = runtime_node(scene, runtime)
+        speaker = load_balancer_checks(scene, f"speaker_ready[{node.name}]")
+        return (
+            coredns_failures(scene, node.name)
+            | speaker
+            | controller_may_be_there(scene)
+            | cloud_manager_not_ready(scene, node)
+        )
 
     return may_fail
 
@@ -1504,7 +1562,7 @@ FAULTS = [
         stop_kubelet,
         start_kubelet,
         kubelet_expected,
-        controller_may_be_there,
+        lambda scene: controller_may_be_there(scene) | cloud_manager_not_ready(scene, scene.worker),
     ),
     Fault(
         "kube-proxy-stopped-rules-flushed",
@@ -1587,6 +1645,13 @@ FAULTS = [
         lambda scene: {"addons/alert_rule_is_loaded_and_not_firing[PodCrashLooping]"},
         unfit=addon_faults.without("monitoring"),
         groups=("addons",),
+    ),
+    Fault(
+        "cloud-controller-manager-stopped",
+        stop_cloud_manager,
+        start_cloud_manager,
+        cloud_manager_expected,
+        unfit=without_a_cloud,
     ),
 ]
 

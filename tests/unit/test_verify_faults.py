@@ -210,12 +210,14 @@ NO_DOCKER = {"docker-stopped"}
 NO_POOL = {"metallb-speaker-stopped-on-announcer"}
 # The add-ons' faults need the add-ons: only single asks for them.
 NO_ADDONS = {"vlagent-stopped-on-a-worker", "prometheus-stopped", "pod-crash-looping"}
+# Only single has a cloud-controller-manager to stop.
+NO_CLOUD = {"cloud-controller-manager-stopped"}
 UNFIT = {
-    "ha-stacked": NO_DOCKER | NO_POOL | NO_ADDONS,
-    "ha-external": NO_DOCKER | NO_POOL | NO_ADDONS,
-    "bridge": NEEDS_HA | NO_DOCKER | NO_ADDONS,
+    "ha-stacked": NO_DOCKER | NO_POOL | NO_ADDONS | NO_CLOUD,
+    "ha-external": NO_DOCKER | NO_POOL | NO_ADDONS | NO_CLOUD,
+    "bridge": NEEDS_HA | NO_DOCKER | NO_ADDONS | NO_CLOUD,
     "single": NEEDS_HA | NO_DOCKER | NO_POOL,
-    "runtimes": NEEDS_HA | NO_POOL | NO_ADDONS,
+    "runtimes": NEEDS_HA | NO_POOL | NO_ADDONS | NO_CLOUD,
 }
 
 
@@ -291,3 +293,18 @@ def test_prometheus_stopped_fails_every_check_that_asks_prometheus() -> None:
     assert "addons/prometheus_scrapes_vlagent_on_every_node[cp1]" in expected
     assert "addons/web_ui_renders_in_a_browser[monitoring]" in expected
     assert not any("victoria_logs" in check or "kubectl_top" in check for check in expected)
+
+
+def test_the_cloud_manager_s_fault_expects_its_own_checks_and_its_pod_may_fall_not_ready() -> None:
+    lab = load_lab("single")
+    paper = scene_of_layout(lab)
+    fault = next(f for f in faults.FAULTS if f.name == "cloud-controller-manager-stopped")
+    assert fault.expected(paper) == {
+        "cloud-provider/cloud_controller_manager_running[-]",
+        "cloud-provider/cloud_controller_manager_holds_its_lease[-]",
+        "cloud-provider/cloud_controller_manager_healthy[cp1]",
+    }
+    # On single, node b (the kubelet fault's "worker") is the control plane.
+    kubelet = next(f for f in faults.FAULTS if f.name == "kubelet-stopped-on-a-worker")
+    assert kubelet.may_fail(paper) == {"cloud-provider/cloud_controller_manager_running[-]"}
+    assert kubelet.may_fail(scene_of_layout(load_lab("ha-stacked"))) == set()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from toolkit.lab.spec import load_lab
 from toolkit.verify.checks import static_pod_flags
 from toolkit.verify.cluster import Run, VerifyError, read_inventory
 from toolkit.verify.report import (
@@ -18,7 +19,7 @@ from toolkit.verify.report import (
     render_markdown,
     render_table,
 )
-from toolkit.verify.run import GROUPS, SUITES_DIR, pytest_args, select_groups
+from toolkit.verify.run import GROUPS, SUITES_DIR, groups_of, pytest_args, select_groups
 
 DEMO_SUITE = """
 import pytest
@@ -140,10 +141,21 @@ def test_every_group_is_one_suite_module_and_every_suite_module_a_group() -> Non
 
 
 def test_groups_keep_their_order_and_unknown_ones_are_refused() -> None:
-    assert select_groups(None)[:2] == ("control-plane", "control-plane-ha")
-    assert select_groups(["network", "etcd"]) == ("etcd", "network")
+    lab = load_lab("ha-stacked")
+    assert select_groups(lab, None)[:2] == ("control-plane", "control-plane-ha")
+    assert select_groups(lab, ["network", "etcd"]) == ("etcd", "network")
     with pytest.raises(VerifyError, match=r"unknown verify group.*netwrok.*choose from"):
-        select_groups(["netwrok"])
+        select_groups(lab, ["netwrok"])
+
+
+def test_the_cloud_provider_group_checks_only_a_lab_with_a_cloud() -> None:
+    plain, cloudy = load_lab("ha-stacked"), load_lab("single")
+    assert "cloud-provider" not in select_groups(plain, None)
+    assert groups_of(cloudy) == GROUPS
+    assert select_groups(cloudy, None) == GROUPS
+    assert select_groups(cloudy, ["cloud-provider"]) == ("cloud-provider",)
+    with pytest.raises(VerifyError, match=r"ha-stacked has no cloud-controller-manager"):
+        select_groups(plain, ["nodes", "cloud-provider"])
 
 
 def test_run_evidence_shows_command_exit_and_the_tail_of_output() -> None:

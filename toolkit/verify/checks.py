@@ -30,6 +30,15 @@ def expect(condition: object, summary: str, *evidence: str) -> None:
         fail(summary, *evidence)
 
 
+def registered(nodes_json: dict[str, Any], kube_node: Node) -> dict[str, Any]:
+    """The Node object of ``kube_node`` (from the cluster's Nodes by name); a failed check
+    listing the registered ones otherwise."""
+    node = nodes_json.get(kube_node.name)
+    if node is None:
+        fail(f"{kube_node.name} is not registered in the cluster", ", ".join(sorted(nodes_json)))
+    return dict(node)
+
+
 def static_pod_flags(manifest_text: str) -> dict[str, str]:
     """The ``--flag=value`` arguments of a static Pod manifest's first container."""
     try:

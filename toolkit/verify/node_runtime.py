@@ -66,13 +66,18 @@ def read_kubelet_config(text: str) -> dict[str, Any]:
     return config if isinstance(config, dict) else {}
 
 
+def kubeadm_flag(flags: str, name: str) -> str:
+    """The value of ``--<name>`` in kubeadm's flags file ("" without one)."""
+    value = ""
+    for word in flags.replace('"', " ").split():
+        if word.startswith(f"--{name}="):
+            value = word.split("=", 1)[1]
+    return value
+
+
 def endpoint_flag(flags: str) -> str:
     """The ``--container-runtime-endpoint`` of kubeadm's flags file ("" without one)."""
-    endpoint = ""
-    for word in flags.replace('"', " ").split():
-        if word.startswith("--container-runtime-endpoint="):
-            endpoint = word.split("=", 1)[1]
-    return endpoint
+    return kubeadm_flag(flags, "container-runtime-endpoint")
 
 
 def kubelet_connected_to(ss_unix: str, path: str) -> bool:

@@ -13,7 +13,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,11 +34,19 @@ GROUPS = (
     "control-plane-ha",
     "etcd",
     "nodes",
+    "cloud-provider",
     "network",
     "load-balancer",
     "scheduling",
     "addons",
 )
+# Groups that check a part only some labs have: whether a lab has it, and what it lacks.
+LAB_GROUPS: dict[str, tuple[Callable[[Lab], bool], str]] = {
+    "cloud-provider": (
+        lambda lab: lab.cloud_provider != "none",
+        "no cloud-controller-manager (its cloud_provider is none)",
+    ),
+}
 WORKLOAD_GROUPS = {"nodes", "network", "load-balancer", "scheduling"}
 CONTEXT_KEY = pytest.StashKey["VerifyContext"]()
 
@@ -77,14 +85,25 @@ class VerifyPlugin:
             )
 
 
-def select_groups(only: Sequence[str] | None) -> tuple[str, ...]:
+def groups_of(lab: Lab) -> tuple[str, ...]:
+    """The groups that check ``lab``: all but those of a part it does not have."""
+    return tuple(g for g in GROUPS if g not in LAB_GROUPS or LAB_GROUPS[g][0](lab))
+
+
+def select_groups(lab: Lab, only: Sequence[str] | None) -> tuple[str, ...]:
     if not only:
-        return GROUPS
+        return groups_of(lab)
     unknown = [g for g in only if g not in GROUPS]
     if unknown:
         raise VerifyError(
             f"unknown verify group(s) {', '.join(unknown)}; choose from {', '.join(GROUPS)}"
         )
+    for group in only:
+        if group not in groups_of(lab):
+            raise VerifyError(
+                f"lab {lab.name} has {LAB_GROUPS[group][1]}: the {group} group has nothing "
+                "to check there"
+            )
     return tuple(g for g in GROUPS if g in only)
 
 
@@ -197,7 +216,7 @@ def run_verify(
     Never raises for a failing check: ``VerifyReport.passed`` says whether all held.
     Raises :class:`VerifyError` when the run cannot start (no state, unknown group).
     """
-    groups = select_groups(only)
+    groups = select_groups(lab, only)
     cluster = Cluster(lab)
     started_at = datetime.now(UTC)
     stamp = started_at.strftime("%Y%m%dT%H%M%SZ")

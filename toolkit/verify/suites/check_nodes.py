@@ -15,7 +15,7 @@ from toolkit.constants import CRI_RUNTIMES
 from toolkit.kube import ready_pod_nodes
 from toolkit.lab.spec import Lab, Node
 from toolkit.verify import node_runtime
-from toolkit.verify.checks import RecordProperty, asked_again, expect, fail
+from toolkit.verify.checks import RecordProperty, asked_again, expect, fail, registered
 from toolkit.verify.cluster import Cluster, eventually
 from toolkit.verify.ranges import contained_commands
 from toolkit.verify.report import NOTE_PROPERTY
@@ -69,13 +69,6 @@ def cri_endpoint(cluster: Cluster, node: Node) -> tuple[str, str]:
         evidence += "\n" + flags.evidence
         endpoint = node_runtime.endpoint_flag(flags.output)
     return endpoint, evidence
-
-
-def registered(nodes_json: dict[str, Any], kube_node: Node) -> dict[str, Any]:
-    node = nodes_json.get(kube_node.name)
-    if node is None:
-        fail(f"{kube_node.name} is not registered in the cluster", ", ".join(sorted(nodes_json)))
-    return dict(node)
 
 
 def test_kubelet_active(cluster: Cluster, kube_node: Node) -> None:
