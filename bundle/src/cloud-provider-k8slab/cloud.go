@@ -20,7 +20,7 @@ const (
 	providerName = "k8slab"
 	// The port every node's kubelet serves: a machine that is on answers there, with the
 	// kubelet (connection accepted) or without it (connection refused).
-	kubeletPort = "10250"
+	kubeletPort  = "10250"
 	probeTimeout = 2 * time.Second
 )
 
@@ -115,9 +115,15 @@ func (c *Cloud) find(node *v1.Node) (NodeConfig, bool, error) {
 }
 
 // InstanceExists: the spec names the host. A host removed from the spec is gone, and the
-// node lifecycle controller deletes its Node once it is not Ready.
+// node lifecycle controller deletes its Node once it is not Ready. A Node this cloud never
+// initialised (no providerID) that the spec does not name yet is not judged: it is a host
+// joining before the cloud config that names it has been applied, and it waits under the
+// uninitialized taint instead of being deleted.
 func (c *Cloud) InstanceExists(ctx context.Context, node *v1.Node) (bool, error) {
 	_, ok, err := c.find(node)
+	if err == nil && !ok && node.Spec.ProviderID == "" {
+		return false, fmt.Errorf("node %s has no providerID and is not a host of lab %s yet", node.Name, c.config.Lab)
+	}
 	return ok, err
 }
 
