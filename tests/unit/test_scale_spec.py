@@ -18,6 +18,7 @@ from toolkit.scale.plan import (
     ScalePlan,
     ScaleRequest,
     members_text,
+    next_zone,
     plan,
     quorum_problem,
 )
@@ -129,7 +130,8 @@ def test_every_shipped_lab_takes_a_worker_and_gives_it_back() -> None:
     for name in ("ha-stacked", "ha-external", "single", "bridge", "runtimes"):
         lab = load_lab(name)
         text = read_spec_text(lab.source)
-        new = NewNode(Role.WORKER, "w9", lab.network.subnet.network_address + 29)
+        zone = next_zone(lab, [])
+        new = NewNode(Role.WORKER, "w9", lab.network.subnet.network_address + 29, zone)
         added, after = edited(lab, text, [new], [])
         assert edited(after, added, [], ["w9"])[0] == text, name
 
@@ -286,3 +288,15 @@ def test_addresses_pair_with_control_planes_first_then_workers(tmp_path: Path) -
         "w2": "172.30.9.42",
     }
     assert result.chosen == ()
+
+
+def test_a_node_added_to_a_lab_with_a_cloud_goes_to_its_least_used_zone() -> None:
+    lab = load_lab("single")  # cp1 in zone-a, w1 in zone-b
+    text = read_spec_text(lab.source)
+    first = NewNode(Role.WORKER, "w2", lab.network.subnet.network_address + 22, "zone-a")
+    assert next_zone(lab, []) == "zone-a"
+    assert next_zone(lab, [first]) == "zone-b"
+    added, after = edited(lab, text, [first], [])
+    assert after.node("w2").zone == "zone-a"
+    assert added.count("zone: zone-a") == 2
+    assert next_zone(load_lab("ha-stacked"), []) == ""

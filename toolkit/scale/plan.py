@@ -115,6 +115,16 @@ def _address_problem(
     return address, ""
 
 
+def next_zone(lab: Lab, adding: list[NewNode]) -> str:
+    """The zone a node added to a lab with a cloud is put in: the one with the fewest
+    Kubernetes nodes, counting those being added (the first such in the spec's order), as
+    a cloud's autoscaler balances its zones; "" in a lab without a cloud."""
+    if lab.cloud_provider == "none":
+        return ""
+    zones = [n.zone for n in lab.control_planes + lab.workers] + [n.zone for n in adding]
+    return min(dict.fromkeys(zones), key=zones.count)
+
+
 def plan(lab: Lab, text: str, request: ScaleRequest) -> ScalePlan:
     """Check the whole request against the lab (every problem at once) and make the plan."""
     where = display_path(lab.source)
@@ -173,7 +183,7 @@ def plan(lab: Lab, text: str, request: ScaleRequest) -> ScalePlan:
             address = _next_free(lab, role, set(taken))
             chosen.append(name)
         taken[address] = f"the new node {name}"
-        new.append(NewNode(role, name, address))
+        new.append(NewNode(role, name, address, next_zone(lab, new)))
     for name in dict.fromkeys(remove):
         if name not in lab_names:
             problems.append(

@@ -25,11 +25,13 @@ from toolkit.lab.spec import parse_lab
 
 @dataclass(frozen=True)
 class NewNode:
-    """A node to add: its group under ``nodes:``, name and address."""
+    """A node to add: its group under ``nodes:``, name and address, and its zone in a lab
+    with a cloud ("" in one without)."""
 
     role: Role
     name: str
     address: ipaddress.IPv4Address
+    zone: str = ""
 
 
 def lab_from_text(text: str, path: Path) -> Lab:
@@ -116,8 +118,10 @@ def _entry(node: NewNode, style_of: yaml.Node | None, dash_col: int) -> list[str
     pad = " " * dash_col
     if isinstance(style_of, yaml.MappingNode) and not style_of.flow_style:
         key_pad = " " * style_of.start_mark.column
-        return [f"{pad}- name: {node.name}\n", f"{key_pad}address: {node.address}\n"]
-    return [f"{pad}- {{name: {node.name}, address: {node.address}}}\n"]
+        zone = [f"{key_pad}zone: {node.zone}\n"] if node.zone else []
+        return [f"{pad}- name: {node.name}\n", f"{key_pad}address: {node.address}\n", *zone]
+    flow_zone = f", zone: {node.zone}" if node.zone else ""
+    return [f"{pad}- {{name: {node.name}, address: {node.address}{flow_zone}}}\n"]
 
 
 def _add(text: str, path: Path, node: NewNode) -> str:
