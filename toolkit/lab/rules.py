@@ -246,9 +246,7 @@ def _check_addresses(
 def _check_api_port(port: int, topology: str | None, problems: Problems) -> None:
     """haproxy binds the port on every address of every control plane: it must be free."""
     where, fix = "api_endpoint.port", f"use another, e.g. {DEFAULT_API_PORT}"
-    taken = dict(CONTROL_PLANE_PORTS)
-    if topology == "stacked":
-        taken.update(STACKED_ETCD_PORTS)
+    taken = CONTROL_PLANE_PORTS | (STACKED_ETCD_PORTS if topology == "stacked" else {})
     if port == constants.APISERVER_PORT:
         problems.add(
             where,
