@@ -88,7 +88,11 @@ def measure(lab: str, spec: str | None = None, keep: bool = False) -> dict[str, 
 
 def scale_spec(workers: int, folder: Path) -> str:
     base = yaml.safe_load(spec_path("single").read_text())
-    base.pop("addons", None)  # the cost of workers alone; --addons measures the add-ons'
+    # The cost of workers alone: no add-ons (--addons measures theirs) and no cloud (whose
+    # zones the copy's workers would need).
+    base.pop("addons", None)
+    base.pop("cloud_provider", None)
+    base["nodes"]["control_planes"][0].pop("zone", None)
     name = f"scale-w{workers}"
     base["name"] = name
     base["network"]["subnet"] = "172.30.9.0/24"

@@ -10,7 +10,7 @@ import pytest
 
 from toolkit.bundle import cloud_provider, gobuild, images, parts, recipe
 from toolkit.bundle.manifest import Manifest, VersionCheck
-from toolkit.bundle.recipe import OWN_REGISTRY
+from toolkit.constants import IMAGE_REGISTRY
 from toolkit.errors import BundleError
 from toolkit.versions import release
 
@@ -29,7 +29,7 @@ def test_the_part_builds_k8slab_s_own_provider_stamped_with_the_release() -> Non
     (image,) = part.images(REL)
     assert (
         image.tag
-        == f"{OWN_REGISTRY}/cloud-controller-manager:v1.34.4"
+        == f"{IMAGE_REGISTRY}/cloud-controller-manager:v1.34.4"
         == ("k8slab.test/cloud-controller-manager:v1.34.4")
     )
     assert image.binaries == ("cloud-controller-manager",)
