@@ -43,4 +43,5 @@ rm -rf "$dir"; mkdir -p "$dir"; cd "$dir"
     for tool in "$@"; do echo "	$tool"; done
     echo ")"
 } > go.mod
+[ ! -f "$src/go.sum" ] || { cat "$src/go.sum" > go.sum; }
 "$go" mod tidy

@@ -40,6 +40,7 @@ def test_the_parts_are_the_ones_bundle_build_offers() -> None:
             "addons",
             "k9s",
             "cloud-provider",
+            "cilium",
         )
     )
     assert parts.get("conformance") is conformance.PART

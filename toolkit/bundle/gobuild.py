@@ -62,13 +62,18 @@ def compile_build(go: str, build: GoBuild, minor: str, out: Path, log: Path) -> 
     """Compile the build's commands into ``out``; returns bundle name → binary path."""
     env = build_env()
     ldflags = ("-s", "-w", *build.ldflags)
-    tags: tuple[str, ...] = ()
+    tags = build.tags
     if build.cgo:
         env["CGO_ENABLED"] = "1"
         ldflags += ("-extldflags=-static",)
         # Go's own resolver and user lookup: static glibc's NSS cannot load its modules.
-        tags = ("-tags", "netgo,osusergo")
-    flags = ["-trimpath", *tags, "-ldflags", " ".join(ldflags)]
+        tags += ("netgo", "osusergo")
+    flags = [
+        "-trimpath",
+        *(("-tags", ",".join(tags)) if tags else ()),
+        "-ldflags",
+        " ".join(ldflags),
+    ]
     if build.test:
         return _compile_tests(go, build, minor, flags, env, out, log)
     scratch = out / f".go-{build.module}"

@@ -24,6 +24,7 @@ import yaml
 
 from toolkit.bundle import (
     addons,
+    cilium,
     cloud_provider,
     conformance,
     cri_dockerd,
@@ -68,6 +69,7 @@ PARTS: dict[str, Part] = {
         addons.PART,
         k9s.PART,
         cloud_provider.PART,
+        cilium.PART,
     )
 }
 NAMES = tuple(PARTS)
@@ -223,16 +225,23 @@ def _inputs(
 
 
 def _config_artifact(part: Part, rel: KubernetesRelease, work: Path) -> Artifact:
-    path = work / part.config_file
-    path.write_text(yaml.safe_dump(dict(part.config), sort_keys=True))
+    (work / part.config_file).write_text(yaml.safe_dump(dict(part.config), sort_keys=True))
+    return _file_artifact(part, rel, work, part.config_file, "configuration")
+
+
+def _file_artifact(
+    part: Part, rel: KubernetesRelease, work: Path, name: str, what: str
+) -> Artifact:
+    """A file the part wrote at ``work/name``, as an artifact of its manifest."""
+    path = work / name
     return Artifact(
-        part.config_file,
+        name,
         "file",
         rel.version,
-        f"k8slab:the {part.name} part's configuration",
+        f"k8slab:the {part.name} part's {what}",
         sha256_of(path),
         path.stat().st_size,
-        part.config_file,
+        name,
     )
 
 
@@ -296,6 +305,9 @@ def _build_locked(
     for pinned in part.files:
         artifact, placed[pinned.name] = _pinned_artifact(part, pinned, placed[pinned.name], work)
         artifacts.append(artifact)
+    for path in part.rendered(rel, placed, work):
+        artifacts.append(_file_artifact(part, rel, work, path, "rendered file"))
+        placed[path] = work / path
     if part.check is not None:
         with progress.phase("check", part.check.what):
             problems = part.check.problems(rel, placed)

@@ -73,6 +73,8 @@ class GoBuild:
     # parts stay out of repr(): the base bundle's recipe hash is made from repr() and must
     # not change with them (parts hash dataclasses.asdict(), which has every field).
     test: bool = field(default=False, repr=False)
+    # Go build tags (upstream's variant of a command: cilium-operator-generic).
+    tags: tuple[str, ...] = field(default=(), repr=False)
 
     def module_dir(self, minor: str) -> Path:
         if self.own_source:
@@ -314,6 +316,10 @@ def _no_kconfig_builds(rel: KubernetesRelease) -> list[KconfigBuild]:
     return []
 
 
+def _no_rendered(rel: KubernetesRelease, placed: dict[str, Path], into: Path) -> list[str]:
+    return []
+
+
 @dataclass(frozen=True)
 class PinnedFile:
     """A file a part carries as its publisher made it, byte for byte (an upstream manifest):
@@ -374,6 +380,9 @@ class Part:
     # A YAML file written into the part from ``config`` (a "file" artifact of its manifest).
     config_file: str = ""
     config: Mapping[str, str] = field(default_factory=dict)
+    # Files it makes from its built binaries and inputs (``placed``, by name) into ``into``,
+    # the part's folder: their paths there, each a "file" artifact of its manifest.
+    rendered: Callable[[KubernetesRelease, dict[str, Path], Path], list[str]] = _no_rendered
     check: PartCheck | None = None
     # Published files it carries unchanged, each checked against its pinned sha256.
     files: tuple[PinnedFile, ...] = ()
