@@ -110,6 +110,16 @@ class LoadBalancer:
 
 
 @dataclass(frozen=True)
+class PolicyAgent:
+    """What enforces NetworkPolicy in a lab: a program, the CNI it chains after (empty when
+    it is the lab's CNI itself), and the optional bundle part it comes from."""
+
+    name: str
+    chained_after: str
+    bundle_part: str
+
+
+@dataclass(frozen=True)
 class Lab:
     name: str
     provider: str
@@ -128,6 +138,7 @@ class Lab:
     # The cluster add-ons it asks for (toolkit/lab/addons.py), in the catalogue's order.
     addons: tuple[str, ...] = ()
     cloud_provider: str = "none"
+    network_policy: bool = False
 
     @property
     def existing(self) -> bool:
@@ -140,6 +151,14 @@ class Lab:
         """The lab's region in its cloud: the lab itself (one lab, one region; its nodes'
         zones are inside it)."""
         return self.name
+
+    @property
+    def policy_agent(self) -> PolicyAgent | None:
+        """What enforces NetworkPolicy: nothing (flannel and bridge do not), or, with
+        ``network_policy: true``, Cilium chained after the lab's CNI (generic-veth)."""
+        if not self.network_policy:
+            return None
+        return PolicyAgent("cilium", chained_after=self.cni, bundle_part="cilium")
 
     def by_role(self, role: Role) -> list[Node]:
         return [node for node in self.nodes if node.role == role]
@@ -181,6 +200,8 @@ class Lab:
             fields = dict.fromkeys(f"{n.runtime_field} is {n.container_runtime!r}" for n in nodes)
             names = ("node " if len(nodes) == 1 else "nodes ") + ", ".join(n.name for n in nodes)
             needs[part] = f"{', '.join(fields)} ({names})"
+        if self.policy_agent is not None:
+            needs[self.policy_agent.bundle_part] = "network_policy is true"
         if self.load_balancer is not None:
             needs[LOAD_BALANCER_PART] = "load_balancer.pool is set (LoadBalancer Services)"
         if self.addons:

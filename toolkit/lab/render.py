@@ -174,6 +174,8 @@ def inventory(lab: Lab, state: LabState) -> dict[str, Any]:
                 "k8slab_cni": lab.cni,
                 "k8slab_cloud_provider": lab.cloud_provider,
                 "k8slab_region": lab.region,
+                # What enforces NetworkPolicy: "" (nothing) or cilium, chained after the CNI.
+                "k8slab_policy_agent": lab.policy_agent.name if lab.policy_agent else "",
                 "k8slab_lab_subnet": str(lab.network.subnet),
                 "k8slab_pod_cidr": str(lab.network.pod_cidr),
                 "k8slab_service_cidr": str(lab.network.service_cidr),

@@ -130,6 +130,11 @@ TOP_KEYS: dict[str, Key] = {
         required=False,
         hint="cluster add-ons: metrics-server, monitoring, logging (docs/labs.md)",
     ),
+    "network_policy": Key(
+        bool,
+        required=False,
+        hint="true: NetworkPolicy is enforced (Cilium chained after the CNI), false by default",
+    ),
     "runtime_classes": Key(
         list,
         required=False,
@@ -259,7 +264,13 @@ def parse_value(
 
 
 def _type_name(kind: type | tuple[type, ...]) -> str:
-    names = {str: "a string", int: "a whole number", dict: "a mapping", list: "a list"}
+    names = {
+        str: "a string",
+        int: "a whole number",
+        bool: "true or false",
+        dict: "a mapping",
+        list: "a list",
+    }
     kinds = kind if isinstance(kind, tuple) else (kind,)
     return " or ".join(names.get(k, k.__name__) for k in kinds)
 

@@ -154,6 +154,7 @@ def parse_lab(data: dict[str, Any], path: Path) -> Lab:
         load_balancer=load_balancer,
         addons=chosen,
         cloud_provider=cloud_provider,
+        network_policy=top.get("network_policy", False),
     )
 
 

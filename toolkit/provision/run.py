@@ -102,8 +102,8 @@ def select_phases(names: list[str] | None) -> list[Phase]:
 def check_bundle_parts(lab: Lab) -> None:
     """Refuse a lab that needs an optional bundle part its bundle lacks (Lab.needed_parts:
     docker nodes cri-dockerd, a load_balancer.pool metallb, cloud_provider k8slab the
-    cloud-provider part), naming the spec field that asks for it and the command that
-    builds it; `up` asks before any host exists."""
+    cloud-provider part, network_policy cilium), naming the spec field that asks for it and
+    the command that builds it; `up` asks before any host exists."""
     built = parts.present(lab.kubernetes_version)
     problems = [
         f"{why}, which needs the bundle's {part} part: build it with "

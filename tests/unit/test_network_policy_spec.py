@@ -1,0 +1,97 @@
+"""``network_policy`` in a spec: what enforces NetworkPolicy (the model's policy_agent), the
+inventory that tells the roles, and the bundle part it needs, refused before any host."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from tests.helpers.lab_specs import mutated, write_spec
+from toolkit.bundle.manifest import Manifest
+from toolkit.bundle.parts import part_dir
+from toolkit.bundle.store import bundle_dir
+from toolkit.cli import main
+from toolkit.errors import BundleError, SpecError
+from toolkit.hosts import lifecycle
+from toolkit.lab.model import PolicyAgent
+from toolkit.lab.render import inventory
+from toolkit.lab.spec import Lab, load_lab
+from toolkit.lab.state import LabState
+from toolkit.provision.run import check_bundle_parts
+
+
+def _policy(cni: str = "flannel") -> Any:
+    def change(data: dict[str, Any]) -> None:
+        data["network_policy"] = True
+        data["cni"] = cni
+
+    return change
+
+
+@pytest.fixture
+def policy_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
+    """A lab with network_policy, and a complete base bundle without any part."""
+    monkeypatch.setenv("K8SLAB_CACHE_DIR", str(tmp_path / "cache"))
+    lab = load_lab(write_spec(tmp_path, mutated(_policy())))
+    folder = bundle_dir(lab.kubernetes_version)
+    folder.mkdir(parents=True)
+    Manifest(lab.kubernetes_version, "gomod", {}, []).write(folder)
+    return lab
+
+
+def test_nothing_enforces_policy_unless_the_spec_asks(tmp_path: Path) -> None:
+    lab = load_lab(write_spec(tmp_path, mutated(lambda d: None)))
+    assert (lab.network_policy, lab.policy_agent, lab.needed_parts) == (False, None, {})
+
+
+@pytest.mark.parametrize("cni", ["flannel", "bridge"])
+def test_network_policy_is_cilium_chained_after_the_lab_s_cni(tmp_path: Path, cni: str) -> None:
+    lab = load_lab(write_spec(tmp_path, mutated(_policy(cni))))
+    assert lab.policy_agent == PolicyAgent("cilium", chained_after=cni, bundle_part="cilium")
+    assert lab.needed_parts == {"cilium": "network_policy is true"}
+
+
+@pytest.mark.parametrize("value", ["yes", 1])
+def test_network_policy_is_a_boolean(tmp_path: Path, value: Any) -> None:
+    with pytest.raises(SpecError) as refused:
+        load_lab(write_spec(tmp_path, mutated(lambda d: d.update(network_policy=value))))
+    assert "network_policy: is " in str(refused.value)
+    assert "expected true or false" in str(refused.value)
+
+
+def test_the_inventory_names_the_policy_agent(isolated_state: Path, tmp_path: Path) -> None:
+    plain = load_lab(write_spec(tmp_path / "a", mutated(lambda d: None)))
+    policed = load_lab(write_spec(tmp_path / "b", mutated(_policy())))
+    for lab, agent in ((plain, ""), (policed, "cilium")):
+        rendered = inventory(lab, LabState.of(lab.name))
+        assert rendered["all"]["vars"]["k8slab_policy_agent"] == agent
+
+
+def _refusal(lab: Lab) -> str:
+    return (
+        f"{lab.source}: network_policy is true, which needs the bundle's cilium part: build it "
+        f"with `k8slab bundle build --kubernetes {lab.kubernetes_version} --with cilium`"
+    )
+
+
+def test_up_refuses_network_policy_without_the_part_before_any_host(
+    isolated_state: Path, policy_lab: Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created: list[str] = []
+    monkeypatch.setattr(lifecycle, "up_hosts", lambda lab, progress: created.append(lab.name))
+    result = CliRunner().invoke(main, ["up", str(policy_lab.source)])
+    assert result.exit_code == 1
+    assert _refusal(policy_lab) in " ".join(result.output.split())
+    assert created == []
+
+
+def test_a_built_cilium_part_lets_the_lab_through(policy_lab: Lab) -> None:
+    with pytest.raises(BundleError):
+        check_bundle_parts(policy_lab)
+    folder = part_dir(policy_lab.kubernetes_version, "cilium")
+    folder.mkdir()
+    Manifest(policy_lab.kubernetes_version, "gomod", {}, [], part="cilium").write(folder)
+    check_bundle_parts(policy_lab)
