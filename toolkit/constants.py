@@ -47,6 +47,10 @@ OFFLINE_REGISTRY = "https://127.0.0.1:1"
 # The base bundle keeps upstream's names (kubeadm asks for them), and its own flannel CNI
 # plugin its module path, k8slab.local/flannel-cni.
 IMAGE_REGISTRY = "k8slab.test"
+# The sysctls Cilium's agent writes that are the whole machine's, not the node's, when
+# nodes are containers sharing one kernel (pkg/datapath/loader/base.go): the bundle's
+# manifests mask them read-only in the agent's view, the cilium role and verify check it.
+CILIUM_MACHINE_SYSCTLS = ("kernel.unprivileged_bpf_disabled", "kernel.timer_migration")
 # Where the artifacts role installs the bundle's binaries (kubeadm, kubelet, etcdctl...).
 BIN_DIR = "/usr/local/bin"
 
@@ -104,4 +108,5 @@ def inventory_vars() -> dict[str, Any]:
         "k8slab_drill_dir": DRILL_DIR,
         "k8slab_bin_dir": BIN_DIR,
         "k8slab_offline_registry": OFFLINE_REGISTRY,
+        "k8slab_cilium_machine_sysctls": list(CILIUM_MACHINE_SYSCTLS),
     }

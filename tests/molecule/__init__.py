@@ -30,6 +30,7 @@ SCENARIO_PARTS = {
     "metallb": "metallb",
     "addons": "addons",
     "cloud_provider": "cloud-provider",
+    "cilium": "cilium",
 }
 
 

@@ -15,7 +15,7 @@ import yaml
 
 from toolkit.bundle import cilium, conformance, gobuild, parts
 from toolkit.bundle.recipe import GoBinary, GoBuild
-from toolkit.constants import IMAGE_REGISTRY
+from toolkit.constants import CILIUM_MACHINE_SYSCTLS, IMAGE_REGISTRY
 from toolkit.paths import REPO_ROOT
 from toolkit.versions import release, supported_versions
 
@@ -100,7 +100,7 @@ def test_each_chained_cni_s_values_name_the_network_its_role_writes() -> None:
 def _manifest(target: str) -> list[dict[str, Any]]:
     mounts = [
         {"mountPath": f"/host/proc/sys/{s.replace('.', '/')}", "readOnly": True}
-        for s in cilium.MACHINE_SYSCTLS
+        for s in CILIUM_MACHINE_SYSCTLS
     ]
     agent = {"name": "cilium-agent", "image": cilium.AGENT_IMAGE, "volumeMounts": mounts}
     return [

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from tests.helpers.lab_specs import mutated, write_spec
+from toolkit.bundle import cilium
 from toolkit.bundle.manifest import Manifest
 from toolkit.bundle.parts import part_dir
 from toolkit.bundle.store import bundle_dir
@@ -20,6 +22,7 @@ from toolkit.lab.model import PolicyAgent
 from toolkit.lab.render import inventory
 from toolkit.lab.spec import Lab, load_lab
 from toolkit.lab.state import LabState
+from toolkit.paths import PLAYBOOKS_DIR
 from toolkit.provision.run import check_bundle_parts
 
 
@@ -66,8 +69,19 @@ def test_the_inventory_names_the_policy_agent(isolated_state: Path, tmp_path: Pa
     plain = load_lab(write_spec(tmp_path / "a", mutated(lambda d: None)))
     policed = load_lab(write_spec(tmp_path / "b", mutated(_policy())))
     for lab, agent in ((plain, ""), (policed, "cilium")):
-        rendered = inventory(lab, LabState.of(lab.name))
-        assert rendered["all"]["vars"]["k8slab_policy_agent"] == agent
+        rendered = inventory(lab, LabState.of(lab.name))["all"]["vars"]
+        assert rendered["k8slab_policy_agent"] == agent
+        # The part's manifest for the lab's CNI, as the build names it.
+        assert rendered["k8slab_policy_manifest"] == cilium.manifest_path(lab.cni)
+
+
+def test_the_network_phase_imports_the_images_then_runs_the_role_only_for_cilium() -> None:
+    plays = yaml.safe_load((PLAYBOOKS_DIR / "network.yml").read_text())
+    policy = [play for play in plays if play["name"].startswith("NetworkPolicy")]
+    assert [play["roles"][0]["role"] for play in policy] == ["artifacts", "cilium"]
+    assert plays[-2:] == policy
+    for play in policy:
+        assert play["roles"][0]["when"] == "k8slab_policy_agent == 'cilium'"
 
 
 def _refusal(lab: Lab) -> str:

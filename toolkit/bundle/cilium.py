@@ -31,7 +31,7 @@ from toolkit.bundle.recipe import (
     Part,
     PartCheck,
 )
-from toolkit.constants import IMAGE_REGISTRY
+from toolkit.constants import CILIUM_MACHINE_SYSCTLS, IMAGE_REGISTRY
 from toolkit.errors import BundleError
 from toolkit.versions import KubernetesRelease
 
@@ -278,15 +278,10 @@ def manifest_problems(text: str, cni: str) -> list[str]:
         if c["name"] == "cilium-agent"
         for m in c.get("volumeMounts", [])
     }
-    for sysctl in MACHINE_SYSCTLS:
+    for sysctl in CILIUM_MACHINE_SYSCTLS:
         if not mounts.get(f"/host/proc/sys/{sysctl.replace('.', '/')}"):
             problems.append(f"{cni}: the agent's view of {sysctl} is not read-only")
     return problems
-
-
-# The sysctls the agent writes that are the machine's, not the node's, when nodes are
-# containers; its view of each is masked read-only (values/common.yaml).
-MACHINE_SYSCTLS = ("kernel.unprivileged_bpf_disabled", "kernel.timer_migration")
 
 
 def _check(rel: KubernetesRelease, placed: dict[str, Path]) -> list[str]:

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 from toolkit import constants
+from toolkit.bundle import cilium
 from toolkit.bundle.store import bundle_dir, bundles_root
 from toolkit.errors import HostError
 from toolkit.hosts.engine import DockerNames, owner_labels
@@ -176,6 +177,8 @@ def inventory(lab: Lab, state: LabState) -> dict[str, Any]:
                 "k8slab_region": lab.region,
                 # What enforces NetworkPolicy: "" (nothing) or cilium, chained after the CNI.
                 "k8slab_policy_agent": lab.policy_agent.name if lab.policy_agent else "",
+                # Its manifest for the lab's CNI, inside the bundle's cilium part.
+                "k8slab_policy_manifest": cilium.manifest_path(lab.cni),
                 "k8slab_lab_subnet": str(lab.network.subnet),
                 "k8slab_pod_cidr": str(lab.network.pod_cidr),
                 "k8slab_service_cidr": str(lab.network.service_cidr),
