@@ -14,7 +14,7 @@ from toolkit.cli import main
 from toolkit.lab.addons import NAMES as ADDON_NAMES
 from toolkit.lab.spec import Lab
 from toolkit.progress import Progress
-from toolkit.verify import run_verify
+from toolkit.verify import policy, run_verify
 from toolkit.verify.addons import LOG_NAMESPACE
 from toolkit.verify.report import render_table
 from toolkit.verify.run import groups_of
@@ -58,6 +58,11 @@ def test_every_check_passes_on_a_fresh_lab(provisioned_lab: Lab) -> None:
             f"does not ask for {a}" in evidence for a in missing
         ):
             allowed[check] = "does not ask for"
+    # Where nothing enforces NetworkPolicy (no network_policy in the spec), its group is.
+    if provisioned_lab.policy_agent is None:
+        allowed |= {c: "enforces NetworkPolicy" for c in skipped if c.startswith("network-policy/")}
+    else:
+        assert any(r.group == "network-policy" and r.outcome == "passed" for r in report.results)
     assert set(skipped) <= set(allowed), table
     assert all(allowed[check] in evidence for check, evidence in skipped.items()), table
     xml = ET.parse(report.junit_xml).getroot()
@@ -70,7 +75,7 @@ def test_every_check_passes_on_a_fresh_lab(provisioned_lab: Lab) -> None:
 def test_nothing_verify_created_is_left(provisioned_lab: Lab) -> None:
     status, output = kube.kubectl(provisioned_lab, ["get", "namespaces", "-o", "name"])
     assert status == 0, output
-    made = {NAMESPACE, PEER_NAMESPACE, LOG_NAMESPACE}
+    made = {NAMESPACE, PEER_NAMESPACE, LOG_NAMESPACE, *policy.NAMESPACES}
     left = {f"namespace/{n}" for n in made} & set(output.split())
     # Deleting a namespace takes a moment; it must at least be terminating.
     for namespace in left:

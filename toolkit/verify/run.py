@@ -22,7 +22,7 @@ import pytest
 
 from toolkit.lab.spec import Lab, Node
 from toolkit.progress import SILENT, Progress
-from toolkit.verify import load_balancer
+from toolkit.verify import load_balancer, policy
 from toolkit.verify.cluster import Cluster, VerifyError
 from toolkit.verify.report import VerifyReport, parse_junit, render_markdown
 from toolkit.verify.workload import Layout, Workload
@@ -36,6 +36,7 @@ GROUPS = (
     "nodes",
     "cloud-provider",
     "network",
+    "network-policy",
     "load-balancer",
     "scheduling",
     "addons",
@@ -245,6 +246,8 @@ def run_verify(
         finally:
             if workload is not None:
                 workload.remove()
+            if "network-policy" in groups and lab.policy_agent is not None:
+                policy.remove(cluster)  # the suite removes them too, unless interrupted
             cluster.close()
     results = tuple(parse_junit(junit_xml.read_text(encoding="utf-8")))
     report = VerifyReport(

@@ -17,7 +17,8 @@ import pytest
 
 from toolkit.lab.spec import Node
 from toolkit.verify.checks import expect, fail
-from toolkit.verify.cluster import Cluster, Run, eventually
+from toolkit.verify.cluster import Cluster, eventually
+from toolkit.verify.probes import ATTEMPTS, in_pod, tcp_probe
 from toolkit.verify.workload import (
     NAMESPACE,
     PEER_NAMESPACE,
@@ -29,7 +30,6 @@ from toolkit.verify.workload import (
     pod_ready,
 )
 
-ATTEMPTS = 5
 TEST_PODS = (
     f"{NAMESPACE}/client",
     f"{NAMESPACE}/echo-a",
@@ -62,25 +62,6 @@ def ready_pod(pods: dict[str, dict[str, Any]], key: str) -> dict[str, Any]:
     expect(pod_ready(pod), f"test Pod {key} is not Ready", describe_pods(pods))
     assert pod is not None
     return pod
-
-
-def in_pod(
-    cluster: Cluster, key: str, script: str, container: str = "", timeout: float = 30
-) -> Run:
-    namespace, name = key.split("/")
-    args = ["exec", "-n", namespace, name]
-    if container:
-        args += ["-c", container]
-    return cluster.kubectl(*args, "--", "bash", "-c", script, timeout=timeout)
-
-
-def tcp_probe(target: str, port: int) -> str:
-    """Bash: connect (bounded retries), print what the server says."""
-    return (
-        f"for i in $(seq {ATTEMPTS}); do "
-        f"timeout 3 bash -c 'exec 3<>/dev/tcp/{target}/{port} && cat <&3' && exit 0; sleep 1; "
-        "done; exit 1"
-    )
 
 
 def udp_probe(target: str, port: int) -> str:
