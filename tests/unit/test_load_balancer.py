@@ -61,7 +61,7 @@ def test_the_bridge_lab_has_a_pool_and_the_others_none() -> None:
     bridge = load_lab("bridge")
     assert bridge.load_balancer is not None
     assert [str(e) for e in bridge.load_balancer.pool] == ["172.30.4.240-172.30.4.247"]
-    assert bridge.needed_parts == {"metallb": "load_balancer.pool is set (LoadBalancer Services)"}
+    assert bridge.needed_parts["metallb"] == "load_balancer.pool is set (LoadBalancer Services)"
     for name in ("ha-stacked", "ha-external", "single"):
         lab = load_lab(name)
         assert lab.load_balancer is None

@@ -22,7 +22,7 @@ from toolkit.lab.model import PolicyAgent
 from toolkit.lab.render import inventory
 from toolkit.lab.spec import Lab, load_lab
 from toolkit.lab.state import LabState
-from toolkit.paths import PLAYBOOKS_DIR
+from toolkit.paths import PLAYBOOKS_DIR, REPO_ROOT
 from toolkit.provision.run import check_bundle_parts
 
 
@@ -109,3 +109,20 @@ def test_a_built_cilium_part_lets_the_lab_through(policy_lab: Lab) -> None:
     folder.mkdir()
     Manifest(policy_lab.kubernetes_version, "gomod", {}, [], part="cilium").write(folder)
     check_bundle_parts(policy_lab)
+
+
+def test_the_bridge_lab_enforces_policy_and_the_ha_labs_do_not() -> None:
+    for name, expected in (("bridge", True), ("ha-stacked", False), ("ha-external", False)):
+        lab = load_lab(REPO_ROOT / "inventories" / name / "lab.yml")
+        assert lab.network_policy is expected, name
+    needs = load_lab(REPO_ROOT / "inventories" / "bridge" / "lab.yml").needed_parts
+    assert needs["cilium"] == "network_policy is true"
+
+
+def test_the_full_test_run_builds_the_part_the_bridge_lab_needs_and_ci_does_not() -> None:
+    script = (REPO_ROOT / "scripts" / "test").read_text()
+    assert "parts=(--with cri-dockerd --with conformance)\n" in script
+    assert (
+        "[[ $mode == full ]] && parts+=(--with metallb --with addons --with k9s --with cilium)"
+        in script
+    )
