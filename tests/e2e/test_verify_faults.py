@@ -11,6 +11,7 @@ unless K8SLAB_E2E_REUSE=1 takes it as it is:
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
@@ -23,10 +24,10 @@ from toolkit.constants import APISERVER_PORT, MANIFESTS_DIR
 from toolkit.etcd import cluster as etcd
 from toolkit.etcd.status import ACTIVE_PEERS_METRIC, inactive_peers
 from toolkit.etcd.topology import PEER_PORT, Topology
-from toolkit.kube import COMPONENT_PORTS, healthz_command
+from toolkit.kube import COMPONENT_PORTS, healthz_command, kubectl_command
 from toolkit.lab.spec import Lab, Node
 from toolkit.poll import problems_gone, wait_until
-from toolkit.verify import cloud, run_verify
+from toolkit.verify import GROUPS, cloud, policy, run_verify
 from toolkit.verify.cluster import Cluster, eventually
 from toolkit.verify.load_balancer import (
     METALLB_NAMESPACE,
@@ -50,7 +51,7 @@ from toolkit.verify.redundancy import (
     established,
 )
 from toolkit.verify.report import VerifyReport, render_table
-from toolkit.verify.run import GROUPS, layout_for
+from toolkit.verify.run import layout_for
 from toolkit.verify.vip import vip_holders
 from toolkit.verify.workload import Layout
 
@@ -281,8 +282,9 @@ class Fault:
     prepare: Callable[[Scene], None] = lambda scene: None
     # The verify groups whose checks it must fail exactly as expected. A fault of the
     # cluster is judged on the cluster's groups: what it does to the add-ons (a node's
-    # targets down, its alerts) is the add-on faults' to prove. Healed, every group passes.
-    groups: tuple[str, ...] = tuple(g for g in GROUPS if g != "addons")
+    # targets down, its alerts) is the add-on faults' to prove, and NetworkPolicy's group
+    # (its Pods fail with any node's) the policy faults'. Healed, every group passes.
+    groups: tuple[str, ...] = tuple(g for g in GROUPS if g not in ("addons", "network-policy"))
 
 
 def fewer_than(least: int, nodes: Callable[[Lab], list[Node]], reason: str) -> Callable[[Lab], str]:
@@ -1450,6 +1452,90 @@ def start_speakers(scene: Scene) -> None:
     assert result.ok, result.evidence
 
 
+# --- NetworkPolicy: the policy agent stopped on a node, the deny deleted ----------------
+
+
+def without_a_policy_agent(lab: Lab) -> str:
+    return "" if lab.policy_agent else "nothing enforces NetworkPolicy (no network_policy: true)"
+
+
+def stop_policy_agent(scene: Scene) -> None:
+    """No Cilium agent on node b: the DaemonSet kept off it (every agent rolls)."""
+    node = scene.worker
+    in_kube_system(scene, "patch", "ds", "cilium", "-p", not_on(node.name))
+    settle(f"no cilium-agent on {node.name}", lambda: container_gone(scene, node, "cilium-agent"))
+    rolled_out(scene, "ds/cilium", 600)
+
+
+def start_policy_agent(scene: Scene) -> None:
+    in_kube_system(scene, "patch", "ds", "cilium", "--type", "json", "-p", REMOVE_AFFINITY)
+    rolled_out(scene, "ds/cilium", 600)
+
+
+def policy_agent_expected(scene: Scene) -> set[str]:
+    # Its node's agent checks, and every case with a Pod there: without an agent the
+    # chained plugin fails, so no new Pod starts on that node (those already there keep
+    # their programs and policy).
+    b = scene.worker.name
+    return {
+        f"network-policy/policy_agent_ready_and_manages_pods[{b}]",
+        f"network-policy/agent_sees_machine_sysctls_read_only[{b}]",
+    } | policy.checks_with_a_pod_on("b")
+
+
+DENY_DELETER = "k8slab-fault-deny-deleter"
+
+
+def delete_deny(scene: Scene) -> None:
+    """A transient unit on the first control plane deletes the default deny of ingress
+    as soon as verify applies it."""
+    delete = kubectl_command(
+        [
+            "-n",
+            policy.SERVERS,
+            "delete",
+            "networkpolicy",
+            policy.DENY_INGRESS.name,
+            "--ignore-not-found",
+            "--wait=false",
+        ]
+    )
+    loop = f"while :; do {delete} >/dev/null 2>&1; sleep 0.5; done"
+    run(scene, scene.cluster.first, f"systemd-run --unit {DENY_DELETER} sh -c {shlex.quote(loop)}")
+
+
+def keep_deny(scene: Scene) -> None:
+    run(scene, scene.cluster.first, f"systemctl stop {DENY_DELETER} || true")
+
+
+def deny_deleted_expected(scene: Scene) -> set[str]:
+    # Never in force, so every connection it should refuse is made. The allow rule's
+    # refusals hold without it: a policy selecting a Pod for ingress isolates it.
+    return {"network-policy/ingress_deny_in_force[-]"} | {
+        f"network-policy/default_deny_ingress[{case}]" for case in policy.INGRESS_DENIED
+    }
+
+
+POLICY_FAULTS = [
+    Fault(
+        "policy-agent-stopped-on-a-node",
+        stop_policy_agent,
+        start_policy_agent,
+        policy_agent_expected,
+        unfit=without_a_policy_agent,
+        groups=("network-policy",),
+    ),
+    Fault(
+        "network-policy-deny-deleted",
+        delete_deny,
+        keep_deny,
+        deny_deleted_expected,
+        unfit=without_a_policy_agent,
+        groups=("network-policy",),
+    ),
+]
+
+
 REDUNDANCY_FAULTS = [
     Fault(
         "keepalived-stopped-on-a-standby",
@@ -1653,6 +1739,7 @@ FAULTS = [
         cloud_manager_expected,
         unfit=without_a_cloud,
     ),
+    *POLICY_FAULTS,
 ]
 
 

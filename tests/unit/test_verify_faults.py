@@ -206,18 +206,21 @@ NEEDS_HA = {
 }
 # A runtime's fault needs a node that runs it: the shipped labs but runtimes have no docker.
 NO_DOCKER = {"docker-stopped"}
-# MetalLB's fault needs a lab with a load_balancer.pool: of the shipped labs, bridge.
+# MetalLB's fault needs a lab with a load_balancer.pool, and the policy faults a policy
+# agent: of the shipped labs, bridge has both.
 NO_POOL = {"metallb-speaker-stopped-on-announcer"}
-# The add-ons' faults need the add-ons: only single asks for them.
+# The add-ons' faults need the add-ons: only single asks for them. The policy faults need
+# a policy agent: only bridge sets network_policy.
 NO_ADDONS = {"vlagent-stopped-on-a-worker", "prometheus-stopped", "pod-crash-looping"}
 # Only single has a cloud-controller-manager to stop.
 NO_CLOUD = {"cloud-controller-manager-stopped"}
+NO_POLICY = {"policy-agent-stopped-on-a-node", "network-policy-deny-deleted"}
 UNFIT = {
-    "ha-stacked": NO_DOCKER | NO_POOL | NO_ADDONS | NO_CLOUD,
-    "ha-external": NO_DOCKER | NO_POOL | NO_ADDONS | NO_CLOUD,
+    "ha-stacked": NO_DOCKER | NO_POOL | NO_ADDONS | NO_CLOUD | NO_POLICY,
+    "ha-external": NO_DOCKER | NO_POOL | NO_ADDONS | NO_CLOUD | NO_POLICY,
     "bridge": NEEDS_HA | NO_DOCKER | NO_ADDONS | NO_CLOUD,
-    "single": NEEDS_HA | NO_DOCKER | NO_POOL,
-    "runtimes": NEEDS_HA | NO_POOL | NO_ADDONS | NO_CLOUD,
+    "single": NEEDS_HA | NO_DOCKER | NO_POOL | NO_POLICY,
+    "runtimes": NEEDS_HA | NO_POOL | NO_ADDONS | NO_CLOUD | NO_POLICY,
 }
 
 
@@ -308,3 +311,29 @@ def test_the_cloud_manager_s_fault_expects_its_own_checks_and_its_pod_may_fall_n
     kubelet = next(f for f in faults.FAULTS if f.name == "kubelet-stopped-on-a-worker")
     assert kubelet.may_fail(paper) == {"cloud-provider/cloud_controller_manager_running[-]"}
     assert kubelet.may_fail(scene_of_layout(load_lab("ha-stacked"))) == set()
+
+
+def test_the_policy_faults_check_their_group_alone_and_the_others_leave_it_out() -> None:
+    by_name = {f.name: f for f in faults.FAULTS}
+    for name in NO_POLICY:
+        assert by_name[name].groups == ("network-policy",)
+    others = [f for f in faults.FAULTS if f.name not in NO_POLICY]
+    assert all("network-policy" not in f.groups for f in others)
+
+
+def test_the_stopped_agent_fails_its_node_s_checks_and_the_cases_with_a_pod_there() -> None:
+    lab = load_lab("bridge")
+    expected = faults.policy_agent_expected(scene(lab))
+    b = scene(lab).worker.name
+    assert f"network-policy/policy_agent_ready_and_manages_pods[{b}]" in expected
+    assert "network-policy/default_deny_ingress[pod-other-node]" in expected
+    assert "network-policy/default_deny_ingress[pod-same-node]" not in expected
+
+
+def test_the_deleted_deny_fails_its_cases_and_only_those() -> None:
+    expected = faults.deny_deleted_expected(scene(load_lab("bridge")))
+    assert "network-policy/ingress_deny_in_force[-]" in expected
+    assert {c.split("[")[0] for c in expected} == {
+        "network-policy/ingress_deny_in_force",
+        "network-policy/default_deny_ingress",
+    }
