@@ -94,7 +94,7 @@ def no_library(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     monkeypatch.setattr(lifecycle, "up_hosts", recorder("up"))
     monkeypatch.setattr(cli_lab, "up_cluster", recorder("up_cluster"))
     monkeypatch.setattr(lifecycle, "destroy_lab", recorder("destroy", lifecycle.Destroyed()))
-    monkeypatch.setattr(cli_cluster, "provision", recorder("provision"))
+    monkeypatch.setattr(cli_cluster, "provision_cluster", recorder("provision"))
     monkeypatch.setattr(cli_cluster, "reset", recorder("reset"))
     monkeypatch.setattr(
         cli_drill, "run_drills", recorder("drill", ([], Path("r.json"), Path("r.md")))

@@ -9,7 +9,7 @@ from toolkit.cli.params import LAB, changes_lab, only_some
 from toolkit.lab import spec
 from toolkit.lab.state import LabState
 from toolkit.progress import Progress
-from toolkit.provision.run import PHASE_NAMES, ProvisionReport, provision, reset
+from toolkit.provision.run import PHASE_NAMES, ProvisionReport, provision_cluster, reset
 
 
 def print_summary(report: ProvisionReport) -> None:
@@ -38,7 +38,7 @@ def provision_command(lab: str, phases: tuple[str, ...]) -> None:
     """Install the cluster onto the lab's hosts (idempotent: run it again to check)."""
     model = spec.load_lab(lab)
     progress = Progress()
-    report = provision(model, list(phases), progress)
+    report = provision_cluster(model, list(phases), progress)
     print_summary(report)
     click.echo(f"  report: {LabState.of(model.name).root / 'timings' / 'provision.json'}")
 

@@ -293,11 +293,22 @@ def up_cluster(lab: Lab, progress: Progress = SILENT) -> ProvisionReport:
     """From running hosts to a cluster whose nodes are all Ready."""
     with progress.phase("bundle", f"Kubernetes {lab.kubernetes_version}"):
         build(lab.kubernetes_version, progress=progress)
-    report = provision(lab, progress=progress)
-    with progress.phase("ready", "waiting for every node to be Ready"):
-        wait_for_ready_nodes(lab)
-    with progress.phase("system", "waiting for CoreDNS, kube-proxy and the CNI's Pods"):
-        wait_for_system_workloads(lab)
-        spread_coredns(lab)
+    report = provision_cluster(lab, progress=progress)
     record_up_timings(lab, progress, kubeadm_s=report.kubeadm_seconds)
+    return report
+
+
+def provision_cluster(
+    lab: Lab, phase_names: list[str] | None = None, progress: Progress = SILENT
+) -> ProvisionReport:
+    """`k8slab provision`: the phases, and after a whole run the cluster settled as `up`
+    leaves it (nodes Ready, system Pods rolled out, CoreDNS on two nodes), since a reset
+    and provision schedule CoreDNS before any worker has joined."""
+    report = provision(lab, phase_names, progress)
+    if not phase_names:
+        with progress.phase("ready", "waiting for every node to be Ready"):
+            wait_for_ready_nodes(lab)
+        with progress.phase("system", "waiting for CoreDNS, kube-proxy and the CNI's Pods"):
+            wait_for_system_workloads(lab)
+            spread_coredns(lab)
     return report
