@@ -6,6 +6,7 @@ cluster are fakes that record what would be done; the real lab run is tests/e2e/
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,7 @@ def test_adding_a_worker_creates_it_converges_then_edits_the_spec(
     record = journal.load(lab.name)
     assert record is not None and record.state == "finished"
     assert record.done == ["hosts-created", "converged", "ready", "spec-written"]
+    assert stat.S_IMODE(journal.journal_path(lab.name).stat().st_mode) == 0o600
 
 
 def test_removing_two_stacked_control_planes_goes_node_by_node_in_kubeadm_order(

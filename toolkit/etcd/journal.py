@@ -8,8 +8,6 @@ really went through, not from what this process remembered.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import threading
 from dataclasses import asdict, dataclass, field
@@ -105,13 +103,7 @@ class Journal:
     def _save(self) -> None:
         self.updated = datetime.now(UTC).isoformat(timespec="seconds")
         data = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
-        partial = self.path.with_name(f".{JOURNAL_NAME}.partial")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(data, indent=2) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        partial.replace(self.path)
+        LabState.of(self.lab).write_json(self.path, data, mode=0o600)
 
 
 def refuse_if_unfinished(lab: str) -> None:

@@ -20,6 +20,7 @@ from toolkit.etcd.manifest import (
     SnapshotError,
     SnapshotManifest,
 )
+from toolkit.files import replace_file
 from toolkit.lab.state import LabState
 
 
@@ -90,15 +91,9 @@ def read_sha256(snapshot: Path) -> str:
     return parse_sha256_line(_read_small(path, "checksum file"), path)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    partial.replace(path)
-
-
 def write_sidecars(snapshot: Path, manifest: SnapshotManifest) -> None:
-    _write_atomically(sha256_path(snapshot), sha256_line(manifest.sha256, snapshot.name))
-    _write_atomically(manifest_path(snapshot), manifest.to_json())
+    replace_file(sha256_path(snapshot), sha256_line(manifest.sha256, snapshot.name))
+    replace_file(manifest_path(snapshot), manifest.to_json())
 
 
 def commit(partial: Path, snapshot: Path, manifest: SnapshotManifest) -> None:

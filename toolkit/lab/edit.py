@@ -8,10 +8,10 @@ file, atomically.
 
 from __future__ import annotations
 
-import os
 import re
 
 from toolkit.errors import SpecError
+from toolkit.files import replace_file
 from toolkit.lab.loader import read_spec_text, spec_mapping
 from toolkit.lab.model import Lab
 from toolkit.lab.schema import display_path
@@ -52,13 +52,7 @@ def record_kubernetes_version(lab: Lab, version: str) -> Lab:
     if changed.kubernetes_version != version or _without_version(changed) != _without_version(lab):
         raise SpecError(f"{where}: editing kubernetes_version changed more than the version")
     if edited != text:
-        partial = path.with_name(f".{path.name}.k8slab-edit")
-        try:
-            partial.write_text(edited, encoding="utf-8")
-            os.chmod(partial, path.stat().st_mode & 0o7777)
-            partial.replace(path)
-        finally:
-            partial.unlink(missing_ok=True)
+        replace_file(path, edited, path.stat().st_mode & 0o7777)
     return changed
 
 

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from toolkit import paths
 from toolkit.errors import K8slabError, LabNameError, StateError
+from toolkit.files import replace_file
 from toolkit.lab.spec import HOSTNAME_RE
 
 LAB_NAME_RULE = (
@@ -174,19 +175,13 @@ class LabState:
             handle.write(private)
         self.public_key.write_bytes(public + f" k8slab-{self.lab}\n".encode())
 
-    def write_json(self, path: Path, data: Any) -> None:
-        self.ensure_root()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-        tmp.replace(path)
+    def write_json(self, path: Path, data: Any, mode: int = 0o644) -> None:
+        self.write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n", mode)
 
-    def write_text(self, path: Path, text: str) -> None:
+    def write_text(self, path: Path, text: str, mode: int = 0o644) -> None:
+        """Replace a file of the state directory whole and durably (journals: mode 0o600)."""
         self.ensure_root()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+        replace_file(path, text, mode)
 
 
 def read_journal_json(path: Path, limit: int, what: str, error: type[K8slabError]) -> Any:

@@ -85,7 +85,7 @@ class ScaleJournal:
 
     def save(self) -> None:
         self.updated = datetime.now(UTC).isoformat(timespec="seconds")
-        LabState.of(self.lab).write_json(journal_path(self.lab), asdict(self))
+        LabState.of(self.lab).write_json(journal_path(self.lab), asdict(self), mode=0o600)
 
     def describe(self) -> str:
         where = f", in step {self.step}" if self.step else ""

@@ -18,7 +18,6 @@ resumes where it stopped when run again; another scale is refused meanwhile.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from dataclasses import dataclass, field
 from toolkit.drills.lab_ops import health_problems
 from toolkit.errors import K8slabError
 from toolkit.etcd.steps import check_interrupted, interruptible
+from toolkit.files import replace_file
 from toolkit.hosts import lifecycle
 from toolkit.lab.loader import read_spec_text
 from toolkit.lab.model import Lab, Node, Role
@@ -213,10 +213,7 @@ def write_spec(the_plan: ScalePlan) -> None:
     loads as the lab after the scale."""
     path = the_plan.after.source
     if read_spec_text(path) != the_plan.text_after:
-        partial = path.with_name(f".{path.name}.scale")
-        partial.write_text(the_plan.text_after, encoding="utf-8")
-        os.chmod(partial, path.stat().st_mode & 0o7777)
-        partial.replace(path)
+        replace_file(path, the_plan.text_after, path.stat().st_mode & 0o7777)
     if load_lab(path) != the_plan.after:
         raise ScaleError(f"{display_path(path)}: written, but it does not load as the lab after")
 

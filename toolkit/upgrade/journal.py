@@ -8,8 +8,6 @@ keeps what each finished stage measured, so that a resumed run reports the whole
 
 from __future__ import annotations
 
-import json
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -81,14 +79,7 @@ class Journal:
     def save(self) -> None:
         """Write the journal atomically (a new file renamed over the old, synced first)."""
         self.updated = datetime.now(UTC).isoformat(timespec="seconds")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_name(f".{JOURNAL_NAME}.partial")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(asdict(self), indent=2) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        partial.replace(self.path)
+        LabState.of(self.lab).write_json(self.path, asdict(self), mode=0o600)
 
 
 def load(lab: str) -> Journal | None:
