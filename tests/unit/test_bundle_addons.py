@@ -9,6 +9,7 @@ import pytest
 
 from toolkit.bundle import addons, conformance, k9s, parts, recipe
 from toolkit.bundle.manifest import Manifest
+from toolkit.bundle.part import Part
 from toolkit.constants import IMAGE_REGISTRY
 from toolkit.versions import release, supported_versions
 
@@ -17,7 +18,7 @@ REL = release("v1.34.4")
 
 @pytest.mark.parametrize("version", supported_versions())
 @pytest.mark.parametrize("part", [addons.PART, k9s.PART])
-def test_each_add_on_module_is_pinned_for_every_version(part: recipe.Part, version: str) -> None:
+def test_each_add_on_module_is_pinned_for_every_version(part: Part, version: str) -> None:
     rel = release(version)
     parts.require_recipe(part, rel)
     for build in part.go_builds(rel):

@@ -10,6 +10,7 @@ import pytest
 
 from toolkit.bundle import cloud_provider, gobuild, images, parts, recipe
 from toolkit.bundle.manifest import Manifest, VersionCheck
+from toolkit.bundle.part import GoTest
 from toolkit.constants import IMAGE_REGISTRY
 from toolkit.errors import BundleError
 from toolkit.versions import release
@@ -25,7 +26,7 @@ def test_the_part_builds_k8slab_s_own_provider_stamped_with_the_release() -> Non
     assert (binary.name, binary.package) == ("cloud-controller-manager", cloud_provider.PACKAGE)
     assert binary.check == VersionCheck(("--version",), "Kubernetes v1.34.4")
     assert "-X k8s.io/component-base/version.gitVersion=v1.34.4" in build.ldflags
-    assert part.go_tests == (recipe.GoTest(cloud_provider.SOURCE, cloud_provider.PACKAGE),)
+    assert part.go_tests == (GoTest(cloud_provider.SOURCE, cloud_provider.PACKAGE),)
     (image,) = part.images(REL)
     assert (
         image.tag

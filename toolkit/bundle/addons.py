@@ -12,7 +12,8 @@ name (toolkit/constants.py). Grafana and Loki are AGPL and Alertmanager's web UI
 from __future__ import annotations
 
 from toolkit.bundle.manifest import VersionCheck
-from toolkit.bundle.recipe import GoBinary, GoBuild, ImageSpec, Part
+from toolkit.bundle.part import Part
+from toolkit.bundle.recipe import GoBinary, GoBuild, ImageSpec
 from toolkit.constants import IMAGE_REGISTRY
 from toolkit.versions import KubernetesRelease
 

@@ -22,15 +22,8 @@ import yaml
 
 from toolkit.bundle import gobuild
 from toolkit.bundle.manifest import VersionCheck
-from toolkit.bundle.recipe import (
-    GOMOD_DIR,
-    IMAGES_DIR,
-    GoBinary,
-    GoBuild,
-    ImageSpec,
-    Part,
-    PartCheck,
-)
+from toolkit.bundle.part import Part, PartCheck
+from toolkit.bundle.recipe import GOMOD_DIR, IMAGES_DIR, GoBinary, GoBuild, ImageSpec
 from toolkit.constants import CILIUM_MACHINE_SYSCTLS, IMAGE_REGISTRY
 from toolkit.errors import BundleError
 from toolkit.versions import KubernetesRelease

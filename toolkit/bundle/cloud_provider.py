@@ -11,15 +11,8 @@ after the binary, from the packages the build has just compiled.
 from __future__ import annotations
 
 from toolkit.bundle.manifest import VersionCheck
-from toolkit.bundle.recipe import (
-    GOMOD_DIR,
-    GoBinary,
-    GoBuild,
-    GoTest,
-    ImageSpec,
-    Part,
-    kubernetes_ldflags,
-)
+from toolkit.bundle.part import GoTest, Part
+from toolkit.bundle.recipe import GOMOD_DIR, GoBinary, GoBuild, ImageSpec, kubernetes_ldflags
 from toolkit.constants import IMAGE_REGISTRY
 from toolkit.errors import BundleError
 from toolkit.versions import KubernetesRelease

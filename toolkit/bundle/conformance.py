@@ -19,14 +19,13 @@ from pathlib import Path
 from toolkit.bundle.gobuild import module_source
 from toolkit.bundle.images import DEBIAN_MIRROR
 from toolkit.bundle.manifest import VersionCheck
+from toolkit.bundle.part import Part, PartCheck
 from toolkit.bundle.recipe import (
     GOMOD_DIR,
     GoBinary,
     GoBuild,
     ImageSpec,
     KconfigBuild,
-    Part,
-    PartCheck,
     kubernetes_ldflags,
 )
 from toolkit.constants import IMAGE_REGISTRY

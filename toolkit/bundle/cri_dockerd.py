@@ -5,7 +5,8 @@
 from __future__ import annotations
 
 from toolkit.bundle.manifest import VersionCheck
-from toolkit.bundle.recipe import GoBinary, GoBuild, Part
+from toolkit.bundle.part import Part
+from toolkit.bundle.recipe import GoBinary, GoBuild
 from toolkit.versions import KubernetesRelease
 
 NAME = "cri-dockerd"

@@ -8,7 +8,8 @@ import re
 import shutil
 from pathlib import Path
 
-from toolkit.bundle.recipe import GOMOD_DIR, GoBuild, GoTest
+from toolkit.bundle.part import GoTest
+from toolkit.bundle.recipe import GOMOD_DIR, GoBuild
 from toolkit.bundle.tools import run
 from toolkit.errors import BundleError, CommandError
 

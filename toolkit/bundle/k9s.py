@@ -6,7 +6,8 @@ Dashboard's and Headlamp's modules and no registry serves their npm builds."""
 from __future__ import annotations
 
 from toolkit.bundle.manifest import VersionCheck
-from toolkit.bundle.recipe import GoBinary, GoBuild, Part
+from toolkit.bundle.part import Part
+from toolkit.bundle.recipe import GoBinary, GoBuild
 from toolkit.versions import KubernetesRelease
 
 NAME = "k9s"

@@ -20,15 +20,8 @@ import yaml
 
 from toolkit.bundle.gobuild import module_source
 from toolkit.bundle.manifest import VersionCheck
-from toolkit.bundle.recipe import (
-    GOMOD_DIR,
-    GoBinary,
-    GoBuild,
-    ImageSpec,
-    Part,
-    PartCheck,
-    PinnedFile,
-)
+from toolkit.bundle.part import Part, PartCheck, PinnedFile
+from toolkit.bundle.recipe import GOMOD_DIR, GoBinary, GoBuild, ImageSpec
 from toolkit.constants import IMAGE_REGISTRY
 from toolkit.versions import KubernetesRelease
 

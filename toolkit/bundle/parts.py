@@ -1,6 +1,6 @@
 """Optional parts of a bundle, built only when asked (``k8slab bundle build --with NAME``).
 
-A part is declared once, as a :class:`toolkit.bundle.recipe.Part` in its own module (what
+A part is declared once, as a :class:`toolkit.bundle.part.Part` in its own module (what
 it builds and from which pins); this module is the one machinery every part shares.
 
 A part lives in its own folder inside its version's bundle, ``<bundle>/<name>/``, with its
@@ -45,7 +45,7 @@ from toolkit.bundle.build import (
     place_binary,
 )
 from toolkit.bundle.manifest import MANIFEST_NAME, Artifact, Manifest, sha256_of
-from toolkit.bundle.recipe import Part, PinnedFile
+from toolkit.bundle.part import Part, PinnedFile
 from toolkit.bundle.store import (
     bundle_dir,
     check_artifact,
