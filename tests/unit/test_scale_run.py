@@ -18,7 +18,7 @@ from tests.unit.test_scale_spec import COMMENTED
 from toolkit.cli import main
 from toolkit.hosts import lifecycle
 from toolkit.lab.spec import Lab, Node, load_lab
-from toolkit.provision.run import ProvisionReport
+from toolkit.provision.report import ProvisionReport
 from toolkit.scale import ScaleError, ScaleRequest, journal, resume, run, scale, steps
 
 THREE = COMMENTED.replace(

@@ -9,7 +9,8 @@ from toolkit.cli.params import LAB, changes_lab, only_some
 from toolkit.lab import spec
 from toolkit.lab.state import LabState
 from toolkit.progress import Progress
-from toolkit.provision.run import PHASE_NAMES, ProvisionReport, provision_cluster, reset
+from toolkit.provision.report import ProvisionReport
+from toolkit.provision.run import PHASE_NAMES, provision_cluster, reset
 
 
 def print_summary(report: ProvisionReport) -> None:

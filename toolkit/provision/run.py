@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,8 @@ from toolkit.lab.spec import Lab
 from toolkit.lab.state import LabState
 from toolkit.paths import PLAYBOOKS_DIR
 from toolkit.progress import SILENT, Progress
-from toolkit.provision.events import EventTracker, PhaseResult
+from toolkit.provision.events import EventTracker
+from toolkit.provision.report import ProvisionReport
 
 
 class ProvisionError(K8slabError):
@@ -53,39 +54,6 @@ PHASES = (
 PHASE_NAMES = tuple(phase.name for phase in PHASES)
 PREFLIGHT = Phase("preflight", "preflight.yml")
 RESET = Phase("reset", "reset.yml")
-
-
-@dataclass
-class ProvisionReport:
-    lab: str
-    phases: list[PhaseResult] = field(default_factory=list)
-    seconds: float = 0.0
-    # Ansible's own per-host stats of the run (its PLAY RECAP), not a count of events.
-    changed: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def hosts(self) -> set[str]:
-        """Every host some task ran on."""
-        return {host for phase in self.phases for host in phase.ok}
-
-    @property
-    def idempotent(self) -> bool:
-        """True when no host changed anything: the lab had already converged."""
-        return not any(self.changed.values())
-
-    @property
-    def kubeadm_seconds(self) -> float:
-        return sum(phase.kubeadm_seconds for phase in self.phases)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "lab": self.lab,
-            "seconds": round(self.seconds, 1),
-            "kubeadm_seconds": round(self.kubeadm_seconds, 1),
-            "changed_per_host": self.changed,
-            "idempotent": self.idempotent,
-            "phases": [asdict(phase) for phase in self.phases],
-        }
 
 
 def select_phases(names: list[str] | None) -> list[Phase]:

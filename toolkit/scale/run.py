@@ -33,7 +33,8 @@ from toolkit.lab.schema import display_path
 from toolkit.lab.spec import load_lab
 from toolkit.lab.state import LabState
 from toolkit.progress import SILENT, Progress
-from toolkit.provision.run import ProvisionReport, check_bundle_parts, provision
+from toolkit.provision.report import ProvisionReport
+from toolkit.provision.run import check_bundle_parts, provision
 from toolkit.scale import journal, steps
 from toolkit.scale.journal import ScaleJournal, step_key
 from toolkit.scale.plan import ScaleError, ScalePlan, ScaleRequest, plan
