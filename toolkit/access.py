@@ -28,13 +28,19 @@ def kubeconfig(lab: Lab) -> Path:
 
 def k9s(lab: Lab) -> tuple[list[str], dict[str, str]]:
     """The command line and environment that run the bundle's k9s against the lab: the
-    admin kubeconfig, and k9s's own settings and logs kept in the lab's state."""
+    admin kubeconfig, and k9s's own settings, logs and API discovery cache kept in the lab's
+    state (client-go's cache is otherwise under $HOME, or the working folder without one)."""
     config = kubeconfig(lab)
     part = parts.load_part(lab.kubernetes_version, K9S_PART)
     (binary,) = [a for a in part.artifacts if a.name == "k9s"]
     program = parts.part_dir(lab.kubernetes_version, K9S_PART) / binary.path
     state = LabState.of(lab.name).root / "k9s"
-    env = {**os.environ, "KUBECONFIG": str(config), "K9S_CONFIG_DIR": str(state)}
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(config),
+        "K9S_CONFIG_DIR": str(state),
+        "KUBECACHEDIR": str(state / "cache"),
+    }
     return [str(program), "--kubeconfig", str(config)], env
 
 

@@ -8,10 +8,12 @@ test_verify_faults.py; a second provision changing nothing covers their idempote
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
 import select
 import subprocess
+import termios
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -176,6 +178,13 @@ def test_k9s_shows_the_lab_s_nodes(provisioned_lab: Lab) -> None:
         assert node.name in screen, f"k9s did not show {node.name}:\n{screen[-2000:]}"
 
 
+def _own_terminal() -> None:
+    """In the child: a session of its own whose controlling terminal is the pty on its stdin,
+    since k9s opens /dev/tty (which a test run without a terminal has not got)."""
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 def _screen_of(argv: list[str], env: dict[str, str], seconds: float) -> str:
     """What a program shows in a terminal of its own (a pty) within ``seconds``."""
     leader, follower = pty.openpty()
@@ -185,6 +194,7 @@ def _screen_of(argv: list[str], env: dict[str, str], seconds: float) -> str:
         stdout=follower,
         stderr=follower,
         env={**env, "TERM": "xterm-256color", "COLUMNS": "160", "LINES": "50"},
+        preexec_fn=_own_terminal,
     )
     os.close(follower)
     shown = b""

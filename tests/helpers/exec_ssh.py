@@ -54,11 +54,17 @@ class ExecServer:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
-            transport = paramiko.Transport(conn)
-            transport.add_server_key(self.host_key)
+            # A client that gives up (a probe's timeout, a refused host key) may reset the
+            # connection at any point of the handshake: the server goes on serving the next.
+            try:
+                transport = paramiko.Transport(conn)
+                transport.add_server_key(self.host_key)
+            except OSError:
+                conn.close()
+                continue
             try:
                 transport.start_server(server=_RunCommands())
-            except (paramiko.SSHException, EOFError):
+            except (paramiko.SSHException, EOFError, OSError):
                 transport.close()
 
     def close(self) -> None:

@@ -57,6 +57,7 @@ def test_k9s_needs_the_k9s_part_and_runs_it_with_the_lab_s_kubeconfig(lab: Lab) 
     assert argv == [str(folder / "bin" / "k9s"), "--kubeconfig", str(path)]
     assert env["KUBECONFIG"] == str(path)
     assert env["K9S_CONFIG_DIR"] == str(LabState.of(lab.name).root / "k9s")
+    assert env["KUBECACHEDIR"] == str(LabState.of(lab.name).root / "k9s" / "cache")
 
 
 def test_open_prints_each_ui_or_the_one_named(lab: Lab) -> None:

@@ -13,6 +13,7 @@ member; the cluster is healthy with one leader before the next.
 from __future__ import annotations
 
 import shlex
+import time
 
 from toolkit import kube
 from toolkit.certs.expiry import (
@@ -28,7 +29,7 @@ from toolkit.etcd.topology import EXTERNAL_PKI, Topology
 from toolkit.hosts import remote
 from toolkit.lab.spec import Lab, Node
 from toolkit.lab.state import LabState
-from toolkit.poll import wait_until
+from toolkit.poll import problems_gone, wait_until
 from toolkit.progress import SILENT, Progress
 from toolkit.provision.run import Phase, run_playbook
 
@@ -62,6 +63,7 @@ def renew_control_plane(lab: Lab, node: Node, progress: Progress = SILENT) -> No
     with progress.phase("renew", "kubeadm certs renew all"):
         remote.root(lab, node, "kubeadm certs renew all", timeout=120)
     with progress.phase("restart", ", ".join(pods)):
+        restarted = time.time()
         steps.stop_static_pods(lab, node, pods)
         steps.start_static_pods(lab, node, pods)
         wait_until(
@@ -73,6 +75,17 @@ def renew_control_plane(lab: Lab, node: Node, progress: Progress = SILENT) -> No
             retry_on=(HostError, kube.ClusterError),
         )
         cluster.wait_healthy(Topology(lab), READY_TIMEOUT_S)
+        # Restarted, the scheduler and controller-manager lead again only once the lease of
+        # the instances they replace has run out (seen: verify right after a renewal on a
+        # lab of one control plane found neither leading).
+        wait_until(
+            lambda: kube.leaderless_components(lab, since=restarted),
+            problems_gone,
+            timeout_s=READY_TIMEOUT_S,
+            interval_s=3,
+            what="a leading scheduler and controller-manager",
+            retry_on=(HostError, kube.ClusterError),
+        )
 
 
 def reissue_etcd_member(lab: Lab, member: Node, progress: Progress = SILENT) -> None:
