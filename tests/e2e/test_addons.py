@@ -12,6 +12,7 @@ import fcntl
 import os
 import pty
 import select
+import struct
 import subprocess
 import termios
 import time
@@ -188,12 +189,14 @@ def _own_terminal() -> None:
 def _screen_of(argv: list[str], env: dict[str, str], seconds: float) -> str:
     """What a program shows in a terminal of its own (a pty) within ``seconds``."""
     leader, follower = pty.openpty()
+    # A terminal of 50 rows by 160 columns: k9s draws to the size the pty reports.
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 160, 0, 0))
     process = subprocess.Popen(
         argv,
         stdin=follower,
         stdout=follower,
         stderr=follower,
-        env={**env, "TERM": "xterm-256color", "COLUMNS": "160", "LINES": "50"},
+        env={**env, "TERM": "xterm-256color"},
         preexec_fn=_own_terminal,
     )
     os.close(follower)
