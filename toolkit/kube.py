@@ -13,9 +13,9 @@ import json
 import shlex
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any
 
+from toolkit import leases
 from toolkit.constants import APISERVER_PORT, CONTROLLER_MANAGER_PORT, SCHEDULER_PORT
 from toolkit.errors import HostError, K8slabError
 from toolkit.hosts import remote
@@ -224,15 +224,12 @@ def leaderless_components(lab: Lab, since: float = 0.0) -> list[str]:
     """The scheduler and controller-manager whose leader lease no live instance has renewed
     (since the epoch time ``since``, e.g. a restart: a restarted one takes the lease only once
     the old holder's has run out)."""
-    problems = []
-    now = time.time()
+    planes = {n.name for n in lab.control_planes}
+    found = []
     for component in COMPONENT_PORTS:
-        spec = kubectl_json(lab, ["-n", "kube-system", "get", "lease", component])["spec"]
-        renewed = spec.get("renewTime", "1970-01-01T00:00:00Z").replace("Z", "+00:00")
-        at = datetime.fromisoformat(renewed).timestamp()
-        if at < since or now - at > int(spec.get("leaseDurationSeconds", 15)):
-            problems.append(f"{component}: no leader since {now - at:.0f} s")
-    return problems
+        lease = kubectl_json(lab, ["-n", "kube-system", "get", "lease", component])
+        found += [f"{component}: {p}" for p in leases.problems(lease, planes, time.time(), since)]
+    return found
 
 
 def wait_rolled_out(lab: Lab, workload: str, namespace: str, timeout_s: float = 180) -> float:

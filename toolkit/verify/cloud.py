@@ -1,10 +1,10 @@
 """What the cloud-provider checks read from the cluster, judged against the spec: a Node
-as the lab's cloud-controller-manager should have initialised it, its DaemonSet, its
-leader lease. Pure functions of the objects' JSON (unit-tested); the suite fetches them."""
+as the lab's cloud-controller-manager should have initialised it, and its DaemonSet (its
+leader lease is judged by toolkit.leases). Pure functions of the objects' JSON
+(unit-tested); the suite fetches them."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from toolkit.lab.spec import Lab, Node
@@ -16,8 +16,6 @@ UNINITIALIZED_TAINT = "node.cloudprovider.kubernetes.io/uninitialized"
 SHUTDOWN_TAINT = "node.cloudprovider.kubernetes.io/shutdown"
 ZONE_LABEL = "topology.kubernetes.io/zone"
 REGION_LABEL = "topology.kubernetes.io/region"
-# How stale a held lease may be: its duration (the manager's default, 15 s) and a margin.
-LEASE_FRESH_S = 20
 
 
 def provider_id(lab: Lab, node: Node) -> str:
@@ -80,25 +78,4 @@ def running_problems(lab: Lab, pods: list[dict[str, Any]]) -> list[str]:
     problems += [
         f"{name} is not a control plane and runs {where[name]}" for name in set(where) - planes
     ]
-    return problems
-
-
-def lease_problems(lab: Lab, lease: dict[str, Any], now: datetime) -> list[str]:
-    """The leader lease is held by a manager on a control plane (its identity is
-    ``<hostname>_<uuid>``; host network: the node's name) and was renewed lately."""
-    spec = lease.get("spec", {})
-    holder = str(spec.get("holderIdentity") or "")
-    host = holder.split("_", 1)[0]
-    problems = []
-    if host not in {n.name for n in lab.control_planes}:
-        problems.append(f"held by {holder!r}, not by a manager on a control plane")
-    renewed = spec.get("renewTime")
-    if not renewed:
-        problems.append("never renewed")
-    else:
-        age = (now - datetime.fromisoformat(str(renewed).replace("Z", "+00:00"))).total_seconds()
-        if age > LEASE_FRESH_S:
-            problems.append(
-                f"last renewed {age:.0f} s ago (a leader renews within {LEASE_FRESH_S} s)"
-            )
     return problems

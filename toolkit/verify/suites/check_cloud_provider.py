@@ -11,6 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
+from toolkit import leases
 from toolkit.constants import CLOUD_CONTROLLER_MANAGER_PORT
 from toolkit.lab.spec import Lab, Node
 from toolkit.verify import cloud, node_runtime
@@ -92,7 +93,8 @@ def test_cloud_controller_manager_holds_its_lease(lab: Lab, cluster: Cluster) ->
         if not run.ok or not clock.ok:
             return [f"no lease {cloud.NAMESPACE}/{cloud.NAME}" if not run.ok else "no clock"], run
         now = datetime.fromisoformat(clock.stdout.strip())
-        return cloud.lease_problems(lab, json.loads(run.stdout), now), run
+        planes = {n.name for n in lab.control_planes}
+        return leases.problems(json.loads(run.stdout), planes, now.timestamp()), run
 
     ok, (problems, run) = eventually(lease, lambda found: not found[0], MANAGER_TIMEOUT_S)
     expect(
