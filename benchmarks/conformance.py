@@ -27,7 +27,7 @@ from toolkit.hosts import lifecycle
 from toolkit.lab.spec import load_lab
 from toolkit.paths import state_root
 from toolkit.progress import Progress
-from toolkit.provision.run import check_bundle_parts, up_cluster
+from toolkit.provision.run import check_bundle, up_cluster
 
 RESULTS = Path(__file__).parent / "results" / "conformance.json"
 SUBSETS = {
@@ -48,7 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     lab = load_lab(args.lab)
     if args.up:
-        check_bundle_parts(lab)
+        check_bundle(lab)
         lifecycle.destroy_lab(lab.name, lab.provider, Progress(), purge=True)
         lifecycle.up_hosts(lab, Progress())
         up_cluster(lab, Progress())

@@ -10,9 +10,12 @@ from typing import Any
 
 import yaml
 
+from toolkit.bundle import parts
+from toolkit.bundle.build import base_recipe
 from toolkit.bundle.manifest import Manifest
-from toolkit.bundle.store import bundle_dir
+from toolkit.bundle.store import bundle_dir, load
 from toolkit.lab.spec import Lab
+from toolkit.versions import release
 
 BASE: dict[str, Any] = {
     "name": "demo",
@@ -56,8 +59,21 @@ def with_base_bundle(lab: Lab) -> Lab:
     (``K8SLAB_CACHE_DIR``, which the caller points at a temporary folder)."""
     folder = bundle_dir(lab.kubernetes_version)
     folder.mkdir(parents=True)
-    Manifest(lab.kubernetes_version, "gomod", {}, []).write(folder)
+    recipe = base_recipe(release(lab.kubernetes_version))
+    Manifest(lab.kubernetes_version, "gomod", {}, [], recipe).write(folder)
     return lab
+
+
+def with_part(lab: Lab, name: str, recipe: str | None = None) -> Path:
+    """Put part ``name`` (no artifacts) into ``lab``'s base bundle, built from today's
+    recipe unless ``recipe`` says otherwise; its folder."""
+    version = lab.kubernetes_version
+    folder = parts.part_dir(version, name)
+    folder.mkdir()
+    if recipe is None:
+        recipe = parts.recipe_hash(parts.get(name), release(version), load(version))
+    Manifest(version, "gomod", {}, [], recipe, part=name).write(folder)
+    return folder
 
 
 def external(data: dict[str, Any]) -> None:

@@ -4,8 +4,9 @@ verify, destroy) on lab host containers of the node image, one role at a time.
 Roles: $K8SLAB_MOLECULE_ROLES (space-separated; default: every role with a scenario).
 The cluster roles (control_plane, worker, cni_*, metallb) kubeadm a cluster in their
 prepare step and take many minutes each; see the README for measured times. A scenario
-that installs an optional bundle part the bundle lacks is skipped, naming the command
-that builds it (scripts/test builds the metallb part in its --full mode only).
+that installs an optional bundle part the bundle lacks, or holds built from an older
+recipe, is skipped, naming the command that builds it (scripts/test builds the metallb,
+addons, cloud-provider and cilium parts in its --full mode only).
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ import subprocess
 
 import pytest
 
-from tests.molecule import SCENARIO_PARTS, molecule_env, roles_with_scenarios, run_molecule
-from toolkit.bundle import parts
-from toolkit.versions import DEFAULT_KUBERNETES_VERSION
+from tests.molecule import molecule_env, roles_with_scenarios, run_molecule, unusable_part
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -39,12 +38,9 @@ def _molecule_objects() -> list[str]:
 
 @pytest.mark.parametrize("role", ROLES)
 def test_role_scenario_converges_idempotently_and_verifies(role: str) -> None:
-    part = SCENARIO_PARTS.get(role)
-    if part and part not in parts.present(DEFAULT_KUBERNETES_VERSION):
-        pytest.skip(
-            f"role {role}'s scenario installs the bundle's {part} part, which is not built: "
-            f"run `{parts.build_command(DEFAULT_KUBERNETES_VERSION, part)}`"
-        )
+    unusable = unusable_part(role)
+    if unusable:
+        pytest.skip(unusable)
     assert run_molecule(role, ["test"], molecule_env()) == 0, (
         f"`python -m tests.molecule {role} test` failed; its output is above"
     )

@@ -91,6 +91,25 @@ def molecule_env(kubernetes_version: str = DEFAULT_KUBERNETES_VERSION) -> dict[s
     }
 
 
+def unusable_part(role: str, kubernetes_version: str = DEFAULT_KUBERNETES_VERSION) -> str:
+    """Why the bundle part role's scenario installs cannot be used (not built, or built
+    from an older recipe, which would test yesterday's part), with the command that builds
+    it; empty if it can or the scenario needs none."""
+    part = SCENARIO_PARTS.get(role)
+    if not part:
+        return ""
+    if part not in parts.present(kubernetes_version):
+        why = "which is not built"
+    elif parts.out_of_date(kubernetes_version, [part]):
+        why = "which was built from an older recipe"
+    else:
+        return ""
+    return (
+        f"role {role}'s scenario installs the bundle's {part} part, {why}: "
+        f"run `{parts.build_command(kubernetes_version, part)}`"
+    )
+
+
 def run_molecule(
     role: str,
     arguments: list[str],
@@ -104,11 +123,8 @@ def run_molecule(
             f"role {role!r} has no molecule scenario (roles/{role}/molecule/default); "
             f"roles with one: {', '.join(roles_with_scenarios())}"
         )
-    part = SCENARIO_PARTS.get(role)
-    if part and part not in parts.present(kubernetes_version):
-        raise MoleculeSetupError(
-            f"role {role}'s scenario installs the bundle's {part} part, which is not built: "
-            f"run `{parts.build_command(kubernetes_version, part)}`"
-        )
+    unusable = unusable_part(role, kubernetes_version)
+    if unusable:
+        raise MoleculeSetupError(unusable)
     command = [str(MOLECULE), *(arguments or ["test"])]
     return subprocess.run(command, cwd=role_dir, env=env, check=False).returncode

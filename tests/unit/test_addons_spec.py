@@ -10,17 +10,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tests.helpers.lab_specs import mutated, write_spec
-from toolkit.bundle import parts
-from toolkit.bundle.manifest import Manifest
-from toolkit.bundle.store import bundle_dir
+from tests.helpers.lab_specs import mutated, with_base_bundle, with_part, write_spec
 from toolkit.cli import main
 from toolkit.errors import BundleError, SpecError
 from toolkit.hosts import lifecycle
 from toolkit.lab import addons, render
 from toolkit.lab.spec import Lab, load_lab
 from toolkit.lab.state import LabState
-from toolkit.provision.run import check_bundle_parts
+from toolkit.provision.run import check_bundle
 
 
 def _with(names: list[Any], worker_mb: int = 2560) -> Any:
@@ -116,10 +113,7 @@ def addons_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
     monkeypatch.setenv("K8SLAB_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("K8SLAB_STATE_DIR", str(tmp_path / "state"))
     lab = load_lab(write_spec(tmp_path, mutated(_with(["monitoring", "logging"]))))
-    folder = bundle_dir(lab.kubernetes_version)
-    folder.mkdir(parents=True)
-    Manifest(lab.kubernetes_version, "gomod", {}, []).write(folder)
-    return lab
+    return with_base_bundle(lab)
 
 
 REFUSAL = (
@@ -130,12 +124,10 @@ REFUSAL = (
 
 def test_a_lab_with_add_ons_needs_the_addons_part(addons_lab: Lab) -> None:
     with pytest.raises(BundleError) as refused:
-        check_bundle_parts(addons_lab)
+        check_bundle(addons_lab)
     assert str(refused.value) == f"{addons_lab.source}: {REFUSAL}"
-    part = parts.part_dir(addons_lab.kubernetes_version, "addons")
-    part.mkdir()
-    Manifest(addons_lab.kubernetes_version, "gomod", {}, [], part="addons").write(part)
-    check_bundle_parts(addons_lab)
+    with_part(addons_lab, "addons")
+    check_bundle(addons_lab)
 
 
 def test_up_refuses_it_before_any_host_exists(

@@ -10,16 +10,14 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tests.helpers.lab_specs import external, mutated, with_base_bundle, write_spec
-from toolkit.bundle.manifest import Manifest
-from toolkit.bundle.parts import part_dir
+from tests.helpers.lab_specs import external, mutated, with_base_bundle, with_part, write_spec
 from toolkit.cli import main
 from toolkit.errors import BundleError, SpecError
 from toolkit.hosts import lifecycle
 from toolkit.lab import render
 from toolkit.lab.spec import Lab, load_lab
 from toolkit.lab.state import LabState
-from toolkit.provision.run import check_bundle_parts
+from toolkit.provision.run import check_bundle
 
 ZONES = {"cp1": "zone-a", "cp2": "zone-b", "cp3": "zone-c", "w1": "zone-a"}
 
@@ -122,7 +120,7 @@ def test_a_cloud_lab_without_the_part_is_refused_before_any_host(
         "--with cloud-provider`"
     )
     with pytest.raises(BundleError) as refused:
-        check_bundle_parts(cloud_lab)
+        check_bundle(cloud_lab)
     assert str(refused.value) == refusal
     created: list[str] = []
     monkeypatch.setattr(lifecycle, "up_hosts", lambda lab, progress: created.append(lab.name))
@@ -130,7 +128,5 @@ def test_a_cloud_lab_without_the_part_is_refused_before_any_host(
     assert result.exit_code == 1
     assert refusal in " ".join(result.output.split())
     assert created == []
-    part = part_dir(cloud_lab.kubernetes_version, "cloud-provider")
-    part.mkdir()
-    Manifest(cloud_lab.kubernetes_version, "gomod", {}, [], part="cloud-provider").write(part)
-    check_bundle_parts(cloud_lab)
+    with_part(cloud_lab, "cloud-provider")
+    check_bundle(cloud_lab)

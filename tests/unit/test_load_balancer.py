@@ -15,16 +15,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers.lab_specs import mutated, write_spec
-from toolkit.bundle.manifest import Manifest
-from toolkit.bundle.parts import part_dir
-from toolkit.bundle.store import bundle_dir
+from tests.helpers.lab_specs import mutated, with_base_bundle, with_part, write_spec
 from toolkit.errors import BundleError
 from toolkit.lab import render
 from toolkit.lab.model import AddressRange
 from toolkit.lab.spec import Lab, load_lab
 from toolkit.lab.state import LabState
-from toolkit.provision.run import check_bundle_parts
+from toolkit.provision.run import check_bundle
 from toolkit.verify import load_balancer
 from toolkit.verify.cluster import Run
 from toolkit.verify.workload import NAMESPACE, TAINT_KEY, Layout
@@ -73,20 +70,16 @@ def test_a_lab_with_a_pool_is_refused_without_the_part_naming_field_and_command(
 ) -> None:
     monkeypatch.setenv("K8SLAB_CACHE_DIR", str(tmp_path / "cache"))
     lab = _pool_lab(tmp_path)
-    folder = bundle_dir(lab.kubernetes_version)
-    folder.mkdir(parents=True)
-    Manifest(lab.kubernetes_version, "gomod", {}, []).write(folder)
+    with_base_bundle(lab)
     with pytest.raises(BundleError) as refused:
-        check_bundle_parts(lab)
+        check_bundle(lab)
     assert str(refused.value) == (
         f"{lab.source}: load_balancer.pool is set (LoadBalancer Services), which needs the "
         "bundle's metallb part: build it with "
         f"`k8slab bundle build --kubernetes {lab.kubernetes_version} --with metallb`"
     )
-    part = part_dir(lab.kubernetes_version, "metallb")
-    part.mkdir()
-    Manifest(lab.kubernetes_version, "gomod", {}, [], part="metallb").write(part)
-    check_bundle_parts(lab)
+    with_part(lab, "metallb")
+    check_bundle(lab)
 
 
 def test_the_inventory_gives_ansible_the_pool_and_an_empty_one_without(tmp_path: Path) -> None:

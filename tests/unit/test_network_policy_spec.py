@@ -10,11 +10,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from tests.helpers.lab_specs import mutated, write_spec
+from tests.helpers.lab_specs import mutated, with_base_bundle, with_part, write_spec
 from toolkit.bundle import cilium
-from toolkit.bundle.manifest import Manifest
-from toolkit.bundle.parts import part_dir
-from toolkit.bundle.store import bundle_dir
 from toolkit.cli import main
 from toolkit.errors import BundleError, SpecError
 from toolkit.hosts import lifecycle
@@ -23,7 +20,7 @@ from toolkit.lab.render import inventory
 from toolkit.lab.spec import Lab, load_lab
 from toolkit.lab.state import LabState
 from toolkit.paths import PLAYBOOKS_DIR, REPO_ROOT
-from toolkit.provision.run import check_bundle_parts
+from toolkit.provision.run import check_bundle
 
 
 def _policy(cni: str = "flannel") -> Any:
@@ -39,10 +36,7 @@ def policy_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Lab:
     """A lab with network_policy, and a complete base bundle without any part."""
     monkeypatch.setenv("K8SLAB_CACHE_DIR", str(tmp_path / "cache"))
     lab = load_lab(write_spec(tmp_path, mutated(_policy())))
-    folder = bundle_dir(lab.kubernetes_version)
-    folder.mkdir(parents=True)
-    Manifest(lab.kubernetes_version, "gomod", {}, []).write(folder)
-    return lab
+    return with_base_bundle(lab)
 
 
 def test_nothing_enforces_policy_unless_the_spec_asks(tmp_path: Path) -> None:
@@ -104,11 +98,9 @@ def test_up_refuses_network_policy_without_the_part_before_any_host(
 
 def test_a_built_cilium_part_lets_the_lab_through(policy_lab: Lab) -> None:
     with pytest.raises(BundleError):
-        check_bundle_parts(policy_lab)
-    folder = part_dir(policy_lab.kubernetes_version, "cilium")
-    folder.mkdir()
-    Manifest(policy_lab.kubernetes_version, "gomod", {}, [], part="cilium").write(folder)
-    check_bundle_parts(policy_lab)
+        check_bundle(policy_lab)
+    with_part(policy_lab, "cilium")
+    check_bundle(policy_lab)
 
 
 def test_the_bridge_lab_enforces_policy_and_the_ha_labs_do_not() -> None:

@@ -11,10 +11,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from tests.helpers.lab_specs import mutated, with_base_bundle, write_spec
+from tests.helpers.lab_specs import mutated, with_base_bundle, with_part, write_spec
 from toolkit import constants, kube
 from toolkit.bundle.manifest import Manifest
-from toolkit.bundle.parts import part_dir
+from toolkit.bundle.store import bundle_dir
 from toolkit.cli import main
 from toolkit.errors import BundleError, K8slabError
 from toolkit.hosts import lifecycle
@@ -28,7 +28,7 @@ from toolkit.provision.run import (
     ProvisionReport,
     _phase_of_plays,
     _write_run_playbook,
-    check_bundle_parts,
+    check_bundle,
     check_ready_to_provision,
     refresh_inventory,
     select_phases,
@@ -258,12 +258,38 @@ def test_up_refuses_a_lab_that_needs_a_part_before_any_host_exists(
 def test_a_lab_whose_parts_are_built_passes_and_one_of_containerd_needs_none(
     docker_lab: Lab, tmp_path: Path
 ) -> None:
-    part = part_dir(docker_lab.kubernetes_version, "cri-dockerd")
-    part.mkdir()
-    Manifest(docker_lab.kubernetes_version, "gomod", {}, [], part="cri-dockerd").write(part)
-    check_bundle_parts(docker_lab)
+    part = with_part(docker_lab, "cri-dockerd")
+    check_bundle(docker_lab)
     shutil.rmtree(part)
-    check_bundle_parts(load_lab(write_spec(tmp_path / "plain", mutated(lambda d: None))))
+    check_bundle(load_lab(write_spec(tmp_path / "plain", mutated(lambda d: None))))
+
+
+def test_a_part_built_from_an_older_recipe_is_refused_with_the_command_that_rebuilds_it(
+    docker_lab: Lab,
+) -> None:
+    with_part(docker_lab, "cri-dockerd", recipe="0123456789abcdef")
+    with pytest.raises(BundleError) as refused:
+        check_bundle(docker_lab)
+    assert str(refused.value) == (
+        f"{docker_lab.source}: its cri-dockerd part has an older recipe: build it with "
+        f"`k8slab bundle build --kubernetes {docker_lab.kubernetes_version} --with cri-dockerd`"
+    )
+
+
+def test_a_base_bundle_built_from_an_older_recipe_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("K8SLAB_CACHE_DIR", str(tmp_path / "cache"))
+    lab = load_lab(write_spec(tmp_path, mutated(lambda d: None)))
+    folder = bundle_dir(lab.kubernetes_version)
+    folder.mkdir(parents=True)
+    Manifest(lab.kubernetes_version, "gomod", {}, [], recipe="0123456789abcdef").write(folder)
+    with pytest.raises(BundleError) as refused:
+        check_bundle(lab)
+    assert str(refused.value) == (
+        f"{lab.source}: the bundle of {lab.kubernetes_version} has an older recipe: build it "
+        f"with `k8slab bundle build --kubernetes {lab.kubernetes_version}`"
+    )
 
 
 def test_a_runtime_inherited_from_the_top_level_names_that_field(
@@ -277,7 +303,7 @@ def test_a_runtime_inherited_from_the_top_level_names_that_field(
 
     lab = load_lab(write_spec(tmp_path / "top", mutated(docker_workers)))
     with pytest.raises(BundleError) as refused:
-        check_bundle_parts(lab)
+        check_bundle(lab)
     message = str(refused.value)
     assert (
         "container_runtime is 'docker', nodes.workers[1].container_runtime is 'docker'" in message

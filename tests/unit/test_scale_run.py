@@ -37,7 +37,7 @@ class Fakes:
         self.fail: dict[str, int] = {}
         self.unhealthy: list[str] = []
         monkeypatch.setattr(run, "health_problems", lambda lab: list(self.unhealthy))
-        monkeypatch.setattr(run, "check_bundle_parts", lambda lab: None)
+        monkeypatch.setattr(run, "check_bundle", lambda lab: None)
         monkeypatch.setattr(run, "provision", self.provision)
         monkeypatch.setattr(lifecycle, "up_nodes", self.up_nodes)
         monkeypatch.setattr(lifecycle, "destroy_node", self.destroy_node)

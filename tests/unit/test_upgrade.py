@@ -17,9 +17,10 @@ import yaml
 from click.testing import CliRunner
 
 from toolkit import kube, versions
+from toolkit.bundle import store
 from toolkit.cli import main
 from toolkit.drills import probes
-from toolkit.errors import SpecError
+from toolkit.errors import BundleError, SpecError
 from toolkit.lab.edit import record_kubernetes_version, with_kubernetes_version
 from toolkit.lab.spec import Lab, Node, load_lab
 from toolkit.progress import SILENT
@@ -254,8 +255,7 @@ def test_an_unhealthy_lab_is_refused_with_nothing_changed(
     lab: Lab, cluster_at: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cluster_at("v1.34.4", "v1.34.4")
-    monkeypatch.setattr(run.store, "is_complete", lambda version: True)
-    monkeypatch.setattr(run, "check_bundle_parts", lambda lab: None)
+    monkeypatch.setattr(run, "check_bundle", lambda lab: None)
 
     def unhealthy(lab: Lab, timeout_s: float) -> float:
         raise run.DrillError("lab ha-stacked is not healthy (for 60s): node w2 is not Ready")
@@ -270,8 +270,8 @@ def test_a_missing_target_bundle_is_refused_with_its_build_command(
     lab: Lab, cluster_at: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cluster_at("v1.34.4", "v1.34.4")
-    monkeypatch.setattr(run.store, "is_complete", lambda version: False)
-    with pytest.raises(run.BundleError, match=r"k8slab bundle build --kubernetes v1.35.4"):
+    monkeypatch.setattr(store, "is_complete", lambda version: False)
+    with pytest.raises(BundleError, match=r"k8slab bundle build --kubernetes v1.35.4"):
         run.upgrade(lab, "v1.35.4")
 
 
@@ -421,8 +421,7 @@ def test_a_whole_upgrade_in_order_then_a_second_run_does_nothing(
     monkeypatch.setattr(
         actions, "apiserver_versions", lambda lab: {"cp1 API server": versions_now["cluster"]}
     )
-    monkeypatch.setattr(run.store, "is_complete", lambda version: True)
-    monkeypatch.setattr(run, "check_bundle_parts", lambda lab: None)
+    monkeypatch.setattr(run, "check_bundle", lambda lab: None)
     monkeypatch.setattr(run, "wait_healthy", lambda lab, timeout_s: 0.0)
     monkeypatch.setattr(disruption, "deploy", lambda lab: "10.96.0.50:80")
     monkeypatch.setattr(disruption, "remove", record("remove workload"))

@@ -160,7 +160,7 @@ def build(
     if source not in SOURCES:
         raise BundleError(f"unknown source {source!r}; use one of: {', '.join(SOURCES)}")
     final = bundle_dir(rel.version)
-    wanted = recipe.recipe_hash(rel, images.debian_base_tag())
+    wanted = base_recipe(rel)
     return build_once(
         final,
         wanted,
@@ -171,6 +171,17 @@ def build(
             rel, source, tools, kubernetes_base, github_base, wanted, progress
         ),
     )
+
+
+def base_recipe(rel: KubernetesRelease) -> str:
+    """The hash of the recipe the base bundle of ``rel`` is built from today."""
+    return recipe.recipe_hash(rel, images.debian_base_tag())
+
+
+def base_is_current(version: str) -> bool:
+    """Whether the complete base bundle of ``version`` was built from today's recipe."""
+    rel = release(version)
+    return Manifest.read(bundle_dir(rel.version)).recipe == base_recipe(rel)
 
 
 def build_once(

@@ -96,6 +96,14 @@ def present(version: str) -> list[str]:
     return [n for n in NAMES if (part_dir(version, n) / MANIFEST_NAME).is_file()]
 
 
+def out_of_date(version: str, names: list[str]) -> list[str]:
+    """Those of the built parts ``names`` of ``version`` whose recipe changed since they
+    were built (building them again replaces them)."""
+    rel = release(version)
+    base = load(rel.version)
+    return [n for n in names if load_part(rel.version, n).recipe != recipe_hash(get(n), rel, base)]
+
+
 def load_part(version: str, name: str) -> Manifest:
     """The manifest of a complete part, or an error naming the command that builds it."""
     get(name)

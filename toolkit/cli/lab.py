@@ -16,7 +16,7 @@ from toolkit.hosts.preflight import run_preflight
 from toolkit.lab import spec
 from toolkit.lab.state import LabState
 from toolkit.progress import SILENT, Progress
-from toolkit.provision.run import check_bundle_parts, reset, up_cluster
+from toolkit.provision.run import check_bundle, reset, up_cluster
 
 
 @click.command()
@@ -27,7 +27,7 @@ def up(lab: str, hosts_only: bool) -> None:
     """Create the lab's hosts and provision them into a cluster whose nodes are all Ready."""
     model = spec.load_lab(lab)
     if not hosts_only:
-        check_bundle_parts(model)  # before any host exists
+        check_bundle(model)  # before any host exists
     progress = Progress()
     lifecycle.up_hosts(model, progress)
     state = LabState.of(model.name)

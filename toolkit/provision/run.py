@@ -16,7 +16,7 @@ import yaml
 
 from toolkit import ansible
 from toolkit.bundle import parts, store
-from toolkit.bundle.build import build
+from toolkit.bundle.build import base_is_current, build
 from toolkit.errors import BundleError, HostError, K8slabError
 from toolkit.hosts.lifecycle import reach_hosts, record_up_timings
 from toolkit.kube import spread_coredns, wait_for_ready_nodes, wait_for_system_workloads
@@ -67,33 +67,39 @@ def select_phases(names: list[str] | None) -> list[Phase]:
     return [phase for phase in PHASES if phase.name in names]
 
 
-def check_bundle_parts(lab: Lab) -> None:
-    """Refuse a lab that needs an optional bundle part its bundle lacks (Lab.needed_parts:
-    docker nodes cri-dockerd, a load_balancer.pool metallb, cloud_provider k8slab the
-    cloud-provider part, network_policy cilium), naming the spec field that asks for it and
-    the command that builds it; `up` asks before any host exists."""
-    built = parts.present(lab.kubernetes_version)
-    problems = [
-        f"{why}, which needs the bundle's {part} part: build it with "
-        f"`{parts.build_command(lab.kubernetes_version, part)}`"
+def check_bundle(lab: Lab) -> None:
+    """Refuse a lab whose bundle is missing, lacks an optional part the lab needs
+    (Lab.needed_parts: docker nodes cri-dockerd, a load_balancer.pool metallb, ...) or was
+    built from another recipe than today's (a stale part would install yesterday's
+    configuration), naming the spec field that asks for a part and the one command that
+    builds what is missing; `up` asks before any host exists."""
+    version = lab.kubernetes_version
+    command = f"k8slab bundle build --kubernetes {version}" + "".join(
+        f" --with {part}" for part in lab.needed_parts
+    )
+    if not store.is_complete(version):
+        raise BundleError(f"no complete bundle for Kubernetes {version}; build it with `{command}`")
+    built = parts.present(version)
+    problems = [] if base_is_current(version) else [f"the bundle of {version} has an older recipe"]
+    problems += [
+        f"{why}, which needs the bundle's {part} part"
         for part, why in lab.needed_parts.items()
         if part not in built
     ]
+    needed_and_built = [part for part in lab.needed_parts if part in built]
+    problems += [
+        f"its {part} part has an older recipe"
+        for part in parts.out_of_date(version, needed_and_built)
+    ]
     if problems:
-        raise BundleError(f"{lab.source}: {'; '.join(problems)}")
+        raise BundleError(f"{lab.source}: {'; '.join(problems)}: build it with `{command}`")
 
 
 def check_ready_to_provision(lab: Lab, state: LabState, progress: Progress = SILENT) -> None:
     """Everything a run needs, checked before any host is changed."""
     if not state.inventory.exists():
         raise HostError(f"lab {lab.name} has no hosts yet; run `k8slab up {lab.name}`")
-    with_parts = "".join(f" --with {part}" for part in lab.needed_parts)
-    if not store.is_complete(lab.kubernetes_version):
-        raise BundleError(
-            f"no complete bundle for Kubernetes {lab.kubernetes_version}; build it with "
-            f"`k8slab bundle build --kubernetes {lab.kubernetes_version}{with_parts}`"
-        )
-    check_bundle_parts(lab)
+    check_bundle(lab)
     reach_hosts(lab, state, progress)
     refresh_inventory(lab, state)
     tracker = EventTracker(progress, _phase_of_plays([PREFLIGHT]))

@@ -34,7 +34,7 @@ from toolkit.lab.spec import load_lab
 from toolkit.lab.state import LabState
 from toolkit.progress import SILENT, Progress
 from toolkit.provision.report import ProvisionReport
-from toolkit.provision.run import check_bundle_parts, provision
+from toolkit.provision.run import check_bundle, provision
 from toolkit.scale import journal, steps
 from toolkit.scale.journal import ScaleJournal, step_key
 from toolkit.scale.plan import ScaleError, ScalePlan, ScaleRequest, plan
@@ -75,7 +75,7 @@ def scale(lab: Lab, request: ScaleRequest, progress: Progress = SILENT) -> Scale
         )
     text = read_spec_text(lab.source)
     the_plan = plan(lab, text, request)
-    check_bundle_parts(the_plan.after)
+    check_bundle(the_plan.after)
     with progress.phase("health", f"lab {lab.name} before the scale"):
         problems = health_problems(lab)
     if problems:

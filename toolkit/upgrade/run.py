@@ -15,13 +15,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from toolkit import kube
-from toolkit.bundle import store
 from toolkit.drills.lab_ops import DrillError, remove_probe_files, wait_healthy
-from toolkit.errors import BundleError, HostError, K8slabError
+from toolkit.errors import HostError, K8slabError
 from toolkit.lab.edit import record_kubernetes_version
 from toolkit.lab.spec import Lab, Node, load_lab
 from toolkit.progress import SILENT, Progress
-from toolkit.provision.run import check_bundle_parts, provision
+from toolkit.provision.run import check_bundle, provision
 from toolkit.upgrade import actions, disruption, journal
 from toolkit.upgrade.actions import Context
 from toolkit.upgrade.disruption import Figures
@@ -135,12 +134,7 @@ def _begin(lab: Lab, target: str) -> tuple[Journal, Context] | None:
         )
     wanted = check_versions(running, target)
     ctx = Context(lab, release(running), wanted, SILENT)
-    if not store.is_complete(target):
-        raise BundleError(
-            f"no complete bundle for Kubernetes {target}; build it with "
-            f"`k8slab bundle build --kubernetes {target}`"
-        )
-    check_bundle_parts(ctx.target_lab)
+    check_bundle(ctx.target_lab)
     try:
         wait_healthy(lab, GATE_S)
     except DrillError as exc:
