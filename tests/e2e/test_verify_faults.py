@@ -402,7 +402,14 @@ def lb_through_node_may_fail(scene: Scene) -> set[str]:
 
 
 def kube_proxy_on_client_expected(scene: Scene) -> set[str]:
-    # The client's node translates no Service address: nothing through a Service answers.
+    """The client's node translates no Service address: nothing through a Service answers.
+    Unless Cilium runs there: its agent keeps every ClusterIP in its own eBPF service map and
+    translates a Pod's traffic at the Pod's veth even without kube-proxy replacement, so the
+    Pod-to-Service checks must still pass (not allowed to fail) and only the node's own
+    Service paths (NodePorts, kube-proxy's rules) break."""
+    agent = scene.lab.policy_agent
+    if agent and agent.name == "cilium":
+        return kube_proxy_expected(scene, client_node)
     return kube_proxy_expected(scene, client_node) | set(SERVICE_CHECKS)
 
 
