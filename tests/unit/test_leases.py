@@ -34,9 +34,9 @@ def test_a_holder_that_is_not_a_control_plane_is_named() -> None:
 
 
 def test_a_lease_is_stale_after_its_duration_and_the_slack() -> None:
-    assert problems(lease("cp1_0f2c", NOW - timedelta(seconds=20))) == []
+    assert problems(lease("cp1_0f2c", NOW - timedelta(seconds=25))) == []
     assert problems(lease("cp1_0f2c", NOW - timedelta(seconds=60))) == [
-        "last renewed 60 s ago (a leader renews within 20 s)"
+        "last renewed 60 s ago (a leader renews within 25 s)"
     ]
     assert problems(lease("cp1_0f2c", NOW - timedelta(seconds=60), duration=60)) == []
 
