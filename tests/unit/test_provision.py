@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from tests.helpers.lab_specs import mutated, with_base_bundle, with_part, write_spec
 from toolkit import constants, kube
+from toolkit.bundle import parts
 from toolkit.bundle.manifest import Manifest
 from toolkit.bundle.store import bundle_dir
 from toolkit.cli import main
@@ -274,6 +275,15 @@ def test_a_part_built_from_an_older_recipe_is_refused_with_the_command_that_rebu
         f"{docker_lab.source}: its cri-dockerd part has an older recipe: build it with "
         f"`k8slab bundle build --kubernetes {docker_lab.kubernetes_version} --with cri-dockerd`"
     )
+
+
+def test_bundle_list_names_what_was_built_from_an_older_recipe(docker_lab: Lab) -> None:
+    assert parts.older_recipes(docker_lab.kubernetes_version) == []
+    with_part(docker_lab, "cri-dockerd", recipe="0123456789abcdef")
+    assert parts.older_recipes(docker_lab.kubernetes_version) == ["cri-dockerd"]
+    listed = CliRunner().invoke(main, ["bundle", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert "older recipe: cri-dockerd (`bundle build` rebuilds)" in listed.output
 
 
 def test_a_base_bundle_built_from_an_older_recipe_is_refused(

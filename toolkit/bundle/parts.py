@@ -37,6 +37,7 @@ from toolkit.bundle import (
 )
 from toolkit.bundle.build import (
     BuildResult,
+    base_is_current,
     build_images,
     build_once,
     fresh_work,
@@ -57,7 +58,7 @@ from toolkit.bundle.store import (
 from toolkit.bundle.tools import Toolchain
 from toolkit.errors import BundleError
 from toolkit.progress import SILENT, Progress
-from toolkit.versions import KubernetesRelease, release
+from toolkit.versions import RELEASES, KubernetesRelease, release
 
 # Every part, by the name `--with` takes.
 PARTS: dict[str, Part] = {
@@ -102,6 +103,16 @@ def out_of_date(version: str, names: list[str]) -> list[str]:
     rel = release(version)
     base = load(rel.version)
     return [n for n in names if load_part(rel.version, n).recipe != recipe_hash(get(n), rel, base)]
+
+
+def older_recipes(version: str) -> list[str]:
+    """What of the complete bundle of ``version`` was built from another recipe than
+    today's: "base" and the names of such parts; nothing for a version this checkout
+    cannot build."""
+    if version not in RELEASES or not is_complete(version):
+        return []
+    base = [] if base_is_current(version) else ["base"]
+    return base + out_of_date(version, present(version))
 
 
 def load_part(version: str, name: str) -> Manifest:

@@ -113,4 +113,7 @@ def list_() -> None:
     for b in found:
         state = "complete" if b.complete else "INCOMPLETE"
         note = f"{b.note}, with {', '.join(b.parts)}" if b.parts else b.note
+        stale = parts.older_recipes(b.version) if b.complete else []
+        if stale:
+            note += f"; older recipe: {', '.join(stale)} (`bundle build` rebuilds)"
         click.echo(f"{b.version:<10} {state:<10} {b.artifacts:>9} {_size(b.size):>9}  {note}")
