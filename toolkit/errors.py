@@ -52,3 +52,7 @@ class CommandError(K8slabError):
 
 class BundleError(K8slabError):
     """An artifact bundle could not be built, fetched, verified or found."""
+
+
+class ConformanceError(K8slabError):
+    """The suite could not be run (the lab or the bundle is not ready, the Pod failed)."""

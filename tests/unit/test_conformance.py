@@ -14,7 +14,7 @@ import yaml
 from click.testing import CliRunner
 
 from toolkit.cli import main
-from toolkit.conformance import junit, logscan, manifests, run, skips
+from toolkit.conformance import junit, logscan, manifests, results, run, skips, watch
 from toolkit.lab import spec
 
 FIXTURES = Path(__file__).parent / "fixtures" / "conformance"
@@ -237,12 +237,12 @@ def test_the_pod_state_reads_the_runner_exit_and_hopeless_waits() -> None:
             ],
         }
     }
-    assert run.pod_state(pod) == run.PodState("Running", 1, "")
+    assert watch.pod_state(pod) == watch.PodState("Running", 1, "")
     waiting = {"status": {"phase": "Pending", "containerStatuses": [
         {"name": "conformance", "state": {"waiting": {"reason": "ErrImageNeverPull"}}}
     ]}}  # fmt: skip
-    assert run.pod_state(waiting).waiting == "conformance: ErrImageNeverPull"
-    assert not run.pod_state(waiting).finished
+    assert watch.pod_state(waiting).waiting == "conformance: ErrImageNeverPull"
+    assert not watch.pod_state(waiting).finished
 
 
 def test_untainted_nodes_leave_out_tainted_and_cordoned_ones() -> None:
@@ -298,14 +298,14 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeCluster:
     cluster = FakeCluster(log, slices=5)
     monkeypatch.setattr(run.kube, "kubectl", cluster.kubectl)
     monkeypatch.setattr(run.kube, "kubectl_json", cluster.kubectl_json)
-    monkeypatch.setattr(run, "POLL_INTERVAL_S", 0)
+    monkeypatch.setattr(watch, "POLL_INTERVAL_S", 0)
     return cluster
 
 
 def test_following_the_log_reports_progress_until_the_runner_exits(fake: FakeCluster) -> None:
     said: list[str] = []
-    follower = run.LogFollower(spec.load_lab("single"))
-    state = run._follow(follower.lab, follower, 60, lambda p: said.append(p.line()))
+    follower = watch.LogFollower(spec.load_lab("single"))
+    state = watch.follow(follower.lab, follower, 60, lambda p: said.append(p.line()))
     assert state.exit_code == 1
     assert follower.progress.done == 5 and len(follower.progress.failed) == 2
     assert said[-1] == "finished: 5/6 specs ran, 2 failed"
@@ -316,7 +316,7 @@ def test_ctrl_c_interrupts_go_runner_and_still_collects(
 ) -> None:
     fake.exit_after_interrupt = True
     polls = {"n": 0}
-    real_poll = run.poll
+    real_poll = watch.poll
 
     def poll_then_ctrl_c(*args: Any, **kwargs: Any) -> Any:
         polls["n"] += 1
@@ -325,9 +325,11 @@ def test_ctrl_c_interrupts_go_runner_and_still_collects(
         return real_poll(*args, **kwargs)
 
     collected: list[Path] = []
-    monkeypatch.setattr(run, "poll", poll_then_ctrl_c)
-    monkeypatch.setattr(run, "_wait_started", lambda lab: None)
-    monkeypatch.setattr(run, "collect", lambda lab, reports: collected.append(reports) or [])
+    monkeypatch.setattr(watch, "poll", poll_then_ctrl_c)
+    monkeypatch.setattr(watch, "wait_started", lambda lab: None)
+    monkeypatch.setattr(
+        results, "collect", lambda lab, node, reports: collected.append(reports) or []
+    )
     result = run.Result("single", tmp_path, 0.0, logscan.SuiteProgress())
     run._run_and_collect(spec.load_lab("single"), SPEC, result, run.SILENT)
     assert manifests.interrupt_args() in fake.calls
@@ -344,7 +346,7 @@ def test_the_log_follower_keeps_characters_cut_between_reads(
     cluster = FakeCluster(log, slices=1)
     cluster.slices = [log[:cut], log[cut:]]
     monkeypatch.setattr(run.kube, "kubectl", cluster.kubectl)
-    follower = run.LogFollower(spec.load_lab("single"))
+    follower = watch.LogFollower(spec.load_lab("single"))
     assert follower.read().done == 0
     assert follower.read().done == 3
 
@@ -389,7 +391,7 @@ def test_only_regular_files_inside_the_reports_folder_are_extracted(tmp_path: Pa
         link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
         tar.addfile(link)
     into = tmp_path / "reports"
-    assert run.extract_files(archive, into) == ["e2e.log"]
+    assert results.extract_files(archive, into) == ["e2e.log"]
     assert sorted(p.name for p in into.rglob("*")) == ["e2e.log"]
     assert not (tmp_path / "escape").exists()
 

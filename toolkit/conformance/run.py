@@ -10,51 +10,27 @@ stops the suite and still writes its reports; a second Ctrl-C stops waiting for 
 
 from __future__ import annotations
 
-import base64
-import binascii
-import codecs
-import contextlib
-import tarfile
-import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from toolkit import kube
 from toolkit.bundle import conformance, parts
-from toolkit.conformance import junit, manifests, skips
+from toolkit.conformance import junit, manifests, results, skips, watch
 from toolkit.conformance.images import import_images
-from toolkit.conformance.logscan import LogScanner, SuiteProgress
-from toolkit.constants import NODE_STATE_DIR
-from toolkit.errors import HostError, K8slabError
-from toolkit.hosts import remote
+from toolkit.conformance.logscan import SuiteProgress
+from toolkit.errors import ConformanceError, HostError
 from toolkit.lab.spec import Lab, Node
 from toolkit.lab.state import LabState
-from toolkit.poll import poll, wait_until
 from toolkit.progress import SILENT, Progress
 from toolkit.versions import release
 
-# How often the log is read while the suite runs; a progress line at most every
-# REPORT_EVERY_S (a failure and the end are said at once).
-POLL_INTERVAL_S = 15
-REPORT_EVERY_S = 60
-# How long the lab may not answer (SSH, the API) before a run is given up.
-UNREACHABLE_S = 600
 # go-runner gives ginkgo --timeout=24h; a run longer than that is stuck.
 RUN_TIMEOUT_S = 25 * 3600
-START_TIMEOUT_S = 300
 # After SIGINT: ginkgo runs the current spec's cleanup and writes its reports.
 INTERRUPT_TIMEOUT_S = 600
 CLEANUP_TIMEOUT_S = 300
-NODE_RESULTS = f"{NODE_STATE_DIR}/conformance-results.tar"
-# A container waiting for one of these will never start.
-HOPELESS = ("ErrImageNeverPull", "InvalidImageName", "CreateContainerConfigError")
-
-
-class ConformanceError(K8slabError):
-    """The suite could not be run (the lab or the bundle is not ready, the Pod failed)."""
 
 
 @dataclass(frozen=True)
@@ -178,177 +154,6 @@ def cleanup(lab: Lab, timeout_s: float = CLEANUP_TIMEOUT_S) -> None:
     )
 
 
-@dataclass
-class PodState:
-    phase: str = ""
-    exit_code: int | None = None  # the runner container's, once it terminated
-    waiting: str = ""  # why a container waits (ErrImageNeverPull...)
-
-    @property
-    def finished(self) -> bool:
-        return self.exit_code is not None
-
-
-def pod_state(pod: dict[str, Any]) -> PodState:
-    """The run's Pod as kubectl's JSON shows it."""
-    status = pod.get("status", {})
-    found = PodState(phase=status.get("phase", ""))
-    for container in status.get("containerStatuses") or []:
-        state = container.get("state", {})
-        waiting = state.get("waiting", {}).get("reason", "")
-        if waiting:
-            found.waiting = f"{container['name']}: {waiting}"
-        if container["name"] == manifests.RUNNER and "terminated" in state:
-            found.exit_code = int(state["terminated"].get("exitCode", -1))
-    return found
-
-
-class LogFollower:
-    """Reads the suite's log a slice at a time (``tail -c +N``, base64 so that no byte is
-    lost), feeding the scanner."""
-
-    def __init__(self, lab: Lab) -> None:
-        self.lab = lab
-        self.offset = 0
-        self.scanner = LogScanner()
-        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self.progress = SuiteProgress()
-
-    def read(self) -> SuiteProgress:
-        status, output = kube.kubectl(self.lab, manifests.log_tail_args(self.offset), timeout=120)
-        if status != 0:
-            return self.progress  # no log yet, or the API hiccuped: the next read catches up
-        try:
-            data = base64.b64decode("".join(output.split()), validate=True)
-        except binascii.Error:
-            return self.progress
-        self.offset += len(data)
-        self.progress = self.scanner.feed(self.decoder.decode(data))
-        return self.progress
-
-
-def _follow(
-    lab: Lab,
-    follower: LogFollower,
-    timeout_s: float,
-    report: Callable[[SuiteProgress], None],
-) -> PodState:
-    """Read the log and the Pod until the runner container has exited (bounded)."""
-
-    answered = time.monotonic()
-
-    def step() -> PodState:
-        nonlocal answered
-        try:
-            report(follower.read())
-            state = pod_state(
-                kube.kubectl_json(lab, ["get", "pod", "-n", manifests.NAMESPACE, manifests.POD])
-            )
-            if state.finished:
-                report(follower.read())
-        except (HostError, kube.ClusterError) as exc:
-            # A hiccup must not end a run of hours; a lab gone for good must.
-            if time.monotonic() - answered > UNREACHABLE_S:
-                raise ConformanceError(
-                    f"lab {lab.name} has not answered for {UNREACHABLE_S}s: {exc}"
-                ) from None
-            return PodState()
-        answered = time.monotonic()
-        return state
-
-    outcome = poll(step, lambda s: s.finished, timeout_s, POLL_INTERVAL_S)
-    return outcome.value
-
-
-def _reporter(progress: Progress) -> Callable[[SuiteProgress], None]:
-    """Says each new failure at once, and the progress line every REPORT_EVERY_S (at
-    once when the suite has just started or finished)."""
-    last: dict[str, Any] = {"line": "", "at": -REPORT_EVERY_S, "failed": 0}
-
-    def report(now: SuiteProgress) -> None:
-        line = now.line()
-        for name in now.failed[last["failed"] :]:
-            progress.say("suite", f"FAILED: {name}")
-        last["failed"] = len(now.failed)
-        due = time.monotonic() - last["at"] >= REPORT_EVERY_S
-        milestone = now.ran is not None or (
-            now.total is not None and last["line"].startswith("starting")
-        )
-        if line != last["line"] and (due or milestone):
-            progress.say("suite", line)
-            last["line"], last["at"] = line, time.monotonic()
-
-    return report
-
-
-def _wait_started(lab: Lab) -> None:
-    """Until the Pod runs (or ran); a Pod that can never start fails at once."""
-
-    def state() -> PodState:
-        found = pod_state(
-            kube.kubectl_json(lab, ["get", "pod", "-n", manifests.NAMESPACE, manifests.POD])
-        )
-        if found.waiting.endswith(HOPELESS):
-            raise ConformanceError(
-                f"the conformance Pod cannot start ({found.waiting}): are the part's images "
-                "imported? (`k8slab kubectl LAB -- describe pod -n "
-                f"{manifests.NAMESPACE} {manifests.POD}`)"
-            )
-        return found
-
-    wait_until(
-        state,
-        lambda s: s.phase in ("Running", "Succeeded", "Failed"),
-        timeout_s=START_TIMEOUT_S,
-        interval_s=3,
-        what=f"lab {lab.name}: the conformance Pod running",
-        retry_on=(HostError, kube.ClusterError),
-    )
-
-
-def extract_files(archive: Path, into: Path) -> list[str]:
-    """The regular files of a tar, under ``into`` (nothing outside it, no links, no
-    modes: what tarfile's "data" filter does, which Python 3.11.2 lacks); their names."""
-    written = []
-    with tarfile.open(archive) as tar:
-        for member in tar.getmembers():
-            name = Path(member.name)
-            if not member.isfile() or name.is_absolute() or ".." in name.parts:
-                continue
-            source = tar.extractfile(member)
-            if source is None:
-                continue
-            target = into / name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(source.read())
-            written.append(name.as_posix())
-    return written
-
-
-def collect(lab: Lab, reports: Path) -> list[str]:
-    """Copy the results folder into ``reports`` (tar from the output container, through
-    the runner's node); the problems met, if any."""
-    node = runner_node(lab)
-    to_tar = kube.kubectl_command(
-        manifests.exec_args(manifests.OUTPUT, "tar", "-C", manifests.RESULTS_DIR, "-cf", "-", ".")
-    )
-    problems = []
-    try:
-        remote.root(
-            lab, node, f"mkdir -p {NODE_STATE_DIR} && {to_tar} > {NODE_RESULTS}", timeout=600
-        )
-        with tempfile.TemporaryDirectory(prefix="k8slab-conformance-") as tmp:
-            archive = Path(tmp) / "results.tar"
-            remote.fetch(lab, node, NODE_RESULTS, archive)
-            extract_files(archive, reports)
-    except (HostError, OSError, tarfile.TarError) as exc:
-        problems.append(f"the results could not be copied: {exc}")
-    finally:
-        with contextlib.suppress(HostError):
-            remote.try_root(lab, node, f"rm -f {NODE_RESULTS}", timeout=30)
-    return problems
-
-
 def run_conformance(lab: Lab, options: Options, progress: Progress = SILENT) -> Result:
     """Run the suite on ``lab``; the result, with the reports written (see the module)."""
     spec = run_spec(lab, options)
@@ -380,12 +185,12 @@ def run_conformance(lab: Lab, options: Options, progress: Progress = SILENT) -> 
 
 def _run_and_collect(lab: Lab, spec: manifests.RunSpec, result: Result, progress: Progress) -> None:
     with progress.phase("start", f"the suite's Pod on {spec.node}"):
-        _wait_started(lab)
-    follower = LogFollower(lab)
-    report = _reporter(progress)
+        watch.wait_started(lab)
+    follower = watch.LogFollower(lab)
+    report = watch.reporter(progress)
     try:
         with progress.phase("suite", f"focus {spec.focus!r}, {spec.parallel} process(es)"):
-            state = _follow(lab, follower, RUN_TIMEOUT_S, report)
+            state = watch.follow(lab, follower, RUN_TIMEOUT_S, report)
     except KeyboardInterrupt:
         result.interrupted = True
         progress.say("suite", "interrupted: SIGINT to go-runner, waiting for its reports")
@@ -394,16 +199,16 @@ def _run_and_collect(lab: Lab, spec: manifests.RunSpec, result: Result, progress
         except HostError as exc:
             result.problems.append(f"SIGINT to go-runner: {exc}")
         try:
-            state = _follow(lab, follower, INTERRUPT_TIMEOUT_S, report)
+            state = watch.follow(lab, follower, INTERRUPT_TIMEOUT_S, report)
         except KeyboardInterrupt:
             progress.say("suite", "interrupted again: collecting what is there")
-            state = PodState()
+            state = watch.PodState()
     result.progress = follower.progress
     result.exit_code = state.exit_code
     if not state.finished:
         result.problems.append("go-runner did not exit in time")
     with progress.phase("collect", f"results into {result.reports}"):
-        result.problems += collect(lab, result.reports)
+        result.problems += results.collect(lab, runner_node(lab), result.reports)
 
 
 def _summarize(state: LabState, result: Result) -> None:
