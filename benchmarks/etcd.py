@@ -6,6 +6,8 @@ On a stacked lab that is up (this script never creates or destroys one):
   keys of 100 bytes, written with `etcdctl txn` (128 puts each, etcd's default limit) in a
   bounded loop on a member;
 - the RTO of the backup-restore drill (restore start to every node Ready);
+- the member-loss drill's election, longest gap between acknowledged writes, and the
+  time to replace the member (remove, wipe, add back, healthy);
 - the longest gap a client polling the API through the VIP every 100 ms sees in the
   control-plane-loss drill.
 Writes benchmarks/results/etcd.json.
@@ -129,6 +131,13 @@ def main() -> None:
             "rto_s": round(drill.timings.get("rto_s", -1), 1),
             "rto_target_s": 120,
             "rpo": drill.data.get("rpo"),
+        }
+        drill = run_drill(lab, "member-loss", progress)
+        result["member_loss_drill"] = {
+            "passed": drill.passed,
+            "election_s": round(drill.timings.get("election_s", -1), 1),
+            "write_gap_s": round(drill.timings.get("write_gap_s", -1), 2),
+            "replace_s": round(drill.timings.get("replace_s", -1), 1),
         }
         drill = run_drill(lab, "control-plane-loss", progress)
         result["control_plane_loss_drill"] = {

@@ -245,6 +245,17 @@ def etcd_tables(data: dict[str, Any]) -> list[Table]:
                 f"{seconds(rpo.get('seconds_since_backup'))}, lost: {fmt(rpo.get('objects_lost'))}",
             ]
         )
+    member = data.get("member_loss_drill")
+    if member:
+        drills.append(
+            [
+                "`member-loss`",
+                fmt(member.get("passed")),
+                f"new leader in {seconds(member.get('election_s'))}; longest gap between "
+                f"writes {seconds(member.get('write_gap_s'))}; member replaced in "
+                f"{seconds(member.get('replace_s'))}",
+            ]
+        )
     loss = data.get("control_plane_loss_drill")
     if loss:
         drills.append(
