@@ -20,6 +20,7 @@ from toolkit.verify import addons as reach
 BODIES = {
     "/api/v1/query": b'{"status": "success", "data": {"result": []}}',
     "/select/logsql/query": b'{"_msg": "a"}\n{"_msg": "b"}\n',
+    "/select/logsql/one": b'{"_msg": "a"}\n',
 }
 
 
@@ -63,8 +64,10 @@ def test_answers_are_json_or_one_json_object_per_line(
     answer = reach.get_json(ui, lab, "/api/v1/query", query="up == 0")
     assert answer.ok and answer.data["status"] == "success"
     assert server.paths[-1] == "/api/v1/query?query=up+%3D%3D+0"  # type: ignore[attr-defined]
-    lines = reach.get_json(ui, lab, "/select/logsql/query", query='"token"')
+    lines = reach.logs_query(lab, '"token"')
     assert lines.data == [{"_msg": "a"}, {"_msg": "b"}]
+    # One matching line is still a list of lines, not that line's object.
+    assert reach.get_json(ui, lab, "/select/logsql/one", lines=True).data == [{"_msg": "a"}]
     broken = reach.get_json(ui, lab, "/other")
     assert not broken.ok and "not JSON" in broken.error
 

@@ -55,26 +55,21 @@ class Answer:
         return f"GET {self.url}: " + (self.error or json.dumps(self.data)[:2000])
 
 
-def get_json(ui: Ui, lab: Lab, path: str, **query: str) -> Answer:
-    """GET ``path`` of ``ui``'s server with ``query``, parsed as JSON."""
+def get_json(ui: Ui, lab: Lab, path: str, lines: bool = False, **query: str) -> Answer:
+    """GET ``path`` of ``ui``'s server with ``query``, parsed as JSON, or with ``lines`` as
+    one JSON object per line (a list, however many lines: VictoriaLogs' answers)."""
     url = ui.base(lab) + path + ("?" + urllib.parse.urlencode(query) if query else "")
     try:
         with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT_S) as response:
             body = response.read().decode("utf-8", "replace")
     except OSError as exc:
         return Answer(url, error=f"{type(exc).__name__}: {exc}")
-    return _parse(url, body)
-
-
-def _parse(url: str, body: str) -> Answer:
     try:
-        return Answer(url, json.loads(body))
-    except json.JSONDecodeError:
-        # VictoriaLogs answers a query with one JSON object per line.
-        try:
+        if lines:
             return Answer(url, [json.loads(line) for line in body.splitlines() if line.strip()])
-        except json.JSONDecodeError as exc:
-            return Answer(url, error=f"not JSON ({exc}): {body[:300]}")
+        return Answer(url, json.loads(body))
+    except json.JSONDecodeError as exc:
+        return Answer(url, error=f"not JSON ({exc}): {body[:300]}")
 
 
 def prometheus_query(lab: Lab, promql: str) -> Answer:
@@ -82,7 +77,7 @@ def prometheus_query(lab: Lab, promql: str) -> Answer:
 
 
 def logs_query(lab: Lab, logsql: str, limit: int = 50) -> Answer:
-    return get_json(LOGS, lab, "/select/logsql/query", query=logsql, limit=str(limit))
+    return get_json(LOGS, lab, "/select/logsql/query", lines=True, query=logsql, limit=str(limit))
 
 
 def shell_image(cluster: Cluster) -> str:
