@@ -292,15 +292,37 @@ def replicas_on_one_node(pods: dict[str, Any]) -> bool:
 
 
 def spread_coredns(lab: Lab, timeout_s: float = 180) -> bool:
-    """Restart CoreDNS when its replicas share one node, so that losing a node leaves a
+    """Move one CoreDNS replica when they share one node, so that losing a node leaves a
     resolver (verify's nodes/coredns_replicas_on_different_nodes): they are scheduled when
-    the first node turns Ready, often before any other, and kubeadm's preferred
-    anti-affinity spreads them only when they are scheduled again. Whether it restarted."""
+    the first node turns Ready, often before any other. One replica is deleted and its
+    replacement scheduled while the other still runs, so kubeadm's preferred anti-affinity
+    sends it to another node; a rollout restart schedules each new replica beside old ones
+    on every node and can land them together again (seen on single). Whether it moved one."""
     if len(lab.control_planes) + len(lab.workers) < 2:
         return False
-    pods = kubectl_json(lab, ["get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns"])
+
+    def coredns() -> dict[str, Any]:
+        return dict(
+            kubectl_json(lab, ["get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns"])
+        )
+
+    pods = coredns()
     if not replicas_on_one_node(pods):
         return False
-    kubectl_ok(lab, ["rollout", "restart", "deployment/coredns", "-n", "kube-system"])
-    wait_rolled_out(lab, "deployment/coredns", "kube-system", timeout_s)
+    replicas = len(ready_pod_nodes(pods))
+    moved = sorted(ready_pod_nodes(pods))[-1]
+    kubectl_ok(lab, ["delete", "pod", "-n", "kube-system", moved])
+
+    def spread(found: dict[str, Any]) -> bool:
+        ready = ready_pod_nodes(found)
+        return len(ready) >= replicas and len(set(ready.values())) >= 2
+
+    wait_until(
+        coredns,
+        spread,
+        timeout_s=timeout_s,
+        interval_s=POLL_INTERVAL_S,
+        what=f"CoreDNS's {replicas} replicas ready on two nodes after moving {moved}",
+        retry_on=(HostError, ClusterError),
+    )
     return True

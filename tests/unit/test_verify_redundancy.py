@@ -6,8 +6,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.helpers.modules import load_file
+from toolkit import kube
 from toolkit.kube import ready_pod_nodes, replicas_on_one_node
+from toolkit.lab.spec import load_lab
 from toolkit.verify.redundancy import (
     backend_problems,
     connected_to,
@@ -253,3 +257,30 @@ def test_a_fault_that_takes_a_node_out_of_ready_expects_its_lifecycle_pod_to_fai
                     if match := NODE_READY.match(check):
                         lifecycle = f"nodes/pod_runs_logs_execs_and_is_deleted[{match['node']}]"
                         assert lifecycle in checks, (name, fault, check)
+
+
+def test_coredns_is_spread_by_moving_one_replica_and_waiting_for_its_replacement(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    answers = iter(
+        [
+            {"items": [pod("a", "cp1"), pod("b", "cp1")]},
+            {"items": [pod("a", "cp1"), pod("c", "w1", ready=False)]},
+            {"items": [pod("a", "cp1"), pod("c", "w1")]},
+        ]
+    )
+    deleted: list[list[str]] = []
+    monkeypatch.setattr(kube, "kubectl_json", lambda lab, args, **_: next(answers))
+    monkeypatch.setattr(kube, "kubectl_ok", lambda lab, args, **_: deleted.append(args))
+    monkeypatch.setattr(kube, "POLL_INTERVAL_S", 0)
+    assert kube.spread_coredns(load_lab("single"))
+    assert deleted == [["delete", "pod", "-n", "kube-system", "b"]]
+    assert next(answers, None) is None  # it waited for the replacement to be ready
+
+
+def test_coredns_already_on_two_nodes_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(
+        kube, "kubectl_json", lambda lab, args, **_: {"items": [pod("a", "cp1"), pod("b", "w1")]}
+    )
+    monkeypatch.setattr(kube, "kubectl_ok", lambda lab, args, **_: pytest.fail("moved a replica"))
+    assert not kube.spread_coredns(load_lab("single"))
