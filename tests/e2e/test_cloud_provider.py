@@ -88,10 +88,14 @@ def test_a_host_powered_off_is_tainted_shutdown_and_untainted_once_back(cloud_la
 
 
 def without(lab: Lab, node: Node, folder: Path) -> Lab:
-    """The lab's spec without ``node``, as a file of the same lab (its folder's name)."""
+    """The lab's spec without ``node``, as a file of the same lab (its folder's name). It
+    drives the control-plane phase only (the cloud's config): a lab left without workers
+    drops its add-ons too, which a spec refuses without a worker to run them."""
     data = yaml.safe_load(lab.source.read_text(encoding="utf-8"))
     for group in data["nodes"].values():
         group[:] = [entry for entry in group if entry["name"] != node.name]
+    if not data["nodes"].get("workers"):
+        data.pop("addons", None)
     path = folder / lab.name / "lab.yml"
     path.parent.mkdir(parents=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
