@@ -232,45 +232,50 @@ def etcd_tables(data: dict[str, Any]) -> list[Table]:
             ],
         )
     )
-    drills = []
-    restore = data.get("backup_restore_drill")
-    if restore:
-        rpo = restore.get("rpo", {})
-        drills.append(
-            [
-                "`backup-restore`",
-                fmt(restore.get("passed")),
-                f"RTO {seconds(restore['rto_s'])} (target {seconds(restore.get('rto_target_s'))}); "
-                f"RPO {fmt(rpo.get('revisions_missed'))} revisions, "
-                f"{seconds(rpo.get('seconds_since_backup'))}, lost: {fmt(rpo.get('objects_lost'))}",
-            ]
-        )
-    member = data.get("member_loss_drill")
-    if member:
-        drills.append(
-            [
-                "`member-loss`",
-                fmt(member.get("passed")),
-                f"new leader in {seconds(member.get('election_s'))}; longest gap between "
-                f"writes {seconds(member.get('write_gap_s'))}; member replaced in "
-                f"{seconds(member.get('replace_s'))}",
-            ]
-        )
-    loss = data.get("control_plane_loss_drill")
-    if loss:
-        drills.append(
-            [
-                "`control-plane-loss`",
-                fmt(loss.get("passed")),
-                f"host {fmt(loss.get('stopped_host'))} stopped; VIP moved in "
-                f"{seconds(loss.get('vip_moved_s'))}; longest API gap "
-                f"{seconds(loss['longest_api_gap_s'])} (polling every "
-                f"{seconds(loss.get('poll_interval_s'))})",
-            ]
-        )
+    drills = drill_rows(data)
     if drills:
         tables.append((["drill", "passed", "figures"], drills))
     return tables
+
+
+def _restore_figures(d: dict[str, Any]) -> str:
+    rpo = d.get("rpo", {})
+    return (
+        f"RTO {seconds(d['rto_s'])} (target {seconds(d.get('rto_target_s'))}); "
+        f"RPO {fmt(rpo.get('revisions_missed'))} revisions, "
+        f"{seconds(rpo.get('seconds_since_backup'))}, lost: {fmt(rpo.get('objects_lost'))}"
+    )
+
+
+def _member_loss_figures(d: dict[str, Any]) -> str:
+    return (
+        f"new leader in {seconds(d.get('election_s'))}; longest gap between writes "
+        f"{seconds(d.get('write_gap_s'))}; member replaced in {seconds(d.get('replace_s'))}"
+    )
+
+
+def _control_plane_loss_figures(d: dict[str, Any]) -> str:
+    return (
+        f"host {fmt(d.get('stopped_host'))} stopped; VIP moved in "
+        f"{seconds(d.get('vip_moved_s'))}; longest API gap {seconds(d['longest_api_gap_s'])} "
+        f"(polling every {seconds(d.get('poll_interval_s'))})"
+    )
+
+
+# The drills etcd.json records: its key, the drill's name, what its row says.
+DRILLS: list[tuple[str, str, Callable[[dict[str, Any]], str]]] = [
+    ("backup_restore_drill", "backup-restore", _restore_figures),
+    ("member_loss_drill", "member-loss", _member_loss_figures),
+    ("control_plane_loss_drill", "control-plane-loss", _control_plane_loss_figures),
+]
+
+
+def drill_rows(data: dict[str, Any]) -> list[list[str]]:
+    return [
+        [f"`{name}`", fmt(data[key].get("passed")), figures(data[key])]
+        for key, name, figures in DRILLS
+        if data.get(key)
+    ]
 
 
 def bundle_tables(data: dict[str, Any]) -> list[Table]:
