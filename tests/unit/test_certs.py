@@ -138,3 +138,32 @@ def test_the_table_exits_1_when_one_expires_within_30_days(
     found.append(Certificate("cp2", "apiserver", False, now + timedelta(days=10), "kubeadm"))
     result = CliRunner().invoke(main, ["certs", "ha-stacked"])
     assert result.exit_code == 1 and "expiring within 30 days: cp2/apiserver" in result.output
+
+
+def test_the_renewed_admin_kubeconfig_replaces_the_lab_s_whole_and_private(
+    isolated_state: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lab = load_lab("single")
+    state = run.LabState.of(lab.name)
+    state.write_text(state.kubeconfig, "old\n", 0o600)
+
+    def fetch(lab: Lab, node: object, remote_path: str, local: Path) -> str:
+        assert remote_path == "/etc/kubernetes/admin.conf"
+        local.write_text("renewed\n")
+        return "sha"
+
+    monkeypatch.setattr(run.remote, "fetch", fetch)
+    run.refresh_admin_kubeconfig(lab)
+    assert state.kubeconfig.read_text() == "renewed\n"
+    assert state.kubeconfig.stat().st_mode & 0o777 == 0o600
+    assert sorted(p.name for p in state.root.iterdir() if p.name.startswith(".")) == []
+
+    def unreachable(lab: Lab, node: object, remote_path: str, local: Path) -> str:
+        local.write_text("half")
+        raise run.HostError("cp1: connection reset")
+
+    monkeypatch.setattr(run.remote, "fetch", unreachable)
+    with pytest.raises(run.HostError):
+        run.refresh_admin_kubeconfig(lab)
+    assert state.kubeconfig.read_text() == "renewed\n"
+    assert not state.kubeconfig.with_name(".kubeconfig.partial").exists()

@@ -107,10 +107,12 @@ def reissue_etcd_member(lab: Lab, member: Node, progress: Progress = SILENT) -> 
 def refresh_admin_kubeconfig(lab: Lab) -> None:
     """The renewed admin.conf of the first control plane into the lab's state (0600)."""
     state = LabState.of(lab.name)
-    target = state.root / "kubeconfig"
-    partial = target.with_name(".kubeconfig.partial")
-    remote.fetch(lab, lab.control_planes[0], kube.ADMIN_KUBECONFIG, partial)
-    partial.replace(target)
+    partial = state.kubeconfig.with_name(".kubeconfig.partial")
+    try:
+        remote.fetch(lab, lab.control_planes[0], kube.ADMIN_KUBECONFIG, partial)
+        state.write_text(state.kubeconfig, partial.read_text(encoding="utf-8"), 0o600)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def renew(lab: Lab, progress: Progress = SILENT) -> list[Certificate]:
