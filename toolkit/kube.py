@@ -309,8 +309,8 @@ def spread_coredns(lab: Lab, timeout_s: float = 180) -> bool:
     pods = coredns()
     if not replicas_on_one_node(pods):
         return False
-    replicas = len(ready_pod_nodes(pods))
-    moved = sorted(ready_pod_nodes(pods))[-1]
+    ready = ready_pod_nodes(pods)
+    replicas, moved = len(ready), max(ready)
     kubectl_ok(lab, ["delete", "pod", "-n", "kube-system", moved])
 
     def spread(found: dict[str, Any]) -> bool:
